@@ -1,0 +1,342 @@
+//! The encoder on the CPU, llm.c style: `encoder_forward` is the per-layer list of op calls,
+//! `encoder_backward` the same list reversed. Post-LayerNorm transformer (BERT / XLM-R):
+//!
+//! ```text
+//! x0      = dropout(LN(wte[ids] + wpe[pos] + wtt[types]))      hidden_states[0]
+//! per layer l, input x:
+//!   qkv   = x · Wqkv^T + bqkv                                   (B, T, 3C)
+//!   atty  = attention(qkv, mask)                                 (B, T, C)
+//!   res1  = dropout(atty · Wo^T + bo) + x
+//!   ln1   = LN1(res1)
+//!   fch   = ln1 · Wfc^T + bfc ; fch_gelu = gelu(fch)            (B, T, FFN)
+//!   res2  = dropout(fch_gelu · Wp^T + bp) + ln1
+//!   out   = LN2(res2)                                            hidden_states[l + 1]
+//! ```
+
+use super::ops::*;
+use crate::config::ModelConfig;
+use crate::model::{EncoderParams, LayerParams};
+use crate::rng;
+
+/// A batch of token ids, already padded to (B, T).
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// B
+    pub b: usize,
+    /// T
+    pub t: usize,
+    /// (B, T) token ids.
+    pub ids: Vec<u32>,
+    /// (B, T) token type (segment) ids.
+    pub types: Vec<u32>,
+    /// (B, T) 1.0 for real tokens, 0.0 for padding.
+    pub mask: Vec<f32>,
+}
+
+/// Saved activations of one layer.
+#[derive(Clone, Debug)]
+pub struct LayerActs {
+    /// (B, T, 3C)
+    pub qkv: Vec<f32>,
+    /// (B, NH, T, T) attention probabilities before dropout.
+    pub att: Vec<f32>,
+    /// (B, T, C) attention output before the projection.
+    pub atty: Vec<f32>,
+    /// (B, T, C) projection + dropout + residual, the LN1 input.
+    pub res1: Vec<f32>,
+    /// (B, T, C)
+    pub ln1: Vec<f32>,
+    /// (B, T)
+    pub ln1_mean: Vec<f32>,
+    /// (B, T)
+    pub ln1_rstd: Vec<f32>,
+    /// (B, T, FFN)
+    pub fch: Vec<f32>,
+    /// (B, T, FFN)
+    pub fch_gelu: Vec<f32>,
+    /// (B, T, C) FFN projection + dropout + residual, the LN2 input.
+    pub res2: Vec<f32>,
+    /// (B, T, C) the layer output.
+    pub out: Vec<f32>,
+    /// (B, T)
+    pub ln2_mean: Vec<f32>,
+    /// (B, T)
+    pub ln2_rstd: Vec<f32>,
+}
+
+impl LayerActs {
+    fn new(cfg: &ModelConfig, b: usize, t: usize) -> Self {
+        let (n, c, ffn, nh) = (b * t, cfg.hidden_size, cfg.intermediate_size, cfg.num_heads);
+        LayerActs {
+            qkv: vec![0.0; n * 3 * c],
+            att: vec![0.0; b * nh * t * t],
+            atty: vec![0.0; n * c],
+            res1: vec![0.0; n * c],
+            ln1: vec![0.0; n * c],
+            ln1_mean: vec![0.0; n],
+            ln1_rstd: vec![0.0; n],
+            fch: vec![0.0; n * ffn],
+            fch_gelu: vec![0.0; n * ffn],
+            res2: vec![0.0; n * c],
+            out: vec![0.0; n * c],
+            ln2_mean: vec![0.0; n],
+            ln2_rstd: vec![0.0; n],
+        }
+    }
+}
+
+/// Everything the forward saves for the backward, for one (B, T).
+#[derive(Clone, Debug)]
+pub struct Activations {
+    /// B
+    pub b: usize,
+    /// T
+    pub t: usize,
+    /// (B, T)
+    pub pos: Vec<u32>,
+    /// (B, T, C) embedding sum before LayerNorm.
+    pub emb: Vec<f32>,
+    /// (B, T)
+    pub emb_mean: Vec<f32>,
+    /// (B, T)
+    pub emb_rstd: Vec<f32>,
+    /// (B, T, C) hidden_states[0].
+    pub x0: Vec<f32>,
+    /// One per layer when training; a single reused entry for inference.
+    pub layers: Vec<LayerActs>,
+    /// (B, T, C) inference only: the running hidden state.
+    pub x: Vec<f32>,
+    /// Whether every layer is kept for a backward pass.
+    pub train: bool,
+}
+
+impl Activations {
+    /// Buffers for a (B, T) batch; `train` keeps every layer (needed for the backward).
+    pub fn new(cfg: &ModelConfig, b: usize, t: usize, train: bool) -> Self {
+        let n = b * t;
+        let c = cfg.hidden_size;
+        let nl = if train { cfg.num_layers } else { 1 };
+        Activations {
+            b,
+            t,
+            pos: vec![0; n],
+            emb: vec![0.0; n * c],
+            emb_mean: vec![0.0; n],
+            emb_rstd: vec![0.0; n],
+            x0: vec![0.0; n * c],
+            layers: (0..nl).map(|_| LayerActs::new(cfg, b, t)).collect(),
+            x: if train { Vec::new() } else { vec![0.0; n * c] },
+            train,
+        }
+    }
+
+    /// hidden_states[L] after a training forward (L = 0 is the embedding output).
+    pub fn hidden(&self, l: usize) -> &[f32] {
+        if l == 0 {
+            &self.x0
+        } else {
+            &self.layers[l - 1].out
+        }
+    }
+
+    /// The output of the last layer run: the final hidden state.
+    pub fn last(&self) -> &[f32] {
+        if self.train {
+            self.layers.last().map_or(&self.x0, |la| &la.out)
+        } else {
+            &self.x
+        }
+    }
+}
+
+/// Dropout settings of one forward/backward pair.
+#[derive(Clone, Copy, Debug)]
+pub struct DropoutCfg {
+    /// Hidden-state dropout probability.
+    pub hidden: f32,
+    /// Attention-probability dropout probability.
+    pub attention: f32,
+    /// Seed of this step: every site derives its own stream from it.
+    pub seed: u64,
+}
+
+impl DropoutCfg {
+    /// No dropout (evaluation).
+    pub const OFF: DropoutCfg = DropoutCfg { hidden: 0.0, attention: 0.0, seed: 0 };
+
+    /// The model's dropout at a given step seed.
+    pub fn train(cfg: &ModelConfig, seed: u64) -> Self {
+        DropoutCfg { hidden: cfg.hidden_dropout, attention: cfg.attention_dropout, seed }
+    }
+
+    /// The seed of one dropout site: layer `l` (or `usize::MAX` for the embeddings), site `s`.
+    pub fn site(&self, l: usize, s: u64) -> u64 {
+        rng::derive(self.seed, (l as u64).wrapping_mul(16).wrapping_add(s))
+    }
+}
+
+const SITE_ATTN: u64 = 0;
+const SITE_ATTN_PROJ: u64 = 1;
+const SITE_FFN: u64 = 2;
+const SITE_EMB: u64 = 3;
+const EMB_LAYER: usize = usize::MAX;
+
+/// Runs the encoder on `batch`. Training activations keep every layer; inference activations
+/// stop after `stop_after` layers (`None` = all), leaving that hidden state in `acts.last()`.
+pub fn encoder_forward(acts: &mut Activations, params: &[f32], p: &EncoderParams, cfg: &ModelConfig, batch: &Batch, drop: DropoutCfg, stop_after: Option<usize>) {
+    let (b, t, c) = (batch.b, batch.t, cfg.hidden_size);
+    let n = b * t;
+    assert!(acts.b == b && acts.t == t, "activations sized for ({}, {}), batch is ({b}, {t})", acts.b, acts.t);
+    let w = |r: &std::ops::Range<usize>| &params[r.clone()];
+
+    position_ids(&mut acts.pos, &batch.ids, b, t, cfg.family, cfg.pad_token_id);
+    embedding_forward(&mut acts.emb, &batch.ids, &acts.pos, &batch.types, w(&p.wte), w(&p.wpe), w(&p.wtt), n, c);
+    layernorm_forward(&mut acts.x0, &mut acts.emb_mean, &mut acts.emb_rstd, &acts.emb, w(&p.ln_emb_w), w(&p.ln_emb_b), n, c, cfg.layer_norm_eps);
+    dropout_forward(&mut acts.x0, drop.hidden, drop.site(EMB_LAYER, SITE_EMB), n * c);
+
+    let nl = stop_after.unwrap_or(cfg.num_layers).min(cfg.num_layers);
+    if acts.train {
+        for l in 0..nl {
+            let (done, rest) = acts.layers.split_at_mut(l);
+            let x = if l == 0 { &acts.x0 } else { &done[l - 1].out };
+            layer_forward(&mut rest[0], x, params, &p.layers[l], cfg, batch, drop, l);
+        }
+    } else {
+        acts.x.copy_from_slice(&acts.x0);
+        for l in 0..nl {
+            layer_forward(&mut acts.layers[0], &acts.x, params, &p.layers[l], cfg, batch, drop, l);
+            std::mem::swap(&mut acts.x, &mut acts.layers[0].out);
+        }
+    }
+}
+
+/// One transformer layer forward: input x (B, T, C), output `la.out`.
+fn layer_forward(la: &mut LayerActs, x: &[f32], params: &[f32], lp: &LayerParams, cfg: &ModelConfig, batch: &Batch, drop: DropoutCfg, l: usize) {
+    let (b, t, c, nh, ffn) = (batch.b, batch.t, cfg.hidden_size, cfg.num_heads, cfg.intermediate_size);
+    let n = b * t;
+    let w = |r: &std::ops::Range<usize>| &params[r.clone()];
+    matmul_forward(&mut la.qkv, x, w(&lp.qkv_w), Some(w(&lp.qkv_b)), n, c, 3 * c);
+    attention_forward(&mut la.atty, &mut la.att, &la.qkv, &batch.mask, b, t, c, nh, drop.attention, drop.site(l, SITE_ATTN));
+    matmul_forward(&mut la.res1, &la.atty, w(&lp.attn_proj_w), Some(w(&lp.attn_proj_b)), n, c, c);
+    dropout_forward(&mut la.res1, drop.hidden, drop.site(l, SITE_ATTN_PROJ), n * c);
+    residual_forward(&mut la.res1, x, n * c);
+    layernorm_forward(&mut la.ln1, &mut la.ln1_mean, &mut la.ln1_rstd, &la.res1, w(&lp.ln1_w), w(&lp.ln1_b), n, c, cfg.layer_norm_eps);
+    matmul_forward(&mut la.fch, &la.ln1, w(&lp.fc_w), Some(w(&lp.fc_b)), n, c, ffn);
+    gelu_forward(&mut la.fch_gelu, &la.fch, n * ffn);
+    matmul_forward(&mut la.res2, &la.fch_gelu, w(&lp.fc_proj_w), Some(w(&lp.fc_proj_b)), n, ffn, c);
+    dropout_forward(&mut la.res2, drop.hidden, drop.site(l, SITE_FFN), n * c);
+    residual_forward(&mut la.res2, &la.ln1, n * c);
+    layernorm_forward(&mut la.out, &mut la.ln2_mean, &mut la.ln2_rstd, &la.res2, w(&lp.ln2_w), w(&lp.ln2_b), n, c, cfg.layer_norm_eps);
+}
+
+/// Scratch buffers of the backward pass for one (B, T).
+#[derive(Clone, Debug)]
+pub struct BackwardScratch {
+    /// (B, T, C) gradient of the residual stream entering the current layer from above.
+    pub dx: Vec<f32>,
+    /// (B, T, C) gradient of a LayerNorm input.
+    dres: Vec<f32>,
+    /// (B, T, C) dres after the dropout mask.
+    dtmp: Vec<f32>,
+    /// (B, T, C)
+    dln1: Vec<f32>,
+    /// (B, T, C)
+    datty: Vec<f32>,
+    /// (B, T, 3C)
+    dqkv: Vec<f32>,
+    /// (B, T, FFN)
+    dfch_gelu: Vec<f32>,
+    /// (B, T, FFN)
+    dfch: Vec<f32>,
+}
+
+impl BackwardScratch {
+    /// Buffers for a (B, T) batch.
+    pub fn new(cfg: &ModelConfig, b: usize, t: usize) -> Self {
+        let (n, c, ffn) = (b * t, cfg.hidden_size, cfg.intermediate_size);
+        BackwardScratch {
+            dx: vec![0.0; n * c],
+            dres: vec![0.0; n * c],
+            dtmp: vec![0.0; n * c],
+            dln1: vec![0.0; n * c],
+            datty: vec![0.0; n * c],
+            dqkv: vec![0.0; n * 3 * c],
+            dfch_gelu: vec![0.0; n * ffn],
+            dfch: vec![0.0; n * ffn],
+        }
+    }
+}
+
+/// Backward through the whole encoder. On entry `s.dx` (B, T, C) holds dL/d(last hidden
+/// state); parameter gradients accumulate into `grads` (same layout as `params`).
+pub fn encoder_backward(grads: &mut [f32], s: &mut BackwardScratch, acts: &Activations, params: &[f32], p: &EncoderParams, cfg: &ModelConfig, batch: &Batch, drop: DropoutCfg) {
+    assert!(acts.train, "encoder_backward needs training activations");
+    let (b, t, c) = (batch.b, batch.t, cfg.hidden_size);
+    let n = b * t;
+    for l in (0..cfg.num_layers).rev() {
+        let x = if l == 0 { &acts.x0 } else { &acts.layers[l - 1].out };
+        layer_backward(grads, s, &acts.layers[l], x, params, &p.layers[l], cfg, batch, drop, l);
+    }
+    // x0 = dropout(LN(emb)); emb = wte[ids] + wpe[pos] + wtt[types]
+    dropout_backward(&mut s.dx, drop.hidden, drop.site(EMB_LAYER, SITE_EMB), n * c);
+    let (dlnw, dlnb) = two_mut(grads, &p.ln_emb_w, &p.ln_emb_b);
+    layernorm_backward(&mut s.dres, dlnw, dlnb, &s.dx, &acts.emb, &acts.emb_mean, &acts.emb_rstd, &params[p.ln_emb_w.clone()], n, c);
+    let (dwte, dwpe, dwtt) = three_mut(grads, &p.wte, &p.wpe, &p.wtt);
+    embedding_backward(dwte, dwpe, dwtt, &s.dres, &batch.ids, &acts.pos, &batch.types, n, c);
+}
+
+/// One layer backward: `s.dx` holds dL/d(out) on entry and dL/d(x) on exit.
+fn layer_backward(grads: &mut [f32], s: &mut BackwardScratch, la: &LayerActs, x: &[f32], params: &[f32], lp: &LayerParams, cfg: &ModelConfig, batch: &Batch, drop: DropoutCfg, l: usize) {
+    let (b, t, c, nh, ffn) = (batch.b, batch.t, cfg.hidden_size, cfg.num_heads, cfg.intermediate_size);
+    let n = b * t;
+    let w = |r: &std::ops::Range<usize>| &params[r.clone()];
+
+    // out = LN2(res2)
+    let (dw, db) = two_mut(grads, &lp.ln2_w, &lp.ln2_b);
+    layernorm_backward(&mut s.dres, dw, db, &s.dx, &la.res2, &la.ln2_mean, &la.ln2_rstd, w(&lp.ln2_w), n, c);
+    // res2 = dropout(fch_gelu · Wp^T + bp) + ln1
+    s.dtmp.copy_from_slice(&s.dres);
+    dropout_backward(&mut s.dtmp, drop.hidden, drop.site(l, SITE_FFN), n * c);
+    let (dw, db) = two_mut(grads, &lp.fc_proj_w, &lp.fc_proj_b);
+    matmul_backward(&mut s.dfch_gelu, dw, Some(db), &s.dtmp, &la.fch_gelu, w(&lp.fc_proj_w), n, ffn, c);
+    // fch_gelu = gelu(fch)
+    gelu_backward(&mut s.dfch, &la.fch, &s.dfch_gelu, n * ffn);
+    // fch = ln1 · Wfc^T + bfc ; ln1 also feeds the residual of res2
+    let (dw, db) = two_mut(grads, &lp.fc_w, &lp.fc_b);
+    matmul_backward(&mut s.dln1, dw, Some(db), &s.dfch, &la.ln1, w(&lp.fc_w), n, c, ffn);
+    residual_forward(&mut s.dln1, &s.dres, n * c);
+    // ln1 = LN1(res1)
+    let (dw, db) = two_mut(grads, &lp.ln1_w, &lp.ln1_b);
+    layernorm_backward(&mut s.dres, dw, db, &s.dln1, &la.res1, &la.ln1_mean, &la.ln1_rstd, w(&lp.ln1_w), n, c);
+    // res1 = dropout(atty · Wo^T + bo) + x
+    s.dtmp.copy_from_slice(&s.dres);
+    dropout_backward(&mut s.dtmp, drop.hidden, drop.site(l, SITE_ATTN_PROJ), n * c);
+    let (dw, db) = two_mut(grads, &lp.attn_proj_w, &lp.attn_proj_b);
+    matmul_backward(&mut s.datty, dw, Some(db), &s.dtmp, &la.atty, w(&lp.attn_proj_w), n, c, c);
+    // atty = attention(qkv, mask)
+    attention_backward(&mut s.dqkv, &s.datty, &la.qkv, &la.att, b, t, c, nh, drop.attention, drop.site(l, SITE_ATTN));
+    // qkv = x · Wqkv^T + bqkv ; x also feeds the residual of res1
+    let (dw, db) = two_mut(grads, &lp.qkv_w, &lp.qkv_b);
+    matmul_backward(&mut s.dx, dw, Some(db), &s.dqkv, x, w(&lp.qkv_w), n, c, 3 * c);
+    residual_forward(&mut s.dx, &s.dres, n * c);
+}
+
+/// Two disjoint mutable tensors of the flat gradient buffer.
+pub fn two_mut<'a>(buf: &'a mut [f32], a: &std::ops::Range<usize>, b: &std::ops::Range<usize>) -> (&'a mut [f32], &'a mut [f32]) {
+    assert!(a.end <= b.start || b.end <= a.start, "overlapping parameter ranges");
+    if a.start < b.start {
+        let (lo, hi) = buf.split_at_mut(b.start);
+        (&mut lo[a.clone()], &mut hi[..b.len()])
+    } else {
+        let (lo, hi) = buf.split_at_mut(a.start);
+        (&mut hi[..a.len()], &mut lo[b.clone()])
+    }
+}
+
+/// Three disjoint mutable tensors in increasing buffer order.
+fn three_mut<'a>(buf: &'a mut [f32], a: &std::ops::Range<usize>, b: &std::ops::Range<usize>, c: &std::ops::Range<usize>) -> (&'a mut [f32], &'a mut [f32], &'a mut [f32]) {
+    assert!(a.end <= b.start && b.end <= c.start, "parameter ranges out of order");
+    let (lo, rest) = buf.split_at_mut(b.start);
+    let (mid, hi) = rest.split_at_mut(c.start - b.start);
+    (&mut lo[a.clone()], &mut mid[..b.len()], &mut hi[..c.len()])
+}
