@@ -229,6 +229,17 @@ fn layer_forward(la: &mut LayerActs, x: &[f32], params: &[f32], lp: &LayerParams
     layernorm_forward(&mut la.out, &mut la.ln2_mean, &mut la.ln2_rstd, &la.res2, w(&lp.ln2_w), w(&lp.ln2_b), n, c, cfg.layer_norm_eps);
 }
 
+/// The tanh pooler: out (B, C) = tanh(hidden[:, 0, :] · W^T + b), HF's `pooler_output`.
+/// `first` (B, C) receives the first-token states.
+pub fn pooler_forward(out: &mut [f32], first: &mut [f32], hidden: &[f32], w: &[f32], bias: &[f32], b: usize, t: usize, c: usize) {
+    for bi in 0..b {
+        first[bi * c..(bi + 1) * c].copy_from_slice(&hidden[bi * t * c..bi * t * c + c]);
+    }
+    let mut pre = vec![0.0f32; b * c];
+    matmul_forward(&mut pre, first, w, Some(bias), b, c, c);
+    tanh_forward(out, &pre, b * c);
+}
+
 /// Scratch buffers of the backward pass for one (B, T).
 #[derive(Clone, Debug)]
 pub struct BackwardScratch {

@@ -103,6 +103,17 @@ impl SequenceClassifier {
         self.state.as_ref().map(|(a, _, _)| a.hidden(l))
     }
 
+    /// (B, C) output of the encoder's own pooler on the last forward's final hidden state, if
+    /// the model has a pooler (for BERT it is also the head's dense layer).
+    pub fn encoder_pooled(&self) -> Option<Vec<f32>> {
+        let (acts, _, _) = self.state.as_ref()?;
+        let (w, b) = self.enc.pooler.as_ref()?;
+        let (bsz, t, c) = (acts.b, acts.t, self.cfg.hidden_size);
+        let (mut out, mut first) = (vec![0.0; bsz * c], vec![0.0; bsz * c]);
+        encoder::pooler_forward(&mut out, &mut first, acts.last(), &self.params[w.clone()], &self.params[b.clone()], bsz, t, c);
+        Some(out)
+    }
+
     /// (B, K) logits of the last forward.
     pub fn logits(&self) -> Option<&[f32]> {
         self.state.as_ref().map(|(_, _, h)| h.logits.as_slice())
