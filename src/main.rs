@@ -1,1 +1,102 @@
-fn main() {}
+//! The `xlt` binary: parses the command line, runs the subcommand, prints errors with their
+//! context on one line and exits non-zero.
+
+mod cli;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use cli::{BenchArgs, Cli, Command, DeviceArg, EmbedArgs, PoolArg};
+use xlt::bench::{run_cpu, BenchSpec};
+use xlt::config::ModelConfig;
+use xlt::embed::{read_lines, Embedder, Pool};
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().context("setting up the thread pool")?;
+    }
+    match cli.command {
+        Command::Embed(a) => embed(a),
+        Command::Bench(a) => bench(a),
+    }
+}
+
+fn embed(a: EmbedArgs) -> Result<()> {
+    let model = Embedder::load(&a.model)?;
+    let sentences = read_lines(&a.input)?;
+    let layer = a.layer.unwrap_or(model.cfg.num_layers);
+    let pool = match a.pool {
+        PoolArg::Mean => Pool::Mean,
+        PoolArg::Cls => Pool::Cls,
+    };
+    let max_len = a.max_seq_len.min(model.cfg.max_seq_len());
+    let t0 = std::time::Instant::now();
+    let e = model.embed(&sentences, layer, pool, a.batch_size, max_len)?;
+    let secs = t0.elapsed().as_secs_f64();
+    if e.truncated > 0 {
+        eprintln!("note: {} of {} lines were longer than {max_len} tokens and were truncated", e.truncated, e.n);
+    }
+    xlt::npy::write_f32(&a.output, &e.data, &[e.n, e.dim])?;
+    eprintln!(
+        "embedded {} sentences from hidden_states[{layer}] ({:?} pooling) in {secs:.2}s ({:.1} sentences/s) -> {} [{}, {}]",
+        e.n,
+        a.pool,
+        e.n as f64 / secs,
+        a.output.display(),
+        e.n,
+        e.dim
+    );
+    Ok(())
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    match a.device {
+        DeviceArg::Cpu => {}
+        DeviceArg::Auto => eprintln!("device: cpu (this build has no CUDA backend)"),
+        DeviceArg::Cuda => bail!("--device cuda: this build has no CUDA backend yet; use --device cpu"),
+    }
+    let base = match &a.preset {
+        Some(p) => ModelConfig::preset(p).with_context(|| format!("unknown --preset {p:?}; expected xlmr-base or xlmr-large"))?,
+        None => ModelConfig::xlmr_shape(256, 4, 4, 1024, 8000, 514),
+    };
+    let mut cfg = base;
+    cfg.hidden_size = a.hidden.unwrap_or(cfg.hidden_size);
+    cfg.num_layers = a.layers.unwrap_or(cfg.num_layers);
+    cfg.num_heads = a.heads.unwrap_or(cfg.num_heads);
+    cfg.intermediate_size = a.ffn.unwrap_or(cfg.intermediate_size);
+    cfg.vocab_size = a.vocab.unwrap_or(cfg.vocab_size);
+    cfg.max_position_embeddings = cfg.max_position_embeddings.max(a.seq + 2);
+    if let Err(msg) = cfg.validate() {
+        bail!("invalid benchmark shape: {msg}");
+    }
+    if a.batch == 0 || a.seq == 0 || a.steps == 0 {
+        bail!("--batch, --seq and --steps must be at least 1");
+    }
+    let spec = BenchSpec { cfg: cfg.clone(), batch: a.batch, seq: a.seq, steps: a.steps, warmup: a.warmup, seed: a.seed };
+    let r = run_cpu(&spec);
+    let threads = rayon::current_num_threads();
+    if a.json {
+        let v = serde_json::json!({
+            "impl": "xlt", "device": "cpu", "threads": threads,
+            "hidden": cfg.hidden_size, "layers": cfg.num_layers, "heads": cfg.num_heads,
+            "ffn": cfg.intermediate_size, "vocab": cfg.vocab_size,
+            "batch": a.batch, "seq": a.seq, "steps": a.steps,
+            "ms_per_step": r.ms_per_step, "ms_min": r.ms_min, "tokens_per_s": r.tokens_per_s,
+            "loss": r.last_loss,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "cpu x{threads}: C={} L={} NH={} FFN={} V={} B={} T={}: {:.1} ms/step (median of {}), {:.0} tokens/s, loss {:.4}",
+            cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.intermediate_size, cfg.vocab_size, a.batch, a.seq, r.ms_per_step, a.steps, r.tokens_per_s, r.last_loss
+        );
+    }
+    Ok(())
+}

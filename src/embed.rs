@@ -1,0 +1,141 @@
+//! Sentence embeddings from any layer of the encoder (`xlt embed`, and later BUCC/Tatoeba):
+//! sentences sorted by length, batched with dynamic padding, pooled by the attention-masked
+//! mean (special tokens included, as jiant and XTREME do) or the first token, output in input
+//! order.
+
+use crate::config::ModelConfig;
+use crate::cpu::encoder::{encoder_forward, Activations, Batch, DropoutCfg};
+use crate::error::{Error, Result};
+use crate::model::{init::init_params, weights, EncoderParams, ParamLayout};
+use crate::tokenize::Tokenizer;
+use rayon::prelude::*;
+use std::path::Path;
+
+/// How token states become one sentence vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pool {
+    /// Mean over attention-masked tokens, special tokens included.
+    Mean,
+    /// The first token (`<s>` / `[CLS]`).
+    Cls,
+}
+
+/// An encoder and its tokenizer, ready for inference.
+pub struct Embedder {
+    /// Model configuration.
+    pub cfg: ModelConfig,
+    /// Encoder parameters (no pooler).
+    pub params: Vec<f32>,
+    /// Encoder tensor ranges.
+    pub enc: EncoderParams,
+    /// The model's tokenizer.
+    pub tok: Tokenizer,
+}
+
+/// Result of embedding a list of sentences.
+pub struct Embeddings {
+    /// (n, C) row-major, in input order.
+    pub data: Vec<f32>,
+    /// n
+    pub n: usize,
+    /// C
+    pub dim: usize,
+    /// How many inputs were longer than the maximum length and were truncated.
+    pub truncated: usize,
+}
+
+impl Embedder {
+    /// Loads `config.json`, `tokenizer.json` and the weights of an HF model folder.
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::format(dir, "model folder not found (expected config.json, model.safetensors, tokenizer.json)"));
+        }
+        let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
+        let tok = Tokenizer::from_file(&dir.join("tokenizer.json"), cfg.family)?;
+        let mut layout = ParamLayout::default();
+        let enc = EncoderParams::register(&mut layout, &cfg, false);
+        let mut params = vec![0.0; layout.total];
+        init_params(&mut params, &layout, &cfg, 0);
+        weights::load_into(&mut params, &layout, &cfg, dir, &|t| t.encoder)?;
+        Ok(Embedder { cfg, params, enc, tok })
+    }
+
+    /// Embeds `sentences` from hidden_states[`layer`] (0 = embedding output, L = last).
+    pub fn embed(&self, sentences: &[String], layer: usize, pool: Pool, batch_size: usize, max_len: usize) -> Result<Embeddings> {
+        let c = self.cfg.hidden_size;
+        if layer > self.cfg.num_layers {
+            return Err(Error::Invalid(format!("--layer {layer}: the model has hidden states 0..={}", self.cfg.num_layers)));
+        }
+        if batch_size == 0 {
+            return Err(Error::Invalid("--batch-size must be at least 1".into()));
+        }
+        let max_len = max_len.min(self.cfg.max_seq_len());
+        let encoded = sentences
+            .par_iter()
+            .map(|s| self.tok.encode(s, None, max_len))
+            .collect::<Result<Vec<_>>>()?;
+        let truncated = encoded.iter().filter(|e| e.truncated).count();
+        let mut order: Vec<usize> = (0..encoded.len()).collect();
+        order.sort_by_key(|&i| (encoded[i].ids.len(), i));
+        let mut out = vec![0.0f32; sentences.len() * c];
+        for chunk in order.chunks(batch_size) {
+            let b = chunk.len();
+            let t = chunk.iter().map(|&i| encoded[i].ids.len()).max().unwrap_or(1);
+            let mut batch = Batch { b, t, ids: vec![self.tok.pad_id; b * t], types: vec![0; b * t], mask: vec![0.0; b * t] };
+            for (row, &i) in chunk.iter().enumerate() {
+                let e = &encoded[i];
+                batch.ids[row * t..row * t + e.ids.len()].copy_from_slice(&e.ids);
+                batch.types[row * t..row * t + e.ids.len()].copy_from_slice(&e.types);
+                batch.mask[row * t..row * t + e.ids.len()].fill(1.0);
+            }
+            let mut acts = Activations::new(&self.cfg, b, t, false);
+            encoder_forward(&mut acts, &self.params, &self.enc, &self.cfg, &batch, DropoutCfg::OFF, Some(layer));
+            let hidden = acts.last();
+            for (row, &i) in chunk.iter().enumerate() {
+                let dst = &mut out[i * c..(i + 1) * c];
+                pool_row(dst, &hidden[row * t * c..(row + 1) * t * c], &batch.mask[row * t..(row + 1) * t], c, pool);
+            }
+        }
+        Ok(Embeddings { data: out, n: sentences.len(), dim: c, truncated })
+    }
+}
+
+/// Pools one sequence's states (T, C) into dst (C).
+fn pool_row(dst: &mut [f32], states: &[f32], mask: &[f32], c: usize, pool: Pool) {
+    match pool {
+        Pool::Cls => dst.copy_from_slice(&states[..c]),
+        Pool::Mean => {
+            dst.fill(0.0);
+            let mut count = 0.0f32;
+            for (ti, &m) in mask.iter().enumerate() {
+                if m != 0.0 {
+                    dst.iter_mut().zip(&states[ti * c..(ti + 1) * c]).for_each(|(d, s)| *d += s);
+                    count += 1.0;
+                }
+            }
+            let inv = 1.0 / count.max(1.0);
+            dst.iter_mut().for_each(|d| *d *= inv);
+        }
+    }
+}
+
+/// Reads one sentence per line (UTF-8, `\n` or `\r\n`). Errors name the file and line.
+pub fn read_lines(path: &Path) -> Result<Vec<String>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut lines = Vec::new();
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let s = std::str::from_utf8(raw).map_err(|e| {
+            Error::format(path, format!("line {}: not valid UTF-8 (byte {} of the line)", i + 1, e.valid_up_to()))
+        })?;
+        lines.push(s.to_string());
+    }
+    // A final newline does not start another sentence.
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    if lines.is_empty() {
+        return Err(Error::format(path, "input is empty; expected one sentence per line"));
+    }
+    Ok(lines)
+}
