@@ -9,10 +9,11 @@ pub fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Uniform in [0, 1) from (seed, index), 24 bits of precision.
+/// Uniform in [0, 1) from (seed, index), 24 bits of precision: SplitMix64's output for the
+/// state `seed + (index + 1) · golden` (`seed` comes from [`derive`], so it is already mixed).
 #[inline]
 pub fn uniform(seed: u64, index: u64) -> f32 {
-    let h = mix64(seed ^ mix64(index.wrapping_add(0x9e37_79b9_7f4a_7c15)));
+    let h = mix64(seed.wrapping_add(index.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
     (h >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
 }
 

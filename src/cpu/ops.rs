@@ -248,13 +248,15 @@ pub fn attention_backward(dqkv: &mut [f32], dout: &[f32], qkv: &[f32], att: &[f3
         let dout_b = &dout[bi * t * c..(bi + 1) * t * c];
         let mut datt = vec![0.0f32; t * t];
         let mut dropped = vec![0.0f32; t * t];
+        let mut keep = vec![0.0f32; if p_drop > 0.0 { t * t } else { 0 }];
         for h in 0..nh {
             let att_h = &att[((bi * nh + h) * t * t)..((bi * nh + h + 1) * t * t)];
             let (q, k, v) = (&qkv_b[h * hs..], &qkv_b[c + h * hs..], &qkv_b[2 * c + h * hs..]);
             let base = ((bi * nh + h) * t * t) as u64;
             let probs: &[f32] = if p_drop > 0.0 {
-                for (idx, (d, &pr)) in dropped.iter_mut().zip(att_h).enumerate() {
-                    *d = pr * dropout_scale(seed, base + idx as u64, p_drop);
+                for (idx, ((d, s), &pr)) in dropped.iter_mut().zip(keep.iter_mut()).zip(att_h).enumerate() {
+                    *s = dropout_scale(seed, base + idx as u64, p_drop);
+                    *d = pr * *s;
                 }
                 &dropped
             } else {
@@ -264,9 +266,7 @@ pub fn attention_backward(dqkv: &mut [f32], dout: &[f32], qkv: &[f32], att: &[f3
             sgemm(t, hs, t, &mut dqkv_b[2 * c + h * hs..], 3 * c, Mat::t(probs, t), Mat::n(&dout_b[h * hs..], c), false, Par::Serial);
             sgemm(t, t, hs, &mut datt, t, Mat::n(&dout_b[h * hs..], c), Mat::t(v, 3 * c), false, Par::Serial);
             if p_drop > 0.0 {
-                for (idx, d) in datt.iter_mut().enumerate() {
-                    *d *= dropout_scale(seed, base + idx as u64, p_drop);
-                }
+                datt.iter_mut().zip(&keep).for_each(|(d, s)| *d *= s);
             }
             // softmax backward: dS = P ⊙ (dP - Σ_j dP ⊙ P), then the 1/sqrt(HS) scale
             for i in 0..t {
