@@ -88,10 +88,21 @@ if missing:
     raise SystemExit(f"archive is missing {missing}")
 EOF
 
-# Replace any incomplete previous copy, then move the staged folder into place.
-if [[ -e "$DEST" ]]; then
-    rm -rf "$DEST"
+chmod 755 "$stage"
+if [[ ! -e "$DEST" ]]; then
+    # Common case: a single rename puts the complete folder in place.
+    mv "$stage" "$DEST"
+else
+    # DEST exists but is incomplete: move the staged entries over the old ones,
+    # the two files that mark a finished download last.
+    for entry in "$stage"/* "$stage"/.[!.]*; do
+        [[ -e "$entry" ]] || continue
+        name="${entry##*/}"
+        [[ "$name" == model.safetensors || "$name" == tokenizer.json ]] && continue
+        rm -rf "${DEST:?}/$name"
+        mv "$entry" "$DEST/$name"
+    done
+    mv -f "$stage/tokenizer.json" "$DEST/tokenizer.json"
+    mv -f "$stage/model.safetensors" "$DEST/model.safetensors"
 fi
-mv "$stage" "$DEST"
-chmod 755 "$DEST"
 echo "$DEST"
