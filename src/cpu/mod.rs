@@ -3,6 +3,7 @@
 
 pub mod encoder;
 pub mod gemm;
+pub mod math;
 pub mod ops;
 
 use crate::config::ModelConfig;

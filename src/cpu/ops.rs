@@ -6,6 +6,7 @@
 //! Shapes: B batch, T time, C channels, NH heads, HS head size, OC output channels, N = B*T rows.
 
 use super::gemm::{sgemm, Mat, Par};
+use super::math::{erf, exp};
 use crate::config::Family;
 use crate::rng;
 use rayon::prelude::*;
@@ -231,7 +232,8 @@ fn softmax_masked_row(row: &mut [f32], mask: &[f32], scale: f32) {
     }
     let mut sum = 0.0f32;
     for (x, &m) in row.iter_mut().zip(mask) {
-        *x = if m != 0.0 { (*x * scale - max).exp() } else { 0.0 };
+        let e = exp(*x * scale - max);
+        *x = if m != 0.0 { e } else { 0.0 };
         sum += *x;
     }
     let inv = 1.0 / sum;
@@ -294,7 +296,7 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 pub fn gelu_forward(out: &mut [f32], inp: &[f32], n: usize) {
     out[..n].par_chunks_mut(ELEMS_PER_TASK).zip(inp[..n].par_chunks(ELEMS_PER_TASK)).for_each(|(o, x)| {
         for (o, &x) in o.iter_mut().zip(x) {
-            *o = 0.5 * x * (1.0 + libm::erff(x * INV_SQRT_2));
+            *o = 0.5 * x * (1.0 + erf(x * INV_SQRT_2));
         }
     });
 }
@@ -302,15 +304,17 @@ pub fn gelu_forward(out: &mut [f32], inp: &[f32], n: usize) {
 /// dinp (N) = dout · GELU'(inp) (overwritten). Differentiates `out = 0.5 x (1 + erf(x/√2))`:
 /// GELU'(x) = Φ(x) + x φ(x).
 pub fn gelu_backward(dinp: &mut [f32], inp: &[f32], dout: &[f32], n: usize) {
-    dinp[..n].par_chunks_mut(ELEMS_PER_TASK).enumerate().for_each(|(ci, d)| {
-        let off = ci * ELEMS_PER_TASK;
-        for (j, d) in d.iter_mut().enumerate() {
-            let x = inp[off + j];
-            let cdf = 0.5 * (1.0 + libm::erff(x * INV_SQRT_2));
-            let pdf = (-0.5 * x * x).exp() * INV_SQRT_2PI;
-            *d = dout[off + j] * (cdf + x * pdf);
-        }
-    });
+    dinp[..n]
+        .par_chunks_mut(ELEMS_PER_TASK)
+        .zip(inp[..n].par_chunks(ELEMS_PER_TASK))
+        .zip(dout[..n].par_chunks(ELEMS_PER_TASK))
+        .for_each(|((d, x), g)| {
+            for ((d, &x), &g) in d.iter_mut().zip(x).zip(g) {
+                let cdf = 0.5 * (1.0 + erf(x * INV_SQRT_2));
+                let pdf = exp(-0.5 * x * x) * INV_SQRT_2PI;
+                *d = g * (cdf + x * pdf);
+            }
+        });
 }
 
 /// out (N) = tanh(inp).
