@@ -6,7 +6,7 @@
 use crate::config::ModelConfig;
 use crate::cpu::encoder::{encoder_forward, Activations, Batch, DropoutCfg};
 use crate::error::{Error, Result};
-use crate::model::{init::init_params, weights, EncoderParams, ParamLayout};
+use crate::model::{weights, EncoderParams, ParamLayout};
 use crate::tokenize::Tokenizer;
 use rayon::prelude::*;
 use std::path::Path;
@@ -54,9 +54,9 @@ impl Embedder {
         let tok = Tokenizer::from_file(&dir.join("tokenizer.json"), cfg.family)?;
         let mut layout = ParamLayout::default();
         let enc = EncoderParams::register(&mut layout, &cfg, false);
+        // Every tensor of this layout is required, so the load fills the whole buffer.
         let mut params = vec![0.0; layout.total];
-        init_params(&mut params, &layout, &cfg, 0);
-        weights::load_into(&mut params, &layout, &cfg, dir, &|t| t.encoder)?;
+        weights::load_into(&mut params, &layout, &cfg, dir, &|_| true)?;
         Ok(Embedder { cfg, params, enc, tok })
     }
 
