@@ -6,10 +6,33 @@
 //! Shapes: B batch, T time, C channels, NH heads, HS head size, OC output channels, N = B*T rows.
 
 use super::gemm::{sgemm, Mat, Par};
-use super::math::{erf, exp};
+use super::math::{dot, erf, exp, sum};
 use crate::config::Family;
 use crate::rng;
 use rayon::prelude::*;
+
+/// Defines an element-wise kernel twice, for the build's target and for AVX-512 (16 lanes
+/// instead of 8), and picks the copy the CPU supports at run time.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn portable($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn wide($($arg: $ty),*) {
+                portable($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F, checked just above.
+                return unsafe { wide($($arg),*) };
+            }
+            portable($($arg),*)
+        }
+    };
+}
 
 /// Rows per rayon task for row-wise ops: large enough to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
@@ -76,8 +99,18 @@ pub fn layernorm_forward(out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], in
         .with_min_len(ROWS_PER_TASK)
         .for_each(|(i, ((o, m), r))| {
             let x = &inp[i * c..(i + 1) * c];
-            let mu = x.iter().sum::<f32>() / c as f32;
-            let var = x.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>() / c as f32;
+            let mu = sum(x) / c as f32;
+            let mut centred = [0.0f32; 8];
+            let var = {
+                let chunks = x.chunks_exact(8);
+                let rest: f32 = chunks.remainder().iter().map(|v| (v - mu) * (v - mu)).sum();
+                for ch in chunks {
+                    for l in 0..8 {
+                        centred[l] += (ch[l] - mu) * (ch[l] - mu);
+                    }
+                }
+                (sum(&centred) + rest) / c as f32
+            };
             let s = 1.0 / (var + eps).sqrt();
             for j in 0..c {
                 o[j] = (x[j] - mu) * s * w[j] + b[j];
@@ -220,23 +253,21 @@ pub fn attention_forward(out: &mut [f32], att: &mut [f32], qkv: &[f32], mask: &[
 /// Softmax of `row * scale` over unmasked keys; masked keys get probability 0 (HF adds the
 /// dtype's minimum to their scores, which underflows to exactly 0 after exp).
 fn softmax_masked_row(row: &mut [f32], mask: &[f32], scale: f32) {
-    let mut max = f32::NEG_INFINITY;
-    for (x, &m) in row.iter().zip(mask) {
-        if m != 0.0 && *x * scale > max {
-            max = *x * scale;
-        }
-    }
+    let max = row
+        .iter()
+        .zip(mask)
+        .map(|(&x, &m)| if m != 0.0 { x * scale } else { f32::NEG_INFINITY })
+        .fold(f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
         row.fill(0.0);
         return;
     }
-    let mut sum = 0.0f32;
+    // Separate passes (exp, sum, scale) so each loop vectorises.
     for (x, &m) in row.iter_mut().zip(mask) {
         let e = exp(*x * scale - max);
         *x = if m != 0.0 { e } else { 0.0 };
-        sum += *x;
     }
-    let inv = 1.0 / sum;
+    let inv = 1.0 / sum(row);
     row.iter_mut().for_each(|x| *x *= inv);
 }
 
@@ -273,9 +304,9 @@ pub fn attention_backward(dqkv: &mut [f32], dout: &[f32], qkv: &[f32], att: &[f3
             // softmax backward: dS = P ⊙ (dP - Σ_j dP ⊙ P), then the 1/sqrt(HS) scale
             for i in 0..t {
                 let (pr, dr) = (&att_h[i * t..(i + 1) * t], &mut datt[i * t..(i + 1) * t]);
-                let dot: f32 = pr.iter().zip(dr.iter()).map(|(p, d)| p * d).sum();
+                let pd = dot(pr, dr);
                 for (d, p) in dr.iter_mut().zip(pr) {
-                    *d = p * (*d - dot) * scale;
+                    *d = p * (*d - pd) * scale;
                 }
             }
             // dQ (T, HS) = dS · K ; dK (T, HS) = dS^T · Q
@@ -295,10 +326,28 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 /// out (N) = 0.5 x (1 + erf(x / sqrt 2)): exact GELU as HF `hidden_act: gelu`.
 pub fn gelu_forward(out: &mut [f32], inp: &[f32], n: usize) {
     out[..n].par_chunks_mut(ELEMS_PER_TASK).zip(inp[..n].par_chunks(ELEMS_PER_TASK)).for_each(|(o, x)| {
-        for (o, &x) in o.iter_mut().zip(x) {
+        gelu_forward_chunk(o, x)
+    });
+}
+
+multiversion! {
+    /// GELU of one chunk.
+    fn gelu_forward_chunk(out: &mut [f32], inp: &[f32]) {
+        for (o, &x) in out.iter_mut().zip(inp) {
             *o = 0.5 * x * (1.0 + erf(x * INV_SQRT_2));
         }
-    });
+    }
+}
+
+multiversion! {
+    /// GELU backward of one chunk.
+    fn gelu_backward_chunk(dinp: &mut [f32], inp: &[f32], dout: &[f32]) {
+        for ((d, &x), &g) in dinp.iter_mut().zip(inp).zip(dout) {
+            let cdf = 0.5 * (1.0 + erf(x * INV_SQRT_2));
+            let pdf = exp(-0.5 * x * x) * INV_SQRT_2PI;
+            *d = g * (cdf + x * pdf);
+        }
+    }
 }
 
 /// dinp (N) = dout · GELU'(inp) (overwritten). Differentiates `out = 0.5 x (1 + erf(x/√2))`:
@@ -308,13 +357,7 @@ pub fn gelu_backward(dinp: &mut [f32], inp: &[f32], dout: &[f32], n: usize) {
         .par_chunks_mut(ELEMS_PER_TASK)
         .zip(inp[..n].par_chunks(ELEMS_PER_TASK))
         .zip(dout[..n].par_chunks(ELEMS_PER_TASK))
-        .for_each(|((d, x), g)| {
-            for ((d, &x), &g) in d.iter_mut().zip(x).zip(g) {
-                let cdf = 0.5 * (1.0 + erf(x * INV_SQRT_2));
-                let pdf = exp(-0.5 * x * x) * INV_SQRT_2PI;
-                *d = g * (cdf + x * pdf);
-            }
-        });
+        .for_each(|((d, x), g)| gelu_backward_chunk(d, x, g));
 }
 
 /// out (N) = tanh(inp).
