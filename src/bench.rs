@@ -48,7 +48,13 @@ pub fn random_batch(cfg: &ModelConfig, b: usize, t: usize, seed: u64) -> (Batch,
 }
 
 /// One training step: zero grads, forward, backward, AdamW. Returns the loss.
-pub fn train_step(model: &mut SequenceClassifier, opt: &mut AdamW, batch: &Batch, labels: &[i64], step_seed: u64) -> f32 {
+pub fn train_step(
+    model: &mut SequenceClassifier,
+    opt: &mut AdamW,
+    batch: &Batch,
+    labels: &[i64],
+    step_seed: u64,
+) -> f32 {
     let drop = DropoutCfg::train(&model.cfg, step_seed);
     model.zero_grad();
     let loss = model.forward(batch, Some(labels), drop);

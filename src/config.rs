@@ -89,31 +89,22 @@ impl ModelConfig {
         let family = match model_type {
             "xlm-roberta" | "roberta" => Family::XlmRoberta,
             "bert" => Family::Bert,
-            other => {
-                return Err(unsupported(format!(
-                    "model_type {other:?}; expected \"xlm-roberta\" or \"bert\""
-                )))
-            }
+            other => return Err(unsupported(format!("model_type {other:?}; expected \"xlm-roberta\" or \"bert\""))),
         };
         let get_usize = |key: &str| -> Result<usize> {
-            v.get(key).and_then(Value::as_u64).map(|x| x as usize).ok_or_else(|| {
-                Error::format(path, format!("missing or non-integer field {key:?}"))
-            })
+            v.get(key)
+                .and_then(Value::as_u64)
+                .map(|x| x as usize)
+                .ok_or_else(|| Error::format(path, format!("missing or non-integer field {key:?}")))
         };
-        let get_f = |key: &str, default: f64| -> f32 {
-            v.get(key).and_then(Value::as_f64).unwrap_or(default) as f32
-        };
+        let get_f = |key: &str, default: f64| -> f32 { v.get(key).and_then(Value::as_f64).unwrap_or(default) as f32 };
         let act = v.get("hidden_act").and_then(Value::as_str).unwrap_or("gelu");
         if act != "gelu" {
-            return Err(unsupported(format!(
-                "hidden_act {act:?}; only \"gelu\" (exact erf GELU) is implemented"
-            )));
+            return Err(unsupported(format!("hidden_act {act:?}; only \"gelu\" (exact erf GELU) is implemented")));
         }
         if let Some(pe) = v.get("position_embedding_type").and_then(Value::as_str) {
             if pe != "absolute" {
-                return Err(unsupported(format!(
-                    "position_embedding_type {pe:?}; only \"absolute\" is implemented"
-                )));
+                return Err(unsupported(format!("position_embedding_type {pe:?}; only \"absolute\" is implemented")));
             }
         }
         if v.get("is_decoder").and_then(Value::as_bool) == Some(true) {
@@ -129,10 +120,11 @@ impl ModelConfig {
             max_position_embeddings: get_usize("max_position_embeddings")?,
             type_vocab_size: v.get("type_vocab_size").and_then(Value::as_u64).unwrap_or(2) as usize,
             layer_norm_eps: get_f("layer_norm_eps", 1e-12),
-            pad_token_id: v
-                .get("pad_token_id")
-                .and_then(Value::as_u64)
-                .unwrap_or(if family == Family::XlmRoberta { 1 } else { 0 }) as u32,
+            pad_token_id: v.get("pad_token_id").and_then(Value::as_u64).unwrap_or(if family == Family::XlmRoberta {
+                1
+            } else {
+                0
+            }) as u32,
             hidden_dropout: get_f("hidden_dropout_prob", 0.1),
             attention_dropout: get_f("attention_probs_dropout_prob", 0.1),
         };
@@ -160,7 +152,9 @@ impl ModelConfig {
                 self.max_position_embeddings, self.pad_token_id
             ));
         }
-        for (name, p) in [("hidden_dropout_prob", self.hidden_dropout), ("attention_probs_dropout_prob", self.attention_dropout)] {
+        for (name, p) in
+            [("hidden_dropout_prob", self.hidden_dropout), ("attention_probs_dropout_prob", self.attention_dropout)]
+        {
             if !(0.0..1.0).contains(&p) {
                 return Err(format!("{name} {p} must be in [0, 1)"));
             }

@@ -48,7 +48,10 @@ impl Embedder {
     /// Loads `config.json`, `tokenizer.json` and the weights of an HF model folder.
     pub fn load(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
-            return Err(Error::format(dir, "model folder not found (expected config.json, model.safetensors, tokenizer.json)"));
+            return Err(Error::format(
+                dir,
+                "model folder not found (expected config.json, model.safetensors, tokenizer.json)",
+            ));
         }
         let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
         let tok = Tokenizer::from_file(&dir.join("tokenizer.json"), cfg.family)?;
@@ -61,19 +64,26 @@ impl Embedder {
     }
 
     /// Embeds `sentences` from hidden_states[`layer`] (0 = embedding output, L = last).
-    pub fn embed(&self, sentences: &[String], layer: usize, pool: Pool, batch_size: usize, max_len: usize) -> Result<Embeddings> {
+    pub fn embed(
+        &self,
+        sentences: &[String],
+        layer: usize,
+        pool: Pool,
+        batch_size: usize,
+        max_len: usize,
+    ) -> Result<Embeddings> {
         let c = self.cfg.hidden_size;
         if layer > self.cfg.num_layers {
-            return Err(Error::Invalid(format!("--layer {layer}: the model has hidden states 0..={}", self.cfg.num_layers)));
+            return Err(Error::Invalid(format!(
+                "--layer {layer}: the model has hidden states 0..={}",
+                self.cfg.num_layers
+            )));
         }
         if batch_size == 0 {
             return Err(Error::Invalid("--batch-size must be at least 1".into()));
         }
         let max_len = max_len.min(self.cfg.max_seq_len());
-        let encoded = sentences
-            .par_iter()
-            .map(|s| self.tok.encode(s, None, max_len))
-            .collect::<Result<Vec<_>>>()?;
+        let encoded = sentences.par_iter().map(|s| self.tok.encode(s, None, max_len)).collect::<Result<Vec<_>>>()?;
         let truncated = encoded.iter().filter(|e| e.truncated).count();
         let mut order: Vec<usize> = (0..encoded.len()).collect();
         order.sort_by_key(|&i| (encoded[i].ids.len(), i));
@@ -81,7 +91,8 @@ impl Embedder {
         for chunk in order.chunks(batch_size) {
             let b = chunk.len();
             let t = chunk.iter().map(|&i| encoded[i].ids.len()).max().unwrap_or(1);
-            let mut batch = Batch { b, t, ids: vec![self.tok.pad_id; b * t], types: vec![0; b * t], mask: vec![0.0; b * t] };
+            let mut batch =
+                Batch { b, t, ids: vec![self.tok.pad_id; b * t], types: vec![0; b * t], mask: vec![0.0; b * t] };
             for (row, &i) in chunk.iter().enumerate() {
                 let e = &encoded[i];
                 batch.ids[row * t..row * t + e.ids.len()].copy_from_slice(&e.ids);

@@ -63,7 +63,8 @@ fn bench(a: BenchArgs) -> Result<()> {
         DeviceArg::Cuda => bail!("--device cuda: this build has no CUDA backend yet; use --device cpu"),
     }
     let base = match &a.preset {
-        Some(p) => ModelConfig::preset(p).with_context(|| format!("unknown --preset {p:?}; expected xlmr-base or xlmr-large"))?,
+        Some(p) => ModelConfig::preset(p)
+            .with_context(|| format!("unknown --preset {p:?}; expected xlmr-base or xlmr-large"))?,
         None => ModelConfig::xlmr_shape(256, 4, 4, 1024, 8000, 514),
     };
     let mut cfg = base;
@@ -79,7 +80,8 @@ fn bench(a: BenchArgs) -> Result<()> {
     if a.batch == 0 || a.seq == 0 || a.steps == 0 {
         bail!("--batch, --seq and --steps must be at least 1");
     }
-    let spec = BenchSpec { cfg: cfg.clone(), batch: a.batch, seq: a.seq, steps: a.steps, warmup: a.warmup, seed: a.seed };
+    let spec =
+        BenchSpec { cfg: cfg.clone(), batch: a.batch, seq: a.seq, steps: a.steps, warmup: a.warmup, seed: a.seed };
     let r = run_cpu(&spec);
     let threads = rayon::current_num_threads();
     if a.json {

@@ -41,9 +41,7 @@ impl Tokenizer {
         let mut inner = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| Error::format(path, format!("not a valid HF tokenizer.json: {e}")))?;
         // Truncation and padding are done here, per family, not by the file's settings.
-        inner
-            .with_truncation(None)
-            .map_err(|e| Error::format(path, format!("cannot disable truncation: {e}")))?;
+        inner.with_truncation(None).map_err(|e| Error::format(path, format!("cannot disable truncation: {e}")))?;
         inner.with_padding(None);
         let (cls, sep, pad) = match family {
             Family::XlmRoberta => ("<s>", "</s>", "<pad>"),
@@ -51,7 +49,10 @@ impl Tokenizer {
         };
         let id = |tok: &str| {
             inner.token_to_id(tok).ok_or_else(|| {
-                Error::format(path, format!("special token {tok:?} is not in the vocabulary; is this a {family:?} tokenizer?"))
+                Error::format(
+                    path,
+                    format!("special token {tok:?} is not in the vocabulary; is this a {family:?} tokenizer?"),
+                )
             })
         };
         Ok(Tokenizer { cls_id: id(cls)?, sep_id: id(sep)?, pad_id: id(pad)?, family, inner })
@@ -80,9 +81,9 @@ impl Tokenizer {
             Some(b) => Some(self.tokens(b)?),
             None => None,
         };
-        let budget = max_len.checked_sub(self.num_special(tb.is_some())).ok_or_else(|| {
-            Error::Invalid(format!("max length {max_len} leaves no room for the special tokens"))
-        })?;
+        let budget = max_len
+            .checked_sub(self.num_special(tb.is_some()))
+            .ok_or_else(|| Error::Invalid(format!("max length {max_len} leaves no room for the special tokens")))?;
         let truncated = truncate_longest_first(&mut ta, tb.as_mut(), budget);
         let mut e = self.with_specials(&ta, tb.as_deref(), None);
         e.truncated = truncated;

@@ -40,7 +40,8 @@ fn fails(args: &[&str], out: &Path, needles: &[&str]) -> String {
 fn embed_writes_npy_in_input_order_independent_of_batching() {
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in.txt");
-    let lines = ["a much longer sentence than the others, with many words in it", "short", "", "mid length line here", "short"];
+    let lines =
+        ["a much longer sentence than the others, with many words in it", "short", "", "mid length line here", "short"];
     std::fs::write(&input, lines.join("\n") + "\n").expect("write");
     let model = fixture("tiny-xlmr");
     let run = |bs: &str, out: &Path| {
@@ -81,7 +82,17 @@ fn embed_layer_and_pooling_follow_hidden_states() {
     assert_eq!(last, last2, "default layer is the last (2 layers)");
     assert_ne!(last, l0);
     assert_ne!(l0, cls0);
-    let o = xlt(&["embed", "--model", s(&model), "--input", s(&input), "--output", s(&tmp.path().join("x.npy")), "--layer", "3"]);
+    let o = xlt(&[
+        "embed",
+        "--model",
+        s(&model),
+        "--input",
+        s(&input),
+        "--output",
+        s(&tmp.path().join("x.npy")),
+        "--layer",
+        "3",
+    ]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("0..=2"));
 }
 
@@ -108,7 +119,11 @@ fn bad_input_gives_one_line_errors_and_no_output() {
     std::fs::write(&good, "hello\n").expect("write");
 
     fails(&["embed", "--model", "/no/such/model", "--input", s(&good), "--output", s(&out)], &out, &["/no/such/model"]);
-    fails(&["embed", "--model", s(&model), "--input", "/no/such/input.txt", "--output", s(&out)], &out, &["/no/such/input.txt"]);
+    fails(
+        &["embed", "--model", s(&model), "--input", "/no/such/input.txt", "--output", s(&out)],
+        &out,
+        &["/no/such/input.txt"],
+    );
 
     let empty = tmp.path().join("empty.txt");
     std::fs::write(&empty, "").expect("write");
@@ -116,7 +131,11 @@ fn bad_input_gives_one_line_errors_and_no_output() {
 
     let latin1 = tmp.path().join("latin1.txt");
     std::fs::write(&latin1, b"fine\ncaf\xe9\n").expect("write");
-    fails(&["embed", "--model", s(&model), "--input", s(&latin1), "--output", s(&out)], &out, &["latin1.txt", "line 2", "UTF-8"]);
+    fails(
+        &["embed", "--model", s(&model), "--input", s(&latin1), "--output", s(&out)],
+        &out,
+        &["latin1.txt", "line 2", "UTF-8"],
+    );
 
     // Corrupt weights: a truncated safetensors file.
     let corrupt = tmp.path().join("corrupt");
@@ -126,16 +145,26 @@ fn bad_input_gives_one_line_errors_and_no_output() {
     }
     let bytes = std::fs::read(model.join("model.safetensors")).expect("read");
     std::fs::write(corrupt.join("model.safetensors"), &bytes[..bytes.len() - 100]).expect("write");
-    fails(&["embed", "--model", s(&corrupt), "--input", s(&good), "--output", s(&out)], &out, &["model.safetensors", "truncated or corrupt"]);
+    fails(
+        &["embed", "--model", s(&corrupt), "--input", s(&good), "--output", s(&out)],
+        &out,
+        &["model.safetensors", "truncated or corrupt"],
+    );
 
     // A config that does not match the weights.
     let mismatch = tmp.path().join("mismatch");
     std::fs::create_dir_all(&mismatch).expect("mkdir");
     std::fs::copy(model.join("tokenizer.json"), mismatch.join("tokenizer.json")).expect("copy");
     std::fs::copy(model.join("model.safetensors"), mismatch.join("model.safetensors")).expect("copy");
-    let cfg = std::fs::read_to_string(model.join("config.json")).expect("cfg").replace("\"hidden_size\": 32", "\"hidden_size\": 64");
+    let cfg = std::fs::read_to_string(model.join("config.json"))
+        .expect("cfg")
+        .replace("\"hidden_size\": 32", "\"hidden_size\": 64");
     std::fs::write(mismatch.join("config.json"), cfg).expect("write");
-    fails(&["embed", "--model", s(&mismatch), "--input", s(&good), "--output", s(&out)], &out, &["mismatch", "has shape", "config implies"]);
+    fails(
+        &["embed", "--model", s(&mismatch), "--input", s(&good), "--output", s(&out)],
+        &out,
+        &["mismatch", "has shape", "config implies"],
+    );
 
     // A tokenizer that is not JSON.
     let badtok = tmp.path().join("badtok");
@@ -154,7 +183,10 @@ fn bad_input_gives_one_line_errors_and_no_output() {
 
 #[test]
 fn bench_prints_one_json_line() {
-    let o = xlt(&["bench", "--hidden", "32", "--layers", "1", "--heads", "2", "--ffn", "64", "--vocab", "100", "--batch", "2", "--seq", "16", "--steps", "3", "--warmup", "1", "--json"]);
+    let o = xlt(&[
+        "bench", "--hidden", "32", "--layers", "1", "--heads", "2", "--ffn", "64", "--vocab", "100", "--batch", "2",
+        "--seq", "16", "--steps", "3", "--warmup", "1", "--json",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(out.trim().lines().count(), 1);

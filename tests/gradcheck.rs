@@ -20,7 +20,14 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 
 /// Compares `analytic` with central differences of `loss` over the coordinates of `x`
 /// (every coordinate, or `max_coords` spread evenly).
-fn check(name: &str, x: &mut Vec<f32>, analytic: &[f32], mut loss: impl FnMut(&[f32]) -> f64, eps: f32, max_coords: usize) {
+fn check(
+    name: &str,
+    x: &mut Vec<f32>,
+    analytic: &[f32],
+    mut loss: impl FnMut(&[f32]) -> f64,
+    eps: f32,
+    max_coords: usize,
+) {
     assert_eq!(x.len(), analytic.len(), "{name}: gradient length");
     let stride = (x.len() / max_coords).max(1);
     let mut worst = 0.0f64;
@@ -36,7 +43,11 @@ fn check(name: &str, x: &mut Vec<f32>, analytic: &[f32], mut loss: impl FnMut(&[
         let num = (lp - lm) / (2.0 * eps as f64);
         let err = (num - analytic[i] as f64).abs() / (scale + 1e-6);
         worst = worst.max(err);
-        assert!(err < 2e-2, "{name}[{i}]: numeric {num:.6e} vs analytic {:.6e} (relative to max |g| {scale:.3e}: {err:.2e})", analytic[i]);
+        assert!(
+            err < 2e-2,
+            "{name}[{i}]: numeric {num:.6e} vs analytic {:.6e} (relative to max |g| {scale:.3e}: {err:.2e})",
+            analytic[i]
+        );
     }
     println!("{name}: worst error relative to max |g| = {worst:.2e}");
 }
@@ -90,27 +101,48 @@ fn gelu_tanh_dropout_backward_match_finite_differences() {
     let r = randn(n, 10, 1.0);
     let mut d = vec![0.0; n];
     gelu_backward(&mut d, &x, &r, n);
-    check("gelu", &mut x, &d, |x| {
-        let mut o = vec![0.0; n];
-        gelu_forward(&mut o, x, n);
-        dot(&o, &r)
-    }, 1e-2, 1000);
+    check(
+        "gelu",
+        &mut x,
+        &d,
+        |x| {
+            let mut o = vec![0.0; n];
+            gelu_forward(&mut o, x, n);
+            dot(&o, &r)
+        },
+        1e-2,
+        1000,
+    );
     let mut out = vec![0.0; n];
     tanh_forward(&mut out, &x, n);
     tanh_backward(&mut d, &out, &r, n);
-    check("tanh", &mut x, &d, |x| {
-        let mut o = vec![0.0; n];
-        tanh_forward(&mut o, x, n);
-        dot(&o, &r)
-    }, 1e-2, 1000);
+    check(
+        "tanh",
+        &mut x,
+        &d,
+        |x| {
+            let mut o = vec![0.0; n];
+            tanh_forward(&mut o, x, n);
+            dot(&o, &r)
+        },
+        1e-2,
+        1000,
+    );
     let mut d = r.clone();
     dropout_backward(&mut d, 0.4, 77, n);
     assert!(d.iter().filter(|v| **v == 0.0).count() > 5, "dropout at p=0.4 zeroes some of 64 elements");
-    check("dropout", &mut x, &d, |x| {
-        let mut o = x.to_vec();
-        dropout_forward(&mut o, 0.4, 77, n);
-        dot(&o, &r)
-    }, 1e-2, 1000);
+    check(
+        "dropout",
+        &mut x,
+        &d,
+        |x| {
+            let mut o = x.to_vec();
+            dropout_forward(&mut o, 0.4, 77, n);
+            dot(&o, &r)
+        },
+        1e-2,
+        1000,
+    );
 }
 
 #[test]
@@ -274,11 +306,18 @@ fn whole_model_check(family: Family, dropout: bool) {
         }
         let params0 = model.params.clone();
         let mut probe = SequenceClassifier::new_random(&cfg, 3, 5);
-        check(&format!("{family:?}/{}", t.name), &mut x, g, |xv| {
-            probe.params.copy_from_slice(&params0);
-            probe.params[rng.clone()].copy_from_slice(xv);
-            probe.forward(&batch, Some(&labels), drop) as f64
-        }, 1e-2, 24);
+        check(
+            &format!("{family:?}/{}", t.name),
+            &mut x,
+            g,
+            |xv| {
+                probe.params.copy_from_slice(&params0);
+                probe.params[rng.clone()].copy_from_slice(xv);
+                probe.forward(&batch, Some(&labels), drop) as f64
+            },
+            1e-2,
+            24,
+        );
     }
 }
 

@@ -183,7 +183,15 @@ const EMB_LAYER: usize = usize::MAX;
 
 /// Runs the encoder on `batch`. Training activations keep every layer; inference activations
 /// stop after `stop_after` layers (`None` = all), leaving that hidden state in `acts.last()`.
-pub fn encoder_forward(acts: &mut Activations, params: &[f32], p: &EncoderParams, cfg: &ModelConfig, batch: &Batch, drop: DropoutCfg, stop_after: Option<usize>) {
+pub fn encoder_forward(
+    acts: &mut Activations,
+    params: &[f32],
+    p: &EncoderParams,
+    cfg: &ModelConfig,
+    batch: &Batch,
+    drop: DropoutCfg,
+    stop_after: Option<usize>,
+) {
     let (b, t, c) = (batch.b, batch.t, cfg.hidden_size);
     let n = b * t;
     assert!(acts.b == b && acts.t == t, "activations sized for ({}, {}), batch is ({b}, {t})", acts.b, acts.t);
@@ -191,7 +199,17 @@ pub fn encoder_forward(acts: &mut Activations, params: &[f32], p: &EncoderParams
 
     position_ids(&mut acts.pos, &batch.ids, b, t, cfg.family, cfg.pad_token_id);
     embedding_forward(&mut acts.emb, &batch.ids, &acts.pos, &batch.types, w(&p.wte), w(&p.wpe), w(&p.wtt), n, c);
-    layernorm_forward(&mut acts.x0, &mut acts.emb_mean, &mut acts.emb_rstd, &acts.emb, w(&p.ln_emb_w), w(&p.ln_emb_b), n, c, cfg.layer_norm_eps);
+    layernorm_forward(
+        &mut acts.x0,
+        &mut acts.emb_mean,
+        &mut acts.emb_rstd,
+        &acts.emb,
+        w(&p.ln_emb_w),
+        w(&p.ln_emb_b),
+        n,
+        c,
+        cfg.layer_norm_eps,
+    );
     dropout_forward(&mut acts.x0, drop.hidden, drop.site(EMB_LAYER, SITE_EMB), n * c);
 
     let nl = stop_after.unwrap_or(cfg.num_layers).min(cfg.num_layers);
@@ -211,27 +229,76 @@ pub fn encoder_forward(acts: &mut Activations, params: &[f32], p: &EncoderParams
 }
 
 /// One transformer layer forward: input x (B, T, C), output `la.out`.
-fn layer_forward(la: &mut LayerActs, x: &[f32], params: &[f32], lp: &LayerParams, cfg: &ModelConfig, batch: &Batch, drop: DropoutCfg, l: usize) {
+fn layer_forward(
+    la: &mut LayerActs,
+    x: &[f32],
+    params: &[f32],
+    lp: &LayerParams,
+    cfg: &ModelConfig,
+    batch: &Batch,
+    drop: DropoutCfg,
+    l: usize,
+) {
     let (b, t, c, nh, ffn) = (batch.b, batch.t, cfg.hidden_size, cfg.num_heads, cfg.intermediate_size);
     let n = b * t;
     let w = |r: &std::ops::Range<usize>| &params[r.clone()];
     matmul_forward(&mut la.qkv, x, w(&lp.qkv_w), Some(w(&lp.qkv_b)), n, c, 3 * c);
-    attention_forward(&mut la.atty, &mut la.att, &la.qkv, &batch.mask, b, t, c, nh, drop.attention, drop.site(l, SITE_ATTN));
+    attention_forward(
+        &mut la.atty,
+        &mut la.att,
+        &la.qkv,
+        &batch.mask,
+        b,
+        t,
+        c,
+        nh,
+        drop.attention,
+        drop.site(l, SITE_ATTN),
+    );
     matmul_forward(&mut la.res1, &la.atty, w(&lp.attn_proj_w), Some(w(&lp.attn_proj_b)), n, c, c);
     dropout_forward(&mut la.res1, drop.hidden, drop.site(l, SITE_ATTN_PROJ), n * c);
     residual_forward(&mut la.res1, x, n * c);
-    layernorm_forward(&mut la.ln1, &mut la.ln1_mean, &mut la.ln1_rstd, &la.res1, w(&lp.ln1_w), w(&lp.ln1_b), n, c, cfg.layer_norm_eps);
+    layernorm_forward(
+        &mut la.ln1,
+        &mut la.ln1_mean,
+        &mut la.ln1_rstd,
+        &la.res1,
+        w(&lp.ln1_w),
+        w(&lp.ln1_b),
+        n,
+        c,
+        cfg.layer_norm_eps,
+    );
     matmul_forward(&mut la.fch, &la.ln1, w(&lp.fc_w), Some(w(&lp.fc_b)), n, c, ffn);
     gelu_forward(&mut la.fch_gelu, &la.fch, n * ffn);
     matmul_forward(&mut la.res2, &la.fch_gelu, w(&lp.fc_proj_w), Some(w(&lp.fc_proj_b)), n, ffn, c);
     dropout_forward(&mut la.res2, drop.hidden, drop.site(l, SITE_FFN), n * c);
     residual_forward(&mut la.res2, &la.ln1, n * c);
-    layernorm_forward(&mut la.out, &mut la.ln2_mean, &mut la.ln2_rstd, &la.res2, w(&lp.ln2_w), w(&lp.ln2_b), n, c, cfg.layer_norm_eps);
+    layernorm_forward(
+        &mut la.out,
+        &mut la.ln2_mean,
+        &mut la.ln2_rstd,
+        &la.res2,
+        w(&lp.ln2_w),
+        w(&lp.ln2_b),
+        n,
+        c,
+        cfg.layer_norm_eps,
+    );
 }
 
 /// The tanh pooler: out (B, C) = tanh(hidden[:, 0, :] · W^T + b), HF's `pooler_output`.
 /// `first` (B, C) receives the first-token states.
-pub fn pooler_forward(out: &mut [f32], first: &mut [f32], hidden: &[f32], w: &[f32], bias: &[f32], b: usize, t: usize, c: usize) {
+pub fn pooler_forward(
+    out: &mut [f32],
+    first: &mut [f32],
+    hidden: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    b: usize,
+    t: usize,
+    c: usize,
+) {
     for bi in 0..b {
         first[bi * c..(bi + 1) * c].copy_from_slice(&hidden[bi * t * c..bi * t * c + c]);
     }
@@ -280,7 +347,16 @@ impl BackwardScratch {
 
 /// Backward through the whole encoder. On entry `s.dx` (B, T, C) holds dL/d(last hidden
 /// state); parameter gradients accumulate into `grads` (same layout as `params`).
-pub fn encoder_backward(grads: &mut [f32], s: &mut BackwardScratch, acts: &Activations, params: &[f32], p: &EncoderParams, cfg: &ModelConfig, batch: &Batch, drop: DropoutCfg) {
+pub fn encoder_backward(
+    grads: &mut [f32],
+    s: &mut BackwardScratch,
+    acts: &Activations,
+    params: &[f32],
+    p: &EncoderParams,
+    cfg: &ModelConfig,
+    batch: &Batch,
+    drop: DropoutCfg,
+) {
     assert!(acts.train, "encoder_backward needs training activations");
     let (b, t, c) = (batch.b, batch.t, cfg.hidden_size);
     let n = b * t;
@@ -291,13 +367,35 @@ pub fn encoder_backward(grads: &mut [f32], s: &mut BackwardScratch, acts: &Activ
     // x0 = dropout(LN(emb)); emb = wte[ids] + wpe[pos] + wtt[types]
     dropout_backward(&mut s.dx, drop.hidden, drop.site(EMB_LAYER, SITE_EMB), n * c);
     let (dlnw, dlnb) = two_mut(grads, &p.ln_emb_w, &p.ln_emb_b);
-    layernorm_backward(&mut s.dres, dlnw, dlnb, &s.dx, &acts.emb, &acts.emb_mean, &acts.emb_rstd, &params[p.ln_emb_w.clone()], n, c);
+    layernorm_backward(
+        &mut s.dres,
+        dlnw,
+        dlnb,
+        &s.dx,
+        &acts.emb,
+        &acts.emb_mean,
+        &acts.emb_rstd,
+        &params[p.ln_emb_w.clone()],
+        n,
+        c,
+    );
     let (dwte, dwpe, dwtt) = three_mut(grads, &p.wte, &p.wpe, &p.wtt);
     embedding_backward(dwte, dwpe, dwtt, &s.dres, &batch.ids, &acts.pos, &batch.types, n, c);
 }
 
 /// One layer backward: `s.dx` holds dL/d(out) on entry and dL/d(x) on exit.
-fn layer_backward(grads: &mut [f32], s: &mut BackwardScratch, la: &LayerActs, x: &[f32], params: &[f32], lp: &LayerParams, cfg: &ModelConfig, batch: &Batch, drop: DropoutCfg, l: usize) {
+fn layer_backward(
+    grads: &mut [f32],
+    s: &mut BackwardScratch,
+    la: &LayerActs,
+    x: &[f32],
+    params: &[f32],
+    lp: &LayerParams,
+    cfg: &ModelConfig,
+    batch: &Batch,
+    drop: DropoutCfg,
+    l: usize,
+) {
     let (b, t, c, nh, ffn) = (batch.b, batch.t, cfg.hidden_size, cfg.num_heads, cfg.intermediate_size);
     let n = b * t;
     let w = |r: &std::ops::Range<usize>| &params[r.clone()];
@@ -333,7 +431,11 @@ fn layer_backward(grads: &mut [f32], s: &mut BackwardScratch, la: &LayerActs, x:
 }
 
 /// Two disjoint mutable tensors of the flat gradient buffer.
-pub fn two_mut<'a>(buf: &'a mut [f32], a: &std::ops::Range<usize>, b: &std::ops::Range<usize>) -> (&'a mut [f32], &'a mut [f32]) {
+pub fn two_mut<'a>(
+    buf: &'a mut [f32],
+    a: &std::ops::Range<usize>,
+    b: &std::ops::Range<usize>,
+) -> (&'a mut [f32], &'a mut [f32]) {
     assert!(a.end <= b.start || b.end <= a.start, "overlapping parameter ranges");
     if a.start < b.start {
         let (lo, hi) = buf.split_at_mut(b.start);
@@ -345,7 +447,12 @@ pub fn two_mut<'a>(buf: &'a mut [f32], a: &std::ops::Range<usize>, b: &std::ops:
 }
 
 /// Three disjoint mutable tensors in increasing buffer order.
-fn three_mut<'a>(buf: &'a mut [f32], a: &std::ops::Range<usize>, b: &std::ops::Range<usize>, c: &std::ops::Range<usize>) -> (&'a mut [f32], &'a mut [f32], &'a mut [f32]) {
+fn three_mut<'a>(
+    buf: &'a mut [f32],
+    a: &std::ops::Range<usize>,
+    b: &std::ops::Range<usize>,
+    c: &std::ops::Range<usize>,
+) -> (&'a mut [f32], &'a mut [f32], &'a mut [f32]) {
     assert!(a.end <= b.start && b.end <= c.start, "parameter ranges out of order");
     let (lo, rest) = buf.split_at_mut(b.start);
     let (mid, hi) = rest.split_at_mut(c.start - b.start);

@@ -51,7 +51,17 @@ impl<'a> Mat<'a> {
 }
 
 /// C (m, n) = op(A) · op(B), or C += op(A) · op(B) when `accumulate`. `ldc` is C's row stride.
-pub fn sgemm(m: usize, n: usize, k: usize, c: &mut [f32], ldc: usize, a: Mat<'_>, b: Mat<'_>, accumulate: bool, par: Par) {
+pub fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [f32],
+    ldc: usize,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    accumulate: bool,
+    par: Par,
+) {
     if m == 0 || n == 0 {
         return;
     }

@@ -111,7 +111,16 @@ impl SequenceClassifier {
         let (w, b) = self.enc.pooler.as_ref()?;
         let (bsz, t, c) = (acts.b, acts.t, self.cfg.hidden_size);
         let (mut out, mut first) = (vec![0.0; bsz * c], vec![0.0; bsz * c]);
-        encoder::pooler_forward(&mut out, &mut first, acts.last(), &self.params[w.clone()], &self.params[b.clone()], bsz, t, c);
+        encoder::pooler_forward(
+            &mut out,
+            &mut first,
+            acts.last(),
+            &self.params[w.clone()],
+            &self.params[b.clone()],
+            bsz,
+            t,
+            c,
+        );
         Some(out)
     }
 
@@ -152,7 +161,16 @@ impl AdamW {
             let r = tensor.range();
             let wd = if tensor.decay { self.cfg.weight_decay } else { 0.0 };
             let n = r.len();
-            adamw_update(&mut params[r.clone()], &grads[r.clone()], &mut self.m[r.clone()], &mut self.v[r.clone()], &self.cfg, wd, self.t, n);
+            adamw_update(
+                &mut params[r.clone()],
+                &grads[r.clone()],
+                &mut self.m[r.clone()],
+                &mut self.v[r.clone()],
+                &self.cfg,
+                wd,
+                self.t,
+                n,
+            );
         }
     }
 }

@@ -65,7 +65,17 @@ pub fn position_ids(out: &mut [u32], ids: &[u32], b: usize, t: usize, family: Fa
 }
 
 /// out (N, C) = wte[ids] + wpe[pos] + wtt[types]; tables (V, C), (P, C), (TT, C).
-pub fn embedding_forward(out: &mut [f32], ids: &[u32], pos: &[u32], types: &[u32], wte: &[f32], wpe: &[f32], wtt: &[f32], n: usize, c: usize) {
+pub fn embedding_forward(
+    out: &mut [f32],
+    ids: &[u32],
+    pos: &[u32],
+    types: &[u32],
+    wte: &[f32],
+    wpe: &[f32],
+    wtt: &[f32],
+    n: usize,
+    c: usize,
+) {
     out[..n * c].par_chunks_mut(c).enumerate().for_each(|(i, o)| {
         let (w, p, tt) = (ids[i] as usize * c, pos[i] as usize * c, types[i] as usize * c);
         for j in 0..c {
@@ -76,7 +86,17 @@ pub fn embedding_forward(out: &mut [f32], ids: &[u32], pos: &[u32], types: &[u32
 
 /// Scatter-adds dout (N, C) into the rows of dwte (V, C), dwpe (P, C), dwtt (TT, C).
 /// Differentiates `o = wte[w] + wpe[p] + wtt[tt]`.
-pub fn embedding_backward(dwte: &mut [f32], dwpe: &mut [f32], dwtt: &mut [f32], dout: &[f32], ids: &[u32], pos: &[u32], types: &[u32], n: usize, c: usize) {
+pub fn embedding_backward(
+    dwte: &mut [f32],
+    dwpe: &mut [f32],
+    dwtt: &mut [f32],
+    dout: &[f32],
+    ids: &[u32],
+    pos: &[u32],
+    types: &[u32],
+    n: usize,
+    c: usize,
+) {
     for i in 0..n {
         let d = &dout[i * c..(i + 1) * c];
         for (table, row) in [(&mut *dwte, ids[i]), (&mut *dwpe, pos[i]), (&mut *dwtt, types[i])] {
@@ -90,7 +110,17 @@ pub fn embedding_backward(dwte: &mut [f32], dwpe: &mut [f32], dwtt: &mut [f32], 
 // layernorm
 
 /// out (N, C) = (inp - mean) * rstd * w + b; saves mean (N) and rstd (N) for the backward.
-pub fn layernorm_forward(out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], inp: &[f32], w: &[f32], b: &[f32], n: usize, c: usize, eps: f32) {
+pub fn layernorm_forward(
+    out: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+    inp: &[f32],
+    w: &[f32],
+    b: &[f32],
+    n: usize,
+    c: usize,
+    eps: f32,
+) {
     out[..n * c]
         .par_chunks_mut(c)
         .zip(mean[..n].par_iter_mut())
@@ -122,7 +152,18 @@ pub fn layernorm_forward(out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], in
 
 /// dinp (N, C) = dL/dinp (overwritten); dw, db (C) accumulate.
 /// Differentiates `out = (inp - mean) * rstd * w + b`.
-pub fn layernorm_backward(dinp: &mut [f32], dw: &mut [f32], db: &mut [f32], dout: &[f32], inp: &[f32], mean: &[f32], rstd: &[f32], w: &[f32], n: usize, c: usize) {
+pub fn layernorm_backward(
+    dinp: &mut [f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+    dout: &[f32],
+    inp: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    w: &[f32],
+    n: usize,
+    c: usize,
+) {
     let (gw, gb) = dinp[..n * c]
         .par_chunks_mut(c)
         .enumerate()
@@ -178,7 +219,17 @@ pub fn matmul_forward(out: &mut [f32], inp: &[f32], w: &[f32], bias: Option<&[f3
 
 /// dinp (N, C) = dout · w (overwritten); dw (OC, C) += dout^T · inp; dbias (OC) += Σ_rows dout.
 /// Differentiates `out = inp · w^T + bias`.
-pub fn matmul_backward(dinp: &mut [f32], dw: &mut [f32], dbias: Option<&mut [f32]>, dout: &[f32], inp: &[f32], w: &[f32], n: usize, c: usize, oc: usize) {
+pub fn matmul_backward(
+    dinp: &mut [f32],
+    dw: &mut [f32],
+    dbias: Option<&mut [f32]>,
+    dout: &[f32],
+    inp: &[f32],
+    w: &[f32],
+    n: usize,
+    c: usize,
+    oc: usize,
+) {
     sgemm(n, c, oc, &mut dinp[..n * c], c, Mat::n(dout, oc), Mat::n(w, c), false, Par::Pool);
     sgemm(oc, c, n, &mut dw[..oc * c], c, Mat::t(dout, oc), Mat::n(inp, c), true, Par::Pool);
     if let Some(db) = dbias {
@@ -215,14 +266,22 @@ pub fn bias_backward(dbias: &mut [f32], dout: &[f32], n: usize, oc: usize) {
 /// out (B, T, C) = softmax(Q K^T / sqrt(HS) + mask) V per head, with dropout on the
 /// probabilities; att (B, NH, T, T) saves the probabilities before dropout.
 /// qkv (B, T, 3C) holds Q, K, V side by side; mask (B, T) is 1 for real tokens, 0 for padding.
-pub fn attention_forward(out: &mut [f32], att: &mut [f32], qkv: &[f32], mask: &[f32], b: usize, t: usize, c: usize, nh: usize, p_drop: f32, seed: u64) {
+pub fn attention_forward(
+    out: &mut [f32],
+    att: &mut [f32],
+    qkv: &[f32],
+    mask: &[f32],
+    b: usize,
+    t: usize,
+    c: usize,
+    nh: usize,
+    p_drop: f32,
+    seed: u64,
+) {
     let hs = c / nh;
     let scale = 1.0 / (hs as f32).sqrt();
-    out[..b * t * c]
-        .par_chunks_mut(t * c)
-        .zip(att[..b * nh * t * t].par_chunks_mut(nh * t * t))
-        .enumerate()
-        .for_each(|(bi, (out_b, att_b))| {
+    out[..b * t * c].par_chunks_mut(t * c).zip(att[..b * nh * t * t].par_chunks_mut(nh * t * t)).enumerate().for_each(
+        |(bi, (out_b, att_b))| {
             let qkv_b = &qkv[bi * t * 3 * c..(bi + 1) * t * 3 * c];
             let mask_b = &mask[bi * t..(bi + 1) * t];
             let mut dropped = vec![0.0f32; t * t];
@@ -247,7 +306,8 @@ pub fn attention_forward(out: &mut [f32], att: &mut [f32], qkv: &[f32], mask: &[
                 // out_h (T, HS) = P (T, T) · V (T, HS), written into this head's columns of out
                 sgemm(t, hs, t, &mut out_b[h * hs..], c, Mat::n(probs, t), Mat::n(v, 3 * c), false, Par::Serial);
             }
-        });
+        },
+    );
 }
 
 /// Softmax of `row * scale` over unmasked keys; masked keys get probability 0 (HF adds the
@@ -273,7 +333,18 @@ fn softmax_masked_row(row: &mut [f32], mask: &[f32], scale: f32) {
 
 /// dqkv (B, T, 3C) = dL/dqkv (overwritten) from dout (B, T, C).
 /// Differentiates `out = dropout(softmax(Q K^T * scale + mask)) V`, recomputing the dropout mask.
-pub fn attention_backward(dqkv: &mut [f32], dout: &[f32], qkv: &[f32], att: &[f32], b: usize, t: usize, c: usize, nh: usize, p_drop: f32, seed: u64) {
+pub fn attention_backward(
+    dqkv: &mut [f32],
+    dout: &[f32],
+    qkv: &[f32],
+    att: &[f32],
+    b: usize,
+    t: usize,
+    c: usize,
+    nh: usize,
+    p_drop: f32,
+    seed: u64,
+) {
     let hs = c / nh;
     let scale = 1.0 / (hs as f32).sqrt();
     dqkv[..b * t * 3 * c].par_chunks_mut(t * 3 * c).enumerate().for_each(|(bi, dqkv_b)| {
@@ -296,7 +367,17 @@ pub fn attention_backward(dqkv: &mut [f32], dout: &[f32], qkv: &[f32], att: &[f3
                 att_h
             };
             // dV (T, HS) = P^T · dout_h ; dP (T, T) = dout_h · V^T
-            sgemm(t, hs, t, &mut dqkv_b[2 * c + h * hs..], 3 * c, Mat::t(probs, t), Mat::n(&dout_b[h * hs..], c), false, Par::Serial);
+            sgemm(
+                t,
+                hs,
+                t,
+                &mut dqkv_b[2 * c + h * hs..],
+                3 * c,
+                Mat::t(probs, t),
+                Mat::n(&dout_b[h * hs..], c),
+                false,
+                Par::Serial,
+            );
             sgemm(t, t, hs, &mut datt, t, Mat::n(&dout_b[h * hs..], c), Mat::t(v, 3 * c), false, Par::Serial);
             if p_drop > 0.0 {
                 datt.iter_mut().zip(&keep).for_each(|(d, s)| *d *= s);
@@ -325,9 +406,10 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 
 /// out (N) = 0.5 x (1 + erf(x / sqrt 2)): exact GELU as HF `hidden_act: gelu`.
 pub fn gelu_forward(out: &mut [f32], inp: &[f32], n: usize) {
-    out[..n].par_chunks_mut(ELEMS_PER_TASK).zip(inp[..n].par_chunks(ELEMS_PER_TASK)).for_each(|(o, x)| {
-        gelu_forward_chunk(o, x)
-    });
+    out[..n]
+        .par_chunks_mut(ELEMS_PER_TASK)
+        .zip(inp[..n].par_chunks(ELEMS_PER_TASK))
+        .for_each(|(o, x)| gelu_forward_chunk(o, x));
 }
 
 multiversion! {
@@ -482,7 +564,16 @@ pub struct AdamWConfig {
 /// One AdamW step over params/grads/m/v (N) at step `t` (1-based), mirroring PyTorch:
 /// p *= 1 - lr·wd; m = β1 m + (1-β1) g; v = β2 v + (1-β2) g²;
 /// p -= lr/(1-β1^t) · m / (sqrt(v)/sqrt(1-β2^t) + ε).
-pub fn adamw_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], cfg: &AdamWConfig, weight_decay: f32, t: u64, n: usize) {
+pub fn adamw_update(
+    params: &mut [f32],
+    grads: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    cfg: &AdamWConfig,
+    weight_decay: f32,
+    t: u64,
+    n: usize,
+) {
     let bc1 = 1.0 - (cfg.beta1 as f64).powf(t as f64);
     let bc2 = 1.0 - (cfg.beta2 as f64).powf(t as f64);
     let step_size = (cfg.lr as f64 / bc1) as f32;
@@ -506,7 +597,8 @@ pub fn adamw_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f
 
 /// Global L2 norm of a gradient buffer (N), accumulated in f64.
 pub fn grad_norm(grads: &[f32]) -> f32 {
-    grads.par_chunks(ELEMS_PER_TASK).map(|c| c.iter().map(|&g| g as f64 * g as f64).sum::<f64>()).sum::<f64>().sqrt() as f32
+    grads.par_chunks(ELEMS_PER_TASK).map(|c| c.iter().map(|&g| g as f64 * g as f64).sum::<f64>()).sum::<f64>().sqrt()
+        as f32
 }
 
 /// grads (N) *= scale.

@@ -80,7 +80,18 @@ impl HeadActs {
     /// Buffers for B sequences, K labels, C channels.
     pub fn new(b: usize, c: usize, k: usize) -> Self {
         let z = |n| vec![0.0f32; n];
-        HeadActs { cls: z(b * c), pre: z(b * c), h: z(b * c), pooled: z(b * c), logits: z(b * k), losses: z(b), dlogits: z(b * k), dh: z(b * c), dpre: z(b * c), dcls: z(b * c) }
+        HeadActs {
+            cls: z(b * c),
+            pre: z(b * c),
+            h: z(b * c),
+            pooled: z(b * c),
+            logits: z(b * k),
+            losses: z(b),
+            dlogits: z(b * k),
+            dh: z(b * c),
+            dpre: z(b * c),
+            dcls: z(b * c),
+        }
     }
 }
 
@@ -89,7 +100,17 @@ const HEAD_LAYER: usize = usize::MAX - 1;
 
 /// Forward: logits from hidden (B, T, C); returns the mean cross-entropy over labelled rows
 /// when `labels` (B) is given (0.0 otherwise).
-pub fn classifier_forward(a: &mut HeadActs, params: &[f32], head: &ClassifierHead, hidden: &[f32], labels: Option<&[i64]>, b: usize, t: usize, c: usize, drop: DropoutCfg) -> f32 {
+pub fn classifier_forward(
+    a: &mut HeadActs,
+    params: &[f32],
+    head: &ClassifierHead,
+    hidden: &[f32],
+    labels: Option<&[i64]>,
+    b: usize,
+    t: usize,
+    c: usize,
+    drop: DropoutCfg,
+) -> f32 {
     let k = head.num_labels;
     let w = |r: &Range<usize>| &params[r.clone()];
     for bi in 0..b {
@@ -118,7 +139,18 @@ pub fn classifier_forward(a: &mut HeadActs, params: &[f32], head: &ClassifierHea
 
 /// Backward of the mean loss: writes dL/dhidden into `dhidden` (B, T, C) (overwritten; only
 /// the first token of each sequence is non-zero) and accumulates the head's gradients.
-pub fn classifier_backward(dhidden: &mut [f32], grads: &mut [f32], a: &mut HeadActs, params: &[f32], head: &ClassifierHead, labels: &[i64], b: usize, t: usize, c: usize, drop: DropoutCfg) {
+pub fn classifier_backward(
+    dhidden: &mut [f32],
+    grads: &mut [f32],
+    a: &mut HeadActs,
+    params: &[f32],
+    head: &ClassifierHead,
+    labels: &[i64],
+    b: usize,
+    t: usize,
+    c: usize,
+    drop: DropoutCfg,
+) {
     let k = head.num_labels;
     let w = |r: &Range<usize>| &params[r.clone()];
     let count = labels[..b].iter().filter(|&&y| y != IGNORE_INDEX).count().max(1);

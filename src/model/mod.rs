@@ -151,9 +151,8 @@ impl EncoderParams {
                 ln2_b: w(layout, &format!("{p}output.LayerNorm.bias"), &[c], false),
             });
         }
-        let pooler = with_pooler.then(|| {
-            (w(layout, "pooler.dense.weight", &[c, c], true), w(layout, "pooler.dense.bias", &[c], false))
-        });
+        let pooler = with_pooler
+            .then(|| (w(layout, "pooler.dense.weight", &[c, c], true), w(layout, "pooler.dense.bias", &[c], false)));
         EncoderParams { wte, wpe, wtt, ln_emb_w, ln_emb_b, layers, pooler }
     }
 }

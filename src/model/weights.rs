@@ -29,9 +29,10 @@ pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>> {
         let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| Error::format(&index, format!("expected a safetensors index (JSON): {e}")))?;
-        let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| {
-            Error::format(&index, "expected a \"weight_map\" object of tensor name -> shard file")
-        })?;
+        let map = v
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| Error::format(&index, "expected a \"weight_map\" object of tensor name -> shard file"))?;
         let mut files: Vec<PathBuf> = Vec::new();
         for f in map.values() {
             let f = f.as_str().ok_or_else(|| Error::format(&index, "weight_map values must be file names"))?;
@@ -120,9 +121,8 @@ pub fn load_into(
     let mut unexpected = Vec::new();
     for file in checkpoint_files(dir)? {
         let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| {
-            Error::format(&file, format!("not a valid safetensors file (truncated or corrupt?): {e}"))
-        })?;
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::format(&file, format!("not a valid safetensors file (truncated or corrupt?): {e}")))?;
         for (key, view) in st.tensors() {
             let name = layout_name(&key, cfg);
             match layout.find(&name) {
@@ -130,11 +130,7 @@ pub fn load_into(
                     if view.shape() != t.shape.as_slice() {
                         return Err(Error::Checkpoint {
                             path: file.clone(),
-                            msg: format!(
-                                "tensor {key} has shape {:?}; the config implies {:?}",
-                                view.shape(),
-                                t.shape
-                            ),
+                            msg: format!("tensor {key} has shape {:?}; the config implies {:?}", view.shape(), t.shape),
                         });
                     }
                     let v = to_f32(&view, &key, &file)?;
