@@ -335,3 +335,22 @@ fn whole_tiny_bert_gradients_match_finite_differences() {
 fn whole_tiny_model_gradients_with_dropout_match_finite_differences() {
     whole_model_check(Family::XlmRoberta, true);
 }
+
+#[test]
+fn training_steps_are_bit_identical_on_rerun() {
+    // Same seed, same batch, same thread count: parameters after three AdamW steps with
+    // dropout must match to the bit (parallel reductions sum in a fixed order).
+    let run = || {
+        let mut cfg = ModelConfig::xlmr_shape(64, 2, 4, 96, 50, 70);
+        cfg.hidden_dropout = 0.1;
+        let mut model = SequenceClassifier::new_random(&cfg, 3, 7);
+        let mut opt = xlt::cpu::AdamW::new(xlt::bench::bench_adamw(), model.layout.total);
+        let (batch, labels) = xlt::bench::random_batch(&cfg, 6, 33, 8);
+        for s in 0..3 {
+            xlt::bench::train_step(&mut model, &mut opt, &batch, &labels, s);
+        }
+        model.params
+    };
+    let (a, b) = (run(), run());
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "reruns differ");
+}

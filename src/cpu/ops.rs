@@ -36,6 +36,8 @@ macro_rules! multiversion {
 
 /// Rows per rayon task for row-wise ops: large enough to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
+/// Rows per block of the deterministic parameter-gradient reductions.
+const REDUCE_ROWS: usize = 64;
 /// Elements per rayon task for element-wise ops.
 const ELEMS_PER_TASK: usize = 1 << 14;
 
@@ -164,13 +166,15 @@ pub fn layernorm_backward(
     n: usize,
     c: usize,
 ) {
-    let (gw, gb) = dinp[..n * c]
-        .par_chunks_mut(c)
+    // Fixed blocks of rows, partial sums collected in block order: the result does not depend
+    // on how rayon schedules the blocks, so reruns are bit-identical.
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dinp[..n * c]
+        .par_chunks_mut(REDUCE_ROWS * c)
         .enumerate()
-        .with_min_len(ROWS_PER_TASK)
-        .fold(
-            || (vec![0.0f32; c], vec![0.0f32; c]),
-            |(mut gw, mut gb), (i, di)| {
+        .map(|(blk, dblk)| {
+            let (mut gw, mut gb) = (vec![0.0f32; c], vec![0.0f32; c]);
+            for (r, di) in dblk.chunks_mut(c).enumerate() {
+                let i = blk * REDUCE_ROWS + r;
                 let x = &inp[i * c..(i + 1) * c];
                 let d = &dout[i * c..(i + 1) * c];
                 let (mu, s) = (mean[i], rstd[i]);
@@ -190,17 +194,15 @@ pub fn layernorm_backward(
                     let norm = (x[j] - mu) * s;
                     di[j] = s * (d[j] * w[j] - md - norm * mdn);
                 }
-                (gw, gb)
-            },
-        )
-        .reduce(
-            || (vec![0.0f32; c], vec![0.0f32; c]),
-            |(mut a, mut b), (x, y)| {
-                a.iter_mut().zip(&x).for_each(|(p, q)| *p += q);
-                b.iter_mut().zip(&y).for_each(|(p, q)| *p += q);
-                (a, b)
-            },
-        );
+            }
+            (gw, gb)
+        })
+        .collect();
+    let (mut gw, mut gb) = (vec![0.0f32; c], vec![0.0f32; c]);
+    for (pw, pb) in &partials {
+        gw.iter_mut().zip(pw).for_each(|(p, q)| *p += q);
+        gb.iter_mut().zip(pb).for_each(|(p, q)| *p += q);
+    }
     dw.iter_mut().zip(&gw).for_each(|(p, q)| *p += q);
     db.iter_mut().zip(&gb).for_each(|(p, q)| *p += q);
 }
@@ -239,23 +241,21 @@ pub fn matmul_backward(
 
 /// dbias (OC) += Σ over rows of dout (N, OC).
 pub fn bias_backward(dbias: &mut [f32], dout: &[f32], n: usize, oc: usize) {
-    let sums = dout[..n * oc]
-        .par_chunks(oc)
-        .with_min_len(64)
-        .fold(
-            || vec![0.0f32; oc],
-            |mut acc, row| {
+    // Fixed blocks summed in order (see layernorm_backward): deterministic.
+    let partials: Vec<Vec<f32>> = dout[..n * oc]
+        .par_chunks(REDUCE_ROWS * oc)
+        .map(|blk| {
+            let mut acc = vec![0.0f32; oc];
+            for row in blk.chunks(oc) {
                 acc.iter_mut().zip(row).for_each(|(a, x)| *a += x);
-                acc
-            },
-        )
-        .reduce(
-            || vec![0.0f32; oc],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+            }
+            acc
+        })
+        .collect();
+    let mut sums = vec![0.0f32; oc];
+    for p in &partials {
+        sums.iter_mut().zip(p).for_each(|(a, x)| *a += x);
+    }
     dbias[..oc].iter_mut().zip(&sums).for_each(|(d, s)| *d += s);
 }
 
@@ -597,8 +597,9 @@ pub fn adamw_update(
 
 /// Global L2 norm of a gradient buffer (N), accumulated in f64.
 pub fn grad_norm(grads: &[f32]) -> f32 {
-    grads.par_chunks(ELEMS_PER_TASK).map(|c| c.iter().map(|&g| g as f64 * g as f64).sum::<f64>()).sum::<f64>().sqrt()
-        as f32
+    let partials: Vec<f64> =
+        grads.par_chunks(ELEMS_PER_TASK).map(|c| c.iter().map(|&g| g as f64 * g as f64).sum::<f64>()).collect();
+    partials.iter().sum::<f64>().sqrt() as f32
 }
 
 /// grads (N) *= scale.
