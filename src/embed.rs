@@ -56,10 +56,11 @@ impl Embedder {
         let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
         let tok = Tokenizer::from_file(&dir.join("tokenizer.json"), cfg.family)?;
         let mut layout = ParamLayout::default();
-        let enc = EncoderParams::register(&mut layout, &cfg, false);
+        let mut enc = EncoderParams::register(&mut layout, &cfg, false);
         // Every tensor of this layout is required, so the load fills the whole buffer.
         let mut params = vec![0.0; layout.total];
         weights::load_into(&mut params, &layout, &cfg, dir, &|_| true)?;
+        enc.transpose_linears_for_inference(&mut params, &cfg);
         Ok(Embedder { cfg, params, enc, tok })
     }
 
@@ -88,6 +89,7 @@ impl Embedder {
         let mut order: Vec<usize> = (0..encoded.len()).collect();
         order.sort_by_key(|&i| (encoded[i].ids.len(), i));
         let mut out = vec![0.0f32; sentences.len() * c];
+        let mut acts = Activations::new(&self.cfg, 0, 0, false);
         for chunk in order.chunks(batch_size) {
             let b = chunk.len();
             let t = chunk.iter().map(|&i| encoded[i].ids.len()).max().unwrap_or(1);
@@ -99,7 +101,7 @@ impl Embedder {
                 batch.types[row * t..row * t + e.ids.len()].copy_from_slice(&e.types);
                 batch.mask[row * t..row * t + e.ids.len()].fill(1.0);
             }
-            let mut acts = Activations::new(&self.cfg, b, t, false);
+            acts.resize(&self.cfg, b, t);
             encoder_forward(&mut acts, &self.params, &self.enc, &self.cfg, &batch, DropoutCfg::OFF, Some(layer));
             let hidden = acts.last();
             for (row, &i) in chunk.iter().enumerate() {

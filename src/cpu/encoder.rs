@@ -15,7 +15,7 @@
 
 use super::ops::*;
 use crate::config::ModelConfig;
-use crate::model::{EncoderParams, LayerParams};
+use crate::model::{EncoderParams, LayerParams, LinearLayout};
 use crate::rng;
 
 /// A batch of token ids, already padded to (B, T).
@@ -66,22 +66,40 @@ pub struct LayerActs {
 
 impl LayerActs {
     fn new(cfg: &ModelConfig, b: usize, t: usize) -> Self {
+        let e = Vec::new;
+        let mut la = LayerActs {
+            qkv: e(),
+            att: e(),
+            atty: e(),
+            res1: e(),
+            ln1: e(),
+            ln1_mean: e(),
+            ln1_rstd: e(),
+            fch: e(),
+            fch_gelu: e(),
+            res2: e(),
+            out: e(),
+            ln2_mean: e(),
+            ln2_rstd: e(),
+        };
+        la.resize(cfg, b, t);
+        la
+    }
+
+    /// Resizes every buffer for a (B, T) batch, keeping allocations (no page faults when a
+    /// batch is no larger than an earlier one).
+    fn resize(&mut self, cfg: &ModelConfig, b: usize, t: usize) {
         let (n, c, ffn, nh) = (b * t, cfg.hidden_size, cfg.intermediate_size, cfg.num_heads);
-        LayerActs {
-            qkv: vec![0.0; n * 3 * c],
-            att: vec![0.0; b * nh * t * t],
-            atty: vec![0.0; n * c],
-            res1: vec![0.0; n * c],
-            ln1: vec![0.0; n * c],
-            ln1_mean: vec![0.0; n],
-            ln1_rstd: vec![0.0; n],
-            fch: vec![0.0; n * ffn],
-            fch_gelu: vec![0.0; n * ffn],
-            res2: vec![0.0; n * c],
-            out: vec![0.0; n * c],
-            ln2_mean: vec![0.0; n],
-            ln2_rstd: vec![0.0; n],
+        self.qkv.resize(n * 3 * c, 0.0);
+        self.att.resize(b * nh * t * t, 0.0);
+        for v in [&mut self.atty, &mut self.res1, &mut self.ln1, &mut self.res2, &mut self.out] {
+            v.resize(n * c, 0.0);
         }
+        for v in [&mut self.ln1_mean, &mut self.ln1_rstd, &mut self.ln2_mean, &mut self.ln2_rstd] {
+            v.resize(n, 0.0);
+        }
+        self.fch.resize(n * ffn, 0.0);
+        self.fch_gelu.resize(n * ffn, 0.0);
     }
 }
 
@@ -113,20 +131,37 @@ pub struct Activations {
 impl Activations {
     /// Buffers for a (B, T) batch; `train` keeps every layer (needed for the backward).
     pub fn new(cfg: &ModelConfig, b: usize, t: usize, train: bool) -> Self {
-        let n = b * t;
-        let c = cfg.hidden_size;
         let nl = if train { cfg.num_layers } else { 1 };
-        Activations {
+        let mut a = Activations {
             b,
             t,
-            pos: vec![0; n],
-            emb: vec![0.0; n * c],
-            emb_mean: vec![0.0; n],
-            emb_rstd: vec![0.0; n],
-            x0: vec![0.0; n * c],
+            pos: Vec::new(),
+            emb: Vec::new(),
+            emb_mean: Vec::new(),
+            emb_rstd: Vec::new(),
+            x0: Vec::new(),
             layers: (0..nl).map(|_| LayerActs::new(cfg, b, t)).collect(),
-            x: if train { Vec::new() } else { vec![0.0; n * c] },
+            x: Vec::new(),
             train,
+        };
+        a.resize(cfg, b, t);
+        a
+    }
+
+    /// Re-sizes the buffers for a (B, T) batch, keeping their allocations.
+    pub fn resize(&mut self, cfg: &ModelConfig, b: usize, t: usize) {
+        let (n, c) = (b * t, cfg.hidden_size);
+        (self.b, self.t) = (b, t);
+        self.pos.resize(n, 0);
+        self.emb.resize(n * c, 0.0);
+        self.emb_mean.resize(n, 0.0);
+        self.emb_rstd.resize(n, 0.0);
+        self.x0.resize(n * c, 0.0);
+        for la in &mut self.layers {
+            la.resize(cfg, b, t);
+        }
+        if !self.train {
+            self.x.resize(n * c, 0.0);
         }
     }
 
@@ -217,12 +252,12 @@ pub fn encoder_forward(
         for l in 0..nl {
             let (done, rest) = acts.layers.split_at_mut(l);
             let x = if l == 0 { &acts.x0 } else { &done[l - 1].out };
-            layer_forward(&mut rest[0], x, params, &p.layers[l], cfg, batch, drop, l);
+            layer_forward(&mut rest[0], x, params, &p.layers[l], p.linear_layout, cfg, batch, drop, l);
         }
     } else {
         acts.x.copy_from_slice(&acts.x0);
         for l in 0..nl {
-            layer_forward(&mut acts.layers[0], &acts.x, params, &p.layers[l], cfg, batch, drop, l);
+            layer_forward(&mut acts.layers[0], &acts.x, params, &p.layers[l], p.linear_layout, cfg, batch, drop, l);
             std::mem::swap(&mut acts.x, &mut acts.layers[0].out);
         }
     }
@@ -234,6 +269,7 @@ fn layer_forward(
     x: &[f32],
     params: &[f32],
     lp: &LayerParams,
+    layout: LinearLayout,
     cfg: &ModelConfig,
     batch: &Batch,
     drop: DropoutCfg,
@@ -242,7 +278,7 @@ fn layer_forward(
     let (b, t, c, nh, ffn) = (batch.b, batch.t, cfg.hidden_size, cfg.num_heads, cfg.intermediate_size);
     let n = b * t;
     let w = |r: &std::ops::Range<usize>| &params[r.clone()];
-    matmul_forward(&mut la.qkv, x, w(&lp.qkv_w), Some(w(&lp.qkv_b)), n, c, 3 * c);
+    linear(layout, &mut la.qkv, x, w(&lp.qkv_w), Some(w(&lp.qkv_b)), n, c, 3 * c);
     attention_forward(
         &mut la.atty,
         &mut la.att,
@@ -255,7 +291,7 @@ fn layer_forward(
         drop.attention,
         drop.site(l, SITE_ATTN),
     );
-    matmul_forward(&mut la.res1, &la.atty, w(&lp.attn_proj_w), Some(w(&lp.attn_proj_b)), n, c, c);
+    linear(layout, &mut la.res1, &la.atty, w(&lp.attn_proj_w), Some(w(&lp.attn_proj_b)), n, c, c);
     dropout_forward(&mut la.res1, drop.hidden, drop.site(l, SITE_ATTN_PROJ), n * c);
     residual_forward(&mut la.res1, x, n * c);
     layernorm_forward(
@@ -269,9 +305,9 @@ fn layer_forward(
         c,
         cfg.layer_norm_eps,
     );
-    matmul_forward(&mut la.fch, &la.ln1, w(&lp.fc_w), Some(w(&lp.fc_b)), n, c, ffn);
+    linear(layout, &mut la.fch, &la.ln1, w(&lp.fc_w), Some(w(&lp.fc_b)), n, c, ffn);
     gelu_forward(&mut la.fch_gelu, &la.fch, n * ffn);
-    matmul_forward(&mut la.res2, &la.fch_gelu, w(&lp.fc_proj_w), Some(w(&lp.fc_proj_b)), n, ffn, c);
+    linear(layout, &mut la.res2, &la.fch_gelu, w(&lp.fc_proj_w), Some(w(&lp.fc_proj_b)), n, ffn, c);
     dropout_forward(&mut la.res2, drop.hidden, drop.site(l, SITE_FFN), n * c);
     residual_forward(&mut la.res2, &la.ln1, n * c);
     layernorm_forward(
@@ -305,6 +341,23 @@ pub fn pooler_forward(
     let mut pre = vec![0.0f32; b * c];
     matmul_forward(&mut pre, first, w, Some(bias), b, c, c);
     tanh_forward(out, &pre, b * c);
+}
+
+/// A layer's linear forward on weights stored in either layout.
+fn linear(
+    layout: LinearLayout,
+    out: &mut [f32],
+    inp: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    n: usize,
+    c: usize,
+    oc: usize,
+) {
+    match layout {
+        LinearLayout::OutIn => matmul_forward(out, inp, w, b, n, c, oc),
+        LinearLayout::InOut => matmul_forward_t(out, inp, w, b, n, c, oc),
+    }
 }
 
 /// Scratch buffers of the backward pass for one (B, T).
@@ -358,6 +411,7 @@ pub fn encoder_backward(
     drop: DropoutCfg,
 ) {
     assert!(acts.train, "encoder_backward needs training activations");
+    assert_eq!(p.linear_layout, LinearLayout::OutIn, "encoder_backward needs HF-layout weights");
     let (b, t, c) = (batch.b, batch.t, cfg.hidden_size);
     let n = b * t;
     for l in (0..cfg.num_layers).rev() {

@@ -116,6 +116,50 @@ pub struct EncoderParams {
     pub layers: Vec<LayerParams>,
     /// (C, C) and (C): the tanh pooler over the first token, when the model has one.
     pub pooler: Option<(Range<usize>, Range<usize>)>,
+    /// How the layers' linear weights are stored in the buffer.
+    pub linear_layout: LinearLayout,
+}
+
+/// Storage order of the transformer layers' linear weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinearLayout {
+    /// HF `nn.Linear` order (OC, C): what is loaded, trained and saved.
+    OutIn,
+    /// Transposed, (C, OC): inference only (`xlt embed`), where the GEMM runs faster on it.
+    InOut,
+}
+
+impl EncoderParams {
+    /// Every layer's linear weight ranges with their (OC, C) shapes.
+    pub fn linear_weights(&self, cfg: &ModelConfig) -> Vec<(Range<usize>, usize, usize)> {
+        let (c, ffn) = (cfg.hidden_size, cfg.intermediate_size);
+        let mut out = Vec::new();
+        for lp in &self.layers {
+            out.push((lp.qkv_w.clone(), 3 * c, c));
+            out.push((lp.attn_proj_w.clone(), c, c));
+            out.push((lp.fc_w.clone(), ffn, c));
+            out.push((lp.fc_proj_w.clone(), c, ffn));
+        }
+        out
+    }
+
+    /// Transposes every layer's linear weights in `params` from (OC, C) to (C, OC) for fast
+    /// inference. The buffer can then no longer be trained or saved.
+    pub fn transpose_linears_for_inference(&mut self, params: &mut [f32], cfg: &ModelConfig) {
+        if self.linear_layout == LinearLayout::InOut {
+            return;
+        }
+        for (r, oc, c) in self.linear_weights(cfg) {
+            let w = params[r.clone()].to_vec();
+            let dst = &mut params[r];
+            for o in 0..oc {
+                for i in 0..c {
+                    dst[i * oc + o] = w[o * c + i];
+                }
+            }
+        }
+        self.linear_layout = LinearLayout::InOut;
+    }
 }
 
 impl EncoderParams {
@@ -153,6 +197,6 @@ impl EncoderParams {
         }
         let pooler = with_pooler
             .then(|| (w(layout, "pooler.dense.weight", &[c, c], true), w(layout, "pooler.dense.bias", &[c], false)));
-        EncoderParams { wte, wpe, wtt, ln_emb_w, ln_emb_b, layers, pooler }
+        EncoderParams { wte, wpe, wtt, ln_emb_w, ln_emb_b, layers, pooler, linear_layout: LinearLayout::OutIn }
     }
 }
