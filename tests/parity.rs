@@ -163,3 +163,31 @@ fn tiny_xlmr_tokenization_matches_hf() {
 fn tiny_bert_tokenization_matches_hf() {
     run_tokenizer_parity("tiny-bert");
 }
+
+/// The inference path of `xlt embed` (transposed weights, one reused layer buffer, early stop
+/// at the requested layer) must give the hidden states of the training path.
+#[test]
+fn inference_path_matches_training_path() {
+    use xlt::embed::{Embedder, Pool};
+    for name in ["tiny-xlmr", "tiny-bert"] {
+        let dir = fixture(name);
+        let emb = Embedder::load(&dir).expect("embedder");
+        let mut model = SequenceClassifier::from_dir(&dir, 3, 0).expect("model");
+        let sentences: Vec<String> =
+            ["a short one", "a somewhat longer sentence with more words", "mid size line"].map(String::from).to_vec();
+        for layer in 0..=model.cfg.num_layers {
+            let got = emb.embed(&sentences, layer, Pool::Mean, 2, 64).expect("embed");
+            let c = model.cfg.hidden_size;
+            for (i, s) in sentences.iter().enumerate() {
+                let e = emb.tok.encode(s, None, 64).expect("encode");
+                let t = e.ids.len();
+                let batch = Batch { b: 1, t, ids: e.ids.clone(), types: e.types.clone(), mask: vec![1.0; t] };
+                model.forward(&batch, None, DropoutCfg::OFF);
+                let h = model.hidden(layer).expect("hidden");
+                let mean: Vec<f32> = (0..c).map(|j| (0..t).map(|ti| h[ti * c + j]).sum::<f32>() / t as f32).collect();
+                let d = max_abs_diff(&got.data[i * c..(i + 1) * c], &mean);
+                assert!(d < 1e-5, "{name} layer {layer} sentence {i}: {d}");
+            }
+        }
+    }
+}
