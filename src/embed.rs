@@ -5,9 +5,10 @@
 
 use crate::config::ModelConfig;
 use crate::cpu::encoder::{encoder_forward, Activations, Batch, DropoutCfg};
+use crate::cpu::gemm::serial_scope;
 use crate::error::{Error, Result};
 use crate::model::{weights, EncoderParams, ParamLayout};
-use crate::tokenize::Tokenizer;
+use crate::tokenize::{Encoded, Tokenizer};
 use rayon::prelude::*;
 use std::path::Path;
 
@@ -88,30 +89,74 @@ impl Embedder {
         let truncated = encoded.iter().filter(|e| e.truncated).count();
         let mut order: Vec<usize> = (0..encoded.len()).collect();
         order.sort_by_key(|&i| (encoded[i].ids.len(), i));
+        let chunks: Vec<&[usize]> = order.chunks(batch_size).collect();
+        let longest = chunks.last().map_or(1, |ch| ch.iter().map(|&i| encoded[i].ids.len()).max().unwrap_or(1));
+        let threads = rayon::current_num_threads();
+        // With several threads, whole batches run side by side, each with single-threaded
+        // GEMMs, unless one batch per thread would hold too much activation memory.
+        let per_batch = Activations::bytes(&self.cfg, batch_size, longest);
+        let concurrent = threads > 1 && per_batch * threads <= PARALLEL_BATCH_BYTES;
+        let run = |acts: &mut Activations, chunk: &&[usize]| self.embed_batch(acts, chunk, &encoded, layer, pool);
+        let pooled: Vec<Vec<f32>> = if concurrent {
+            chunks
+                .par_iter()
+                .map_init(|| Activations::new(&self.cfg, 0, 0, false), |acts, ch| serial_scope(|| run(acts, ch)))
+                .collect()
+        } else {
+            let mut acts = Activations::new(&self.cfg, 0, 0, false);
+            chunks.iter().map(|ch| run(&mut acts, ch)).collect()
+        };
         let mut out = vec![0.0f32; sentences.len() * c];
-        let mut acts = Activations::new(&self.cfg, 0, 0, false);
-        for chunk in order.chunks(batch_size) {
-            let b = chunk.len();
-            let t = chunk.iter().map(|&i| encoded[i].ids.len()).max().unwrap_or(1);
-            let mut batch =
-                Batch { b, t, ids: vec![self.tok.pad_id; b * t], types: vec![0; b * t], mask: vec![0.0; b * t] };
+        for (chunk, rows) in chunks.iter().zip(&pooled) {
             for (row, &i) in chunk.iter().enumerate() {
-                let e = &encoded[i];
-                batch.ids[row * t..row * t + e.ids.len()].copy_from_slice(&e.ids);
-                batch.types[row * t..row * t + e.ids.len()].copy_from_slice(&e.types);
-                batch.mask[row * t..row * t + e.ids.len()].fill(1.0);
-            }
-            acts.resize(&self.cfg, b, t);
-            encoder_forward(&mut acts, &self.params, &self.enc, &self.cfg, &batch, DropoutCfg::OFF, Some(layer));
-            let hidden = acts.last();
-            for (row, &i) in chunk.iter().enumerate() {
-                let dst = &mut out[i * c..(i + 1) * c];
-                pool_row(dst, &hidden[row * t * c..(row + 1) * t * c], &batch.mask[row * t..(row + 1) * t], c, pool);
+                out[i * c..(i + 1) * c].copy_from_slice(&rows[row * c..(row + 1) * c]);
             }
         }
         Ok(Embeddings { data: out, n: sentences.len(), dim: c, truncated })
     }
 }
+
+impl Embedder {
+    /// Encodes the sentences `chunk` (indices into `encoded`) as one padded batch; returns their
+    /// pooled vectors (len(chunk), C) in chunk order.
+    fn embed_batch(
+        &self,
+        acts: &mut Activations,
+        chunk: &[usize],
+        encoded: &[Encoded],
+        layer: usize,
+        pool: Pool,
+    ) -> Vec<f32> {
+        let c = self.cfg.hidden_size;
+        let b = chunk.len();
+        let t = chunk.iter().map(|&i| encoded[i].ids.len()).max().unwrap_or(1);
+        let mut batch =
+            Batch { b, t, ids: vec![self.tok.pad_id; b * t], types: vec![0; b * t], mask: vec![0.0; b * t] };
+        for (row, &i) in chunk.iter().enumerate() {
+            let e = &encoded[i];
+            batch.ids[row * t..row * t + e.ids.len()].copy_from_slice(&e.ids);
+            batch.types[row * t..row * t + e.ids.len()].copy_from_slice(&e.types);
+            batch.mask[row * t..row * t + e.ids.len()].fill(1.0);
+        }
+        acts.resize(&self.cfg, b, t);
+        encoder_forward(acts, &self.params, &self.enc, &self.cfg, &batch, DropoutCfg::OFF, Some(layer));
+        let hidden = acts.last();
+        let mut out = vec![0.0f32; b * c];
+        for row in 0..b {
+            pool_row(
+                &mut out[row * c..(row + 1) * c],
+                &hidden[row * t * c..(row + 1) * t * c],
+                &batch.mask[row * t..(row + 1) * t],
+                c,
+                pool,
+            );
+        }
+        out
+    }
+}
+
+/// Above this much activation memory for one batch per thread, batches run one at a time.
+const PARALLEL_BATCH_BYTES: usize = 4 << 30;
 
 /// Pools one sequence's states (T, C) into dst (C).
 fn pool_row(dst: &mut [f32], states: &[f32], mask: &[f32], c: usize, pool: Pool) {

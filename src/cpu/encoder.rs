@@ -165,6 +165,12 @@ impl Activations {
         }
     }
 
+    /// Bytes an inference `Activations` holds for a (B, T) batch.
+    pub fn bytes(cfg: &ModelConfig, b: usize, t: usize) -> usize {
+        let (n, c, ffn, nh) = (b * t, cfg.hidden_size, cfg.intermediate_size, cfg.num_heads);
+        4 * (n * (3 * c + 3) + n * c + n * (8 * c + 2 * ffn + 4) + b * nh * t * t)
+    }
+
     /// hidden_states[L] after a training forward (L = 0 is the embedding output).
     pub fn hidden(&self, l: usize) -> &[f32] {
         if l == 0 {

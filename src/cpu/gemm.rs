@@ -5,6 +5,21 @@
 //! slice of the fused (B, T, 3C) qkv buffer can be used in place.
 
 use gemm::Parallelism;
+use std::cell::Cell;
+
+thread_local! {
+    /// Set inside [`serial_scope`]: `Par::Pool` GEMMs issued from this thread run serially.
+    static SERIAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every GEMM it issues from this thread kept on this thread. For callers that
+/// already run independent work items in parallel (one batch per thread).
+pub fn serial_scope<R>(f: impl FnOnce() -> R) -> R {
+    let prev = SERIAL.with(|s| s.replace(true));
+    let r = f();
+    SERIAL.with(|s| s.set(prev));
+    r
+}
 
 /// Whether to let the GEMM spread over the rayon pool (large products) or run on the calling
 /// thread (small products inside an outer parallel loop).
@@ -79,7 +94,7 @@ pub fn sgemm(
         return;
     }
     let parallelism = match par {
-        Par::Pool if rayon::current_num_threads() > 1 => Parallelism::Rayon(0),
+        Par::Pool if rayon::current_num_threads() > 1 && !SERIAL.with(Cell::get) => Parallelism::Rayon(0),
         _ => Parallelism::None,
     };
     // SAFETY: the asserts above bound every index the kernel touches: op(A) is (m, k) within
