@@ -40,10 +40,16 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
 def med(impl, key):
     xs = [r[key] for r in rows if r.get("impl") == impl]
     return statistics.median(xs) if xs else float("nan")
+def per_round(impl, key):
+    return [r[key] for r in rows if r.get("impl") == impl]
+def paired(a, b, key, invert=False):
+    xs, ys = per_round(a, key), per_round(b, key)
+    rs = [(y / x if invert else x / y) for x, y in zip(xs, ys)]
+    return " ".join(f"{r:.2f}" for r in rs)
 x, t = med("xlt", "ms_per_step"), med("pytorch", "ms_per_step")
-print(f"train step (C=256 L=4 FFN=1024 V=8000 B=8 T=128), median ms/step: xlt {x:.1f}, pytorch {t:.1f}, pytorch/xlt = {t/x:.2f}x")
+print(f"train step (C=256 L=4 FFN=1024 V=8000 B=8 T=128), median ms/step: xlt {x:.1f}, pytorch {t:.1f}, pytorch/xlt = {t/x:.2f}x (per round: {paired('pytorch', 'xlt', 'ms_per_step')})")
 xe, te = med("xlt-embed", "sentences_per_s"), med("pytorch-embed", "sentences_per_s")
 if xe == xe:
-    print(f"embed all-MiniLM-L6-v2 (3000 sentences, batch 32, max len 128), median sentences/s: xlt {xe:.1f}, pytorch {te:.1f}, xlt/pytorch = {xe/te:.2f}x")
+    print(f"embed all-MiniLM-L6-v2 (3000 sentences, batch 32, max len 128), median sentences/s: xlt {xe:.1f}, pytorch {te:.1f}, xlt/pytorch = {xe/te:.2f}x (per round: {paired('xlt-embed', 'pytorch-embed', 'sentences_per_s')})")
 PYEOF
 rm -f "$LOG" "$SENT"
