@@ -55,7 +55,18 @@ impl Embedder {
             ));
         }
         let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
-        let tok = Tokenizer::from_file(&dir.join("tokenizer.json"), cfg.family)?;
+        let tok_path = dir.join("tokenizer.json");
+        let tok = Tokenizer::from_file(&tok_path, cfg.family)?;
+        if tok.vocab_size() > cfg.vocab_size {
+            return Err(Error::format(
+                &tok_path,
+                format!(
+                    "the tokenizer has {} tokens but config.json has vocab_size {}: tokenizer and model do not match",
+                    tok.vocab_size(),
+                    cfg.vocab_size
+                ),
+            ));
+        }
         let mut layout = ParamLayout::default();
         let mut enc = EncoderParams::register(&mut layout, &cfg, false);
         // Every tensor of this layout is required, so the load fills the whole buffer.

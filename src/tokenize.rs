@@ -58,6 +58,11 @@ impl Tokenizer {
         Ok(Tokenizer { cls_id: id(cls)?, sep_id: id(sep)?, pad_id: id(pad)?, family, inner })
     }
 
+    /// Number of ids the tokenizer can produce (added tokens included).
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
     /// Number of special tokens added around one sequence (`pair` = two sequences).
     pub fn num_special(&self, pair: bool) -> usize {
         match (self.family, pair) {

@@ -175,6 +175,23 @@ fn bad_input_gives_one_line_errors_and_no_output() {
     std::fs::write(badtok.join("tokenizer.json"), "not json").expect("write");
     fails(&["embed", "--model", s(&badtok), "--input", s(&good), "--output", s(&out)], &out, &["tokenizer.json"]);
 
+    // A tokenizer from another model (more tokens than the embedding table has rows).
+    let small = tmp.path().join("small-vocab");
+    std::fs::create_dir_all(&small).expect("mkdir");
+    for f in ["tokenizer.json", "model.safetensors"] {
+        std::fs::copy(model.join(f), small.join(f)).expect("copy");
+    }
+    let cfg = std::fs::read_to_string(model.join("config.json"))
+        .expect("cfg")
+        .replace("\"vocab_size\": 400", "\"vocab_size\": 300");
+    assert!(cfg.contains("300"), "fixture config has vocab_size 400");
+    std::fs::write(small.join("config.json"), cfg).expect("write");
+    fails(
+        &["embed", "--model", s(&small), "--input", s(&good), "--output", s(&out)],
+        &out,
+        &["tokenizer.json", "vocab_size 300"],
+    );
+
     // An output folder that does not exist.
     let nowhere = tmp.path().join("no/such/dir/out.npy");
     let o = xlt(&["embed", "--model", s(&model), "--input", s(&good), "--output", s(&nowhere)]);
