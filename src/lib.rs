@@ -8,9 +8,12 @@ pub mod embed;
 pub mod error;
 pub mod fsutil;
 pub mod heads;
+pub mod metrics;
 pub mod model;
 pub mod npy;
 pub mod rng;
+pub mod score;
+pub mod tasks;
 pub mod tokenize;
 
 pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Official evaluation metrics of every intermediate and XTREME task.

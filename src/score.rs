@@ -1,0 +1,1 @@
+//! `xlt score`: a drop-in for the official evaluation scripts.

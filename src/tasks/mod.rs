@@ -1,0 +1,1 @@
+//! The task registry and data readers for the jiant and XTREME layouts.
