@@ -212,21 +212,23 @@ pub fn layernorm_backward(
 
 /// out (N, OC) = inp (N, C) · w (OC, C)^T + bias (OC).
 pub fn matmul_forward(out: &mut [f32], inp: &[f32], w: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize) {
+    linear_forward(out, inp, Mat::t(w, c), bias, n, c, oc);
+}
+
+/// out (N, OC) = inp (N, C) · op(W) (C, OC) + bias: the bias rows are written first and the
+/// GEMM accumulates onto them.
+fn linear_forward(out: &mut [f32], inp: &[f32], w: Mat<'_>, bias: Option<&[f32]>, n: usize, c: usize, oc: usize) {
     let out = &mut out[..n * oc];
     if let Some(b) = bias {
         out.par_chunks_mut(oc).with_min_len(ROWS_PER_TASK).for_each(|row| row.copy_from_slice(&b[..oc]));
     }
-    sgemm(n, oc, c, out, oc, Mat::n(inp, c), Mat::t(w, c), bias.is_some(), Par::Pool);
+    sgemm(n, oc, c, out, oc, Mat::n(inp, c), w, bias.is_some(), Par::Pool);
 }
 
 /// out (N, OC) = inp (N, C) · wt (C, OC) + bias (OC): the forward on transposed weights
 /// (inference only, see `LinearLayout::InOut`).
 pub fn matmul_forward_t(out: &mut [f32], inp: &[f32], wt: &[f32], bias: Option<&[f32]>, n: usize, c: usize, oc: usize) {
-    let out = &mut out[..n * oc];
-    if let Some(b) = bias {
-        out.par_chunks_mut(oc).with_min_len(ROWS_PER_TASK).for_each(|row| row.copy_from_slice(&b[..oc]));
-    }
-    sgemm(n, oc, c, out, oc, Mat::n(inp, c), Mat::n(wt, oc), bias.is_some(), Par::Pool);
+    linear_forward(out, inp, Mat::n(wt, oc), bias, n, c, oc);
 }
 
 /// dinp (N, C) = dout · w (overwritten); dw (OC, C) += dout^T · inp; dbias (OC) += Σ_rows dout.
