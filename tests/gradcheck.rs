@@ -9,48 +9,8 @@ use xlt::cpu::ops::*;
 use xlt::cpu::SequenceClassifier;
 use xlt::rng::Rng;
 
-fn randn(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut r = Rng::new(seed);
-    (0..n).map(|_| r.normal() * scale).collect()
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
-}
-
-/// Compares `analytic` with central differences of `loss` over the coordinates of `x`
-/// (every coordinate, or `max_coords` spread evenly).
-fn check(
-    name: &str,
-    x: &mut Vec<f32>,
-    analytic: &[f32],
-    mut loss: impl FnMut(&[f32]) -> f64,
-    eps: f32,
-    max_coords: usize,
-) {
-    assert_eq!(x.len(), analytic.len(), "{name}: gradient length");
-    let stride = (x.len() / max_coords).max(1);
-    let mut worst = 0.0f64;
-    let scale = analytic.iter().fold(0.0f32, |m, g| m.max(g.abs())) as f64;
-    assert!(scale > 0.0, "{name}: analytic gradient is identically zero");
-    for i in (0..x.len()).step_by(stride) {
-        let orig = x[i];
-        x[i] = orig + eps;
-        let lp = loss(x);
-        x[i] = orig - eps;
-        let lm = loss(x);
-        x[i] = orig;
-        let num = (lp - lm) / (2.0 * eps as f64);
-        let err = (num - analytic[i] as f64).abs() / (scale + 1e-6);
-        worst = worst.max(err);
-        assert!(
-            err < 2e-2,
-            "{name}[{i}]: numeric {num:.6e} vs analytic {:.6e} (relative to max |g| {scale:.3e}: {err:.2e})",
-            analytic[i]
-        );
-    }
-    println!("{name}: worst error relative to max |g| = {worst:.2e}");
-}
+mod common;
+use common::{check, dot, randn};
 
 #[test]
 fn matmul_backward_matches_finite_differences() {

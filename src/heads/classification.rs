@@ -26,6 +26,19 @@ pub struct ClassifierHead {
 }
 
 impl ClassifierHead {
+    /// The RoBERTa-style head (dense + tanh + out_proj) under a name prefix of its own, e.g.
+    /// `mc_head` for multiple choice with one output per choice.
+    pub fn register_named(layout: &mut ParamLayout, prefix: &str, c: usize, num_labels: usize) -> Self {
+        ClassifierHead {
+            dense_w: layout.push(&format!("{prefix}.dense.weight"), &[c, c], true, false),
+            dense_b: layout.push(&format!("{prefix}.dense.bias"), &[c], false, false),
+            out_w: layout.push(&format!("{prefix}.out_proj.weight"), &[num_labels, c], true, false),
+            out_b: layout.push(&format!("{prefix}.out_proj.bias"), &[num_labels], false, false),
+            num_labels,
+            dropout_before_dense: true,
+        }
+    }
+
     /// Registers the head's tensors. For BERT the dense layer is the encoder's pooler, which
     /// must have been registered.
     pub fn register(layout: &mut ParamLayout, enc: &EncoderParams, cfg: &ModelConfig, num_labels: usize) -> Self {
@@ -152,13 +165,33 @@ pub fn classifier_backward(
     drop: DropoutCfg,
 ) {
     let k = head.num_labels;
-    let w = |r: &Range<usize>| &params[r.clone()];
     let count = labels[..b].iter().filter(|&&y| y != IGNORE_INDEX).count().max(1);
     // loss = mean CE(logits, labels)
-    crossentropy_backward(&mut a.dlogits, &a.logits, labels, 1.0 / count as f32, b, k);
+    let mut dlogits = std::mem::take(&mut a.dlogits);
+    crossentropy_backward(&mut dlogits, &a.logits, labels, 1.0 / count as f32, b, k);
+    classifier_backward_logits(dhidden, grads, a, params, head, &dlogits, b, t, c, drop);
+    a.dlogits = dlogits;
+}
+
+/// Backward from a given dL/dlogits (B, K) (for heads that put their own loss on the logits,
+/// such as multiple choice): writes dL/dhidden (B, T, C) and accumulates the head's gradients.
+pub fn classifier_backward_logits(
+    dhidden: &mut [f32],
+    grads: &mut [f32],
+    a: &mut HeadActs,
+    params: &[f32],
+    head: &ClassifierHead,
+    dlogits: &[f32],
+    b: usize,
+    t: usize,
+    c: usize,
+    drop: DropoutCfg,
+) {
+    let k = head.num_labels;
+    let w = |r: &Range<usize>| &params[r.clone()];
     // logits = h · Wout^T + bout
     let (dw, db) = two_mut(grads, &head.out_w, &head.out_b);
-    matmul_backward(&mut a.dh, dw, Some(db), &a.dlogits, &a.h, w(&head.out_w), b, c, k);
+    matmul_backward(&mut a.dh, dw, Some(db), dlogits, &a.h, w(&head.out_w), b, c, k);
     // h = dropout(tanh(pre))
     dropout_backward(&mut a.dh, drop.hidden, drop.site(HEAD_LAYER, 1), b * c);
     tanh_backward(&mut a.dpre, &a.pooled, &a.dh, b * c);
