@@ -159,7 +159,7 @@ fn embedding_backward_matches_finite_differences() {
     let mut wtt = randn(tt * c, 15, 1.0);
     let r = randn(b * t * c, 16, 1.0);
     let (mut dwte, mut dwpe, mut dwtt) = (vec![0.0; v * c], vec![0.0; p * c], vec![0.0; tt * c]);
-    embedding_backward(&mut dwte, &mut dwpe, &mut dwtt, &r, &ids, &pos, &types, b * t, c);
+    embedding_backward(&mut dwte, &mut dwpe, &mut dwtt, &r, &ids, &pos, &types, None, None, b * t, c);
     let f = |wte: &[f32], wtt: &[f32]| {
         let mut out = vec![0.0; b * t * c];
         embedding_forward(&mut out, &ids, &pos, &types, wte, &wpe, wtt, b * t, c);
@@ -170,6 +170,11 @@ fn embedding_backward_matches_finite_differences() {
     check("embedding.dwtt", &mut wtt, &dwtt, |x| f(&wte0, x), 1e-2, 1000);
     position_ids(&mut pos, &ids, b, t, Family::Bert, 0);
     assert_eq!(pos, vec![0, 1, 2, 0, 1, 2]);
+    // Padding rows receive no gradient (nn.Embedding's padding_idx).
+    let (mut dwte, mut dwpe, mut dwtt) = (vec![0.0; v * c], vec![0.0; p * c], vec![0.0; tt * c]);
+    embedding_backward(&mut dwte, &mut dwpe, &mut dwtt, &r, &ids, &pos, &types, Some(1), Some(1), b * t, c);
+    assert!(dwte[c..2 * c].iter().all(|&g| g == 0.0) && dwpe[c..2 * c].iter().all(|&g| g == 0.0));
+    assert!(dwte[3 * c..4 * c].iter().any(|&g| g != 0.0));
 }
 
 #[test]
@@ -225,7 +230,9 @@ fn tiny_config(family: Family) -> ModelConfig {
 
 fn tiny_batch(cfg: &ModelConfig) -> Batch {
     let pad = cfg.pad_token_id;
-    let ids = vec![0, 5, 7, 9, 2, 11, 2, 0, 13, 2, pad, pad];
+    // First token: <s> (0) for XLM-R, [CLS] (2) for BERT, whose pad id is 0.
+    let cls = if cfg.family == Family::Bert { 2 } else { 0 };
+    let ids = vec![cls, 5, 7, 9, 2, 11, 2, cls, 13, 2, pad, pad];
     let types = if cfg.family == Family::Bert { vec![0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0] } else { vec![0; 12] };
     let mask = ids.iter().map(|&i| if i == pad { 0.0 } else { 1.0 }).collect();
     Batch { b: 2, t: 6, ids, types, mask }

@@ -440,7 +440,11 @@ pub fn encoder_backward(
         c,
     );
     let (dwte, dwpe, dwtt) = three_mut(grads, &p.wte, &p.wpe, &p.wtt);
-    embedding_backward(dwte, dwpe, dwtt, &s.dres, &batch.ids, &acts.pos, &batch.types, n, c);
+    // HF builds both families' word embeddings, and XLM-R's position embeddings, with
+    // padding_idx = pad_token_id: those rows get no gradient.
+    let pad = cfg.pad_token_id;
+    let pos_pad = (cfg.family == crate::config::Family::XlmRoberta).then_some(pad);
+    embedding_backward(dwte, dwpe, dwtt, &s.dres, &batch.ids, &acts.pos, &batch.types, Some(pad), pos_pad, n, c);
 }
 
 /// One layer backward: `s.dx` holds dL/d(out) on entry and dL/d(x) on exit.

@@ -87,7 +87,8 @@ pub fn embedding_forward(
 }
 
 /// Scatter-adds dout (N, C) into the rows of dwte (V, C), dwpe (P, C), dwtt (TT, C).
-/// Differentiates `o = wte[w] + wpe[p] + wtt[tt]`.
+/// Differentiates `o = wte[w] + wpe[p] + wtt[tt]`. Like `nn.Embedding(padding_idx=...)`, the
+/// rows `word_pad` of wte and `pos_pad` of wpe receive no gradient (they stay as loaded).
 pub fn embedding_backward(
     dwte: &mut [f32],
     dwpe: &mut [f32],
@@ -96,12 +97,19 @@ pub fn embedding_backward(
     ids: &[u32],
     pos: &[u32],
     types: &[u32],
+    word_pad: Option<u32>,
+    pos_pad: Option<u32>,
     n: usize,
     c: usize,
 ) {
     for i in 0..n {
         let d = &dout[i * c..(i + 1) * c];
-        for (table, row) in [(&mut *dwte, ids[i]), (&mut *dwpe, pos[i]), (&mut *dwtt, types[i])] {
+        for (table, row, skip) in
+            [(&mut *dwte, ids[i], word_pad), (&mut *dwpe, pos[i], pos_pad), (&mut *dwtt, types[i], None)]
+        {
+            if Some(row) == skip {
+                continue;
+            }
             let r = &mut table[row as usize * c..(row as usize + 1) * c];
             r.iter_mut().zip(d).for_each(|(g, x)| *g += x);
         }
