@@ -27,6 +27,32 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Time full training steps (forward, loss, backward, AdamW) on random weights.
     Bench(BenchArgs),
+    /// Score predictions like the official evaluation scripts; prints one JSON object.
+    Score(ScoreCliArgs),
+}
+
+/// `xlt score` options: one task's gold and prediction files, or a whole XTREME folder.
+#[derive(Args, Debug)]
+pub struct ScoreCliArgs {
+    /// Task: squad, xquad, tydiqa, mlqa, panx, udpos, xnli, pawsx, an intermediate
+    /// classification task, bucc2018 or tatoeba.
+    #[arg(long, required_unless_present = "xtreme_dir")]
+    pub task: Option<String>,
+    /// Gold file (SQuAD JSON, token<TAB>tag TSV, labelled data file, or pairs).
+    #[arg(long, requires = "pred")]
+    pub gold: Option<PathBuf>,
+    /// Prediction file ({"id": "answer"} JSON, one tag or label per line, or pairs).
+    #[arg(long, requires = "gold")]
+    pub pred: Option<PathBuf>,
+    /// Language: selects MLQA's normalisation (accepted and ignored for SQuAD-style tasks).
+    #[arg(long)]
+    pub lang: Option<String>,
+    /// An XTREME prediction folder (<task>/test-<lang>.{tsv,json}) to score as a whole.
+    #[arg(long, conflicts_with = "task", requires = "gold_dir")]
+    pub xtreme_dir: Option<PathBuf>,
+    /// The gold folder, same layout as --xtreme-dir.
+    #[arg(long)]
+    pub gold_dir: Option<PathBuf>,
 }
 
 /// Pooling of token states into a sentence vector.

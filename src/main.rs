@@ -5,7 +5,7 @@ mod cli;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use cli::{BenchArgs, Cli, Command, DeviceArg, EmbedArgs, PoolArg};
+use cli::{BenchArgs, Cli, Command, DeviceArg, EmbedArgs, PoolArg, ScoreCliArgs};
 use xlt::bench::{run_cpu, BenchSpec};
 use xlt::config::ModelConfig;
 use xlt::embed::{read_lines, Embedder, Pool};
@@ -25,6 +25,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Embed(a) => embed(a),
         Command::Bench(a) => bench(a),
+        Command::Score(a) => score(a),
     }
 }
 
@@ -53,6 +54,20 @@ fn embed(a: EmbedArgs) -> Result<()> {
         e.n,
         e.dim
     );
+    Ok(())
+}
+
+fn score(a: ScoreCliArgs) -> Result<()> {
+    let args = xlt::score::ScoreArgs {
+        task: a.task,
+        gold: a.gold,
+        pred: a.pred,
+        lang: a.lang,
+        xtreme_dir: a.xtreme_dir,
+        gold_dir: a.gold_dir,
+    };
+    let v = xlt::score::run(&args)?;
+    println!("{v}");
     Ok(())
 }
 

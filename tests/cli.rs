@@ -216,3 +216,28 @@ fn bench_prints_one_json_line() {
     let o = xlt(&["bench", "--hidden", "30", "--heads", "4", "--steps", "1"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("multiple"));
 }
+
+#[test]
+fn score_prints_one_json_object_and_fails_cleanly() {
+    let fx = |n: &str| fixture("score").join(n);
+    let o = xlt(&["score", "--task", "squad", "--gold", s(&fx("squad_gold.json")), "--pred", s(&fx("squad_pred.json"))]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.trim().lines().count(), 1);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    for key in ["exact_match", "f1"] {
+        let x = v[key].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=100.0).contains(&x), "{key} = {x} on the 0-100 scale");
+    }
+    let o = xlt(&["score", "--task", "udpos", "--gold", s(&fx("udpos_gold.tsv")), "--pred", s(&fx("udpos_pred.txt"))]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii()).expect("json");
+    assert!(v["accuracy"].is_number() && v["f1"].is_number());
+    // Malformed predictions: one line naming the file, non-zero exit, no panic.
+    let o = xlt(&["score", "--task", "squad", "--gold", s(&fx("squad_gold.json")), "--pred", s(&fx("squad_pred_malformed.json"))]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && !err.contains("panicked") && err.contains("squad_pred_malformed.json"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    // Neither a task nor a folder.
+    assert!(!xlt(&["score"]).status.success());
+}
