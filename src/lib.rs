@@ -5,6 +5,7 @@ pub mod bench;
 pub mod config;
 pub mod cpu;
 pub mod embed;
+pub mod features;
 pub mod error;
 pub mod fsutil;
 pub mod heads;

@@ -1,0 +1,1 @@
+//! Featurisation: multiple_choice.
