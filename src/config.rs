@@ -134,7 +134,7 @@ impl ModelConfig {
 
     /// Checks the invariants the kernels rely on.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.hidden_size == 0 || self.num_heads == 0 || self.hidden_size % self.num_heads != 0 {
+        if self.hidden_size == 0 || self.num_heads == 0 || !self.hidden_size.is_multiple_of(self.num_heads) {
             return Err(format!(
                 "hidden_size {} must be a positive multiple of num_attention_heads {}",
                 self.hidden_size, self.num_heads

@@ -220,7 +220,8 @@ fn bench_prints_one_json_line() {
 #[test]
 fn score_prints_one_json_object_and_fails_cleanly() {
     let fx = |n: &str| fixture("score").join(n);
-    let o = xlt(&["score", "--task", "squad", "--gold", s(&fx("squad_gold.json")), "--pred", s(&fx("squad_pred.json"))]);
+    let o =
+        xlt(&["score", "--task", "squad", "--gold", s(&fx("squad_gold.json")), "--pred", s(&fx("squad_pred.json"))]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(out.trim().lines().count(), 1);
@@ -234,7 +235,15 @@ fn score_prints_one_json_object_and_fails_cleanly() {
     let v: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii()).expect("json");
     assert!(v["accuracy"].is_number() && v["f1"].is_number());
     // Malformed predictions: one line naming the file, non-zero exit, no panic.
-    let o = xlt(&["score", "--task", "squad", "--gold", s(&fx("squad_gold.json")), "--pred", s(&fx("squad_pred_malformed.json"))]);
+    let o = xlt(&[
+        "score",
+        "--task",
+        "squad",
+        "--gold",
+        s(&fx("squad_gold.json")),
+        "--pred",
+        s(&fx("squad_pred_malformed.json")),
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && !err.contains("panicked") && err.contains("squad_pred_malformed.json"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");

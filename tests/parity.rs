@@ -64,7 +64,7 @@ fn run_parity(name: &str) {
         types: g.i64("token_type_ids").0.iter().map(|&x| x as u32).collect(),
         mask: g.i64("attention_mask").0.iter().map(|&x| x as f32).collect(),
     };
-    assert!(batch.mask.iter().any(|&m| m == 0.0), "the golden batch must contain padding");
+    assert!(batch.mask.contains(&0.0), "the golden batch must contain padding");
     let labels = g.i64("labels").0;
 
     let loss = model.forward(&batch, Some(&labels), DropoutCfg::OFF);

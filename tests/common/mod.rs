@@ -17,7 +17,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f64 {
 /// (every coordinate, or `max_coords` spread evenly).
 pub fn check(
     name: &str,
-    x: &mut Vec<f32>,
+    x: &mut [f32],
     analytic: &[f32],
     mut loss: impl FnMut(&[f32]) -> f64,
     eps: f32,
