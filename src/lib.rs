@@ -20,5 +20,6 @@ pub mod rng;
 pub mod score;
 pub mod tasks;
 pub mod tokenize;
+pub mod train;
 
 pub use error::{Error, Result};

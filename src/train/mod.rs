@@ -1,0 +1,7 @@
+//! Training machinery: learning-rate schedule, multi-task sampler, checkpoints with exact
+//! resume, and snapshot averaging.
+
+pub mod average;
+pub mod checkpoint;
+pub mod sampler;
+pub mod schedule;
