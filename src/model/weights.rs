@@ -168,6 +168,19 @@ pub fn saved_name(t: &ParamTensor, cfg: &ModelConfig) -> String {
     }
 }
 
+/// Serialises named f32 tensors (name, data, shape) as a safetensors file image with the
+/// `{"format": "pt"}` metadata `transformers` expects.
+pub fn serialize_f32(tensors: &[(String, &[f32], &[usize])]) -> std::result::Result<Vec<u8>, String> {
+    let bytes: Vec<&[u8]> = tensors.iter().map(|(_, d, _)| bytemuck::cast_slice::<f32, u8>(d)).collect();
+    let mut views = Vec::with_capacity(tensors.len());
+    for ((name, _, shape), b) in tensors.iter().zip(&bytes) {
+        let view = TensorView::new(Dtype::F32, shape.to_vec(), b).map_err(|e| format!("tensor {name}: {e}"))?;
+        views.push((name.clone(), view));
+    }
+    let meta: BTreeMap<String, String> = [("format".to_string(), "pt".to_string())].into();
+    safetensors::tensor::serialize(views, Some(meta.into_iter().collect())).map_err(|e| e.to_string())
+}
+
 /// Writes `config.json` and `model.safetensors` (f32) into `dir`, each atomically, with the
 /// tensors of `layout` selected by `include`.
 pub fn save_dir(
@@ -178,21 +191,13 @@ pub fn save_dir(
     include: &dyn Fn(&ParamTensor) -> bool,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tensors: Vec<(String, Vec<u8>, Vec<usize>)> = layout
+    let named: Vec<(String, &[f32], &[usize])> = layout
         .tensors
         .iter()
         .filter(|t| include(t))
-        .map(|t| (saved_name(t, cfg), bytemuck::cast_slice::<f32, u8>(&params[t.range()]).to_vec(), t.shape.clone()))
+        .map(|t| (saved_name(t, cfg), &params[t.range()], t.shape.as_slice()))
         .collect();
-    let mut views = Vec::with_capacity(tensors.len());
-    for (name, bytes, shape) in &tensors {
-        let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
-            .map_err(|e| Error::Invalid(format!("tensor {name}: {e}")))?;
-        views.push((name.clone(), view));
-    }
-    let meta: BTreeMap<String, String> = [("format".to_string(), "pt".to_string())].into();
-    let bytes = safetensors::tensor::serialize(views, Some(meta.into_iter().collect()))
-        .map_err(|e| Error::Invalid(format!("serialising {}: {e}", dir.display())))?;
+    let bytes = serialize_f32(&named).map_err(|e| Error::Invalid(format!("serialising {}: {e}", dir.display())))?;
     atomic_write(&dir.join("model.safetensors"), &bytes)?;
     let cfg_text = serde_json::to_string_pretty(&cfg.to_json()).map_err(|e| Error::Invalid(e.to_string()))?;
     atomic_write(&dir.join("config.json"), cfg_text.as_bytes())?;
