@@ -215,6 +215,13 @@ fn adamw_matches_a_hand_worked_step() {
     assert!((p[0] - (want[0] - 0.1)).abs() < 1e-5, "{}", p[0]);
     let norm = grad_norm(&[3.0, 4.0]);
     assert!((norm - 5.0).abs() < 1e-6);
+    // Clipping to 1: (3, 4) / (5 + 1e-6); a norm already below the limit is left alone.
+    let mut g = vec![3.0f32, 4.0];
+    assert_eq!(clip_grad_norm(&mut g, 1.0), 5.0);
+    assert!((g[0] - 0.6).abs() < 1e-6 && (g[1] - 0.8).abs() < 1e-6);
+    let mut small = vec![0.3f32, 0.4];
+    clip_grad_norm(&mut small, 1.0);
+    assert_eq!(small, vec![0.3, 0.4]);
 }
 
 fn tiny_config(family: Family) -> ModelConfig {

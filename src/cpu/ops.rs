@@ -622,6 +622,18 @@ pub fn grad_norm(grads: &[f32]) -> f32 {
     partials.iter().sum::<f64>().sqrt() as f32
 }
 
+/// Clips grads (N) to a global L2 norm of at most `max_norm`, as PyTorch's
+/// `clip_grad_norm_`: coefficient max_norm / (norm + 1e-6), applied only when below 1.
+/// Returns the norm before clipping.
+pub fn clip_grad_norm(grads: &mut [f32], max_norm: f32) -> f32 {
+    let norm = grad_norm(grads);
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        scale_inplace(grads, coef);
+    }
+    norm
+}
+
 /// grads (N) *= scale.
 pub fn scale_inplace(grads: &mut [f32], scale: f32) {
     grads.par_chunks_mut(ELEMS_PER_TASK).for_each(|c| c.iter_mut().for_each(|g| *g *= scale));
