@@ -390,17 +390,30 @@ pub struct BackwardScratch {
 impl BackwardScratch {
     /// Buffers for a (B, T) batch.
     pub fn new(cfg: &ModelConfig, b: usize, t: usize) -> Self {
+        let e = Vec::new;
+        let mut s = BackwardScratch {
+            dx: e(),
+            dres: e(),
+            dtmp: e(),
+            dln1: e(),
+            datty: e(),
+            dqkv: e(),
+            dfch_gelu: e(),
+            dfch: e(),
+        };
+        s.resize(cfg, b, t);
+        s
+    }
+
+    /// Re-sizes the buffers for a (B, T) batch, keeping their allocations.
+    pub fn resize(&mut self, cfg: &ModelConfig, b: usize, t: usize) {
         let (n, c, ffn) = (b * t, cfg.hidden_size, cfg.intermediate_size);
-        BackwardScratch {
-            dx: vec![0.0; n * c],
-            dres: vec![0.0; n * c],
-            dtmp: vec![0.0; n * c],
-            dln1: vec![0.0; n * c],
-            datty: vec![0.0; n * c],
-            dqkv: vec![0.0; n * 3 * c],
-            dfch_gelu: vec![0.0; n * ffn],
-            dfch: vec![0.0; n * ffn],
+        for v in [&mut self.dx, &mut self.dres, &mut self.dtmp, &mut self.dln1, &mut self.datty] {
+            v.resize(n * c, 0.0);
         }
+        self.dqkv.resize(n * 3 * c, 0.0);
+        self.dfch_gelu.resize(n * ffn, 0.0);
+        self.dfch.resize(n * ffn, 0.0);
     }
 }
 

@@ -64,14 +64,24 @@ impl SequenceClassifier {
     }
 
     /// Sizes the cached buffers for a (B, T) batch, reallocating only when the shape changes.
+    /// With dynamic padding every batch has its own T: buffers are resized in place.
     fn ensure_state(&mut self, b: usize, t: usize) {
-        let fits = matches!(&self.state, Some((a, _, _)) if a.b == b && a.t == t);
-        if !fits {
-            self.state = Some((
-                Activations::new(&self.cfg, b, t, true),
-                BackwardScratch::new(&self.cfg, b, t),
-                HeadActs::new(b, self.cfg.hidden_size, self.head.num_labels),
-            ));
+        let (c, k) = (self.cfg.hidden_size, self.head.num_labels);
+        match &mut self.state {
+            Some((a, s, h)) => {
+                if a.b != b || a.t != t {
+                    a.resize(&self.cfg, b, t);
+                    s.resize(&self.cfg, b, t);
+                    *h = HeadActs::new(b, c, k);
+                }
+            }
+            None => {
+                self.state = Some((
+                    Activations::new(&self.cfg, b, t, true),
+                    BackwardScratch::new(&self.cfg, b, t),
+                    HeadActs::new(b, c, k),
+                ))
+            }
         }
     }
 
