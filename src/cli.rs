@@ -29,6 +29,41 @@ pub enum Command {
     Bench(BenchArgs),
     /// Score predictions like the official evaluation scripts; prints one JSON object.
     Score(ScoreCliArgs),
+    /// Average model snapshots (uniform mean of every tensor), streaming one at a time.
+    Average(AverageArgs),
+}
+
+/// Which manifest entries `xlt average` uses.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelectArg {
+    /// Every snapshot in the manifest.
+    All,
+    /// The latest step of each run.
+    LastPerRun,
+    /// The best dev score of each run.
+    BestPerRun,
+    /// The K best dev scores over all runs (`--k`).
+    TopK,
+}
+
+/// `xlt average` options: snapshot folders, or a manifest and a selection.
+#[derive(Args, Debug)]
+pub struct AverageArgs {
+    /// Output model folder (config.json + model.safetensors + tokenizer files).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Snapshot folders (HF layout) to average.
+    #[arg(required_unless_present = "manifest", conflicts_with = "manifest")]
+    pub snapshots: Vec<PathBuf>,
+    /// A snapshot manifest (manifest.json) to select from.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Selection from the manifest.
+    #[arg(long, value_enum, default_value_t = SelectArg::All, requires = "manifest")]
+    pub select: SelectArg,
+    /// K for `--select top-k`.
+    #[arg(long, requires = "manifest")]
+    pub k: Option<usize>,
 }
 
 /// `xlt score` options: one task's gold and prediction files, or a whole XTREME folder.

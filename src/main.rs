@@ -5,7 +5,7 @@ mod cli;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use cli::{BenchArgs, Cli, Command, DeviceArg, EmbedArgs, PoolArg, ScoreCliArgs};
+use cli::{AverageArgs, BenchArgs, Cli, Command, DeviceArg, EmbedArgs, PoolArg, ScoreCliArgs, SelectArg};
 use xlt::bench::{run_cpu, BenchSpec};
 use xlt::config::ModelConfig;
 use xlt::embed::{read_lines, Embedder, Pool};
@@ -26,6 +26,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Embed(a) => embed(a),
         Command::Bench(a) => bench(a),
         Command::Score(a) => score(a),
+        Command::Average(a) => average(a),
     }
 }
 
@@ -54,6 +55,26 @@ fn embed(a: EmbedArgs) -> Result<()> {
         e.n,
         e.dim
     );
+    Ok(())
+}
+
+fn average(a: AverageArgs) -> Result<()> {
+    use xlt::train::average::{average, Manifest, Selection};
+    let snapshots = match &a.manifest {
+        Some(m) => {
+            let sel = match (a.select, a.k) {
+                (SelectArg::All, _) => Selection::All,
+                (SelectArg::LastPerRun, _) => Selection::LastPerRun,
+                (SelectArg::BestPerRun, _) => Selection::BestPerRun,
+                (SelectArg::TopK, Some(k)) => Selection::TopK(k),
+                (SelectArg::TopK, None) => bail!("--select top-k needs --k K"),
+            };
+            Manifest::load(m)?.select(sel)?
+        }
+        None => a.snapshots.clone(),
+    };
+    let report = average(&a.out, &snapshots)?;
+    eprintln!("{report} -> {}", a.out.display());
     Ok(())
 }
 

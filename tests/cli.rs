@@ -250,3 +250,44 @@ fn score_prints_one_json_object_and_fails_cleanly() {
     // Neither a task nor a folder.
     assert!(!xlt(&["score"]).status.success());
 }
+
+#[test]
+fn average_cli_from_folders_and_manifest() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = fixture("tiny-xlmr");
+    let (s1, s2) = (tmp.path().join("s1"), tmp.path().join("s2"));
+    for d in [&s1, &s2] {
+        std::fs::create_dir_all(d).expect("mkdir");
+        for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+            std::fs::copy(src.join(f), d.join(f)).expect("copy");
+        }
+    }
+    let out = tmp.path().join("avg");
+    let o = xlt(&["average", "--out", s(&out), s(&s1), s(&s2)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The mean of two identical snapshots is the snapshot: embeddings from it match.
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, "hello world\n").expect("write");
+    let e = |m: &Path, name: &str| {
+        let p = tmp.path().join(name);
+        let o = xlt(&["embed", "--model", s(m), "--input", s(&input), "--output", s(&p)]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        xlt::npy::read_f32(&p).expect("npy").0
+    };
+    assert_eq!(e(&out, "a.npy"), e(&src, "b.npy"));
+    // Manifest selection.
+    let manifest = tmp.path().join("manifest.json");
+    let m = serde_json::json!({"entries": [
+        {"path": "s1", "run": "r", "step": 1, "dev_score": 0.5},
+        {"path": "s2", "run": "r", "step": 2, "dev_score": 0.7}
+    ]});
+    std::fs::write(&manifest, m.to_string()).expect("manifest");
+    let out2 = tmp.path().join("avg2");
+    let o = xlt(&["average", "--out", s(&out2), "--manifest", s(&manifest), "--select", "top-k", "--k", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = xlt(&["average", "--out", s(&out2), "--manifest", s(&manifest), "--select", "top-k"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--k"));
+    let o = xlt(&["average", "--out", s(&tmp.path().join("avg3")), s(&s1), s(&tmp.path().join("missing"))]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("missing") && !err.contains("panicked"), "{err}");
+}
