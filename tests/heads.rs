@@ -146,3 +146,28 @@ fn retrieval_layer_defaults_follow_xtreme() {
     assert_eq!(default_retrieval_layer(12), 8);
     assert_eq!(default_retrieval_layer(6), 4);
 }
+
+#[test]
+fn fused_chunked_mlm_equals_forward_then_backward() {
+    use xlt::heads::mlm::{mlm_forward_backward, LOGIT_ROWS_PER_CHUNK};
+    let (c, v) = (8, 50);
+    let n = 3 * LOGIT_ROWS_PER_CHUNK + 7;
+    let mut layout = ParamLayout::default();
+    let wte = layout.push("embeddings.word_embeddings.weight", &[v, c], true, true);
+    let head = MlmHead::register(&mut layout, Family::XlmRoberta, wte, c, v, 1e-5);
+    let params = randn(layout.total, 9, 0.5);
+    let hidden = randn(n * c, 10, 1.0);
+    // Mask most rows so several chunks are needed.
+    let labels: Vec<i64> = (0..n).map(|i| if i % 5 == 0 { IGNORE_INDEX } else { (i * 7 % v) as i64 }).collect();
+    let mut a = MlmActs::default();
+    let want_loss = mlm_forward(&mut a, &params, &head, &hidden, &labels, n, c);
+    let (mut g1, mut d1) = (vec![0.0; layout.total], vec![0.0; n * c]);
+    mlm_backward(&mut d1, &mut g1, &a, &params, &head, n, c);
+    let mut b = MlmActs::default();
+    let (mut g2, mut d2) = (vec![0.0; layout.total], vec![0.0; n * c]);
+    let loss = mlm_forward_backward(&mut d2, &mut g2, &mut b, &params, &head, &hidden, &labels, n, c);
+    assert!(b.logits.is_empty(), "the fused path keeps no full logits");
+    assert!((loss - want_loss).abs() < 1e-5, "{loss} vs {want_loss}");
+    let close = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| (p - q).abs() <= 1e-5 * (1.0 + q.abs()));
+    assert!(close(&d2, &d1) && close(&g2, &g1), "fused gradients differ");
+}
