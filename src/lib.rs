@@ -10,6 +10,7 @@ pub mod config;
 pub mod cpu;
 pub mod embed;
 pub mod error;
+pub mod eval;
 pub mod features;
 pub mod fsutil;
 pub mod heads;
