@@ -31,6 +31,58 @@ pub enum Command {
     Score(ScoreCliArgs),
     /// Average model snapshots (uniform mean of every tensor), streaming one at a time.
     Average(AverageArgs),
+    /// Evaluate a fine-tuned checkpoint on a task's languages (pair classification so far).
+    Eval(EvalArgs),
+}
+
+/// Data layout of `--data-dir`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutArg {
+    /// XTREME's download folder.
+    Xtreme,
+    /// jiant's download output (configs/ + data/).
+    Jiant,
+}
+
+/// Which split to evaluate.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitArg {
+    /// Development data.
+    Val,
+    /// Test data (scored when it carries labels).
+    Test,
+}
+
+/// `xlt eval` options.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Fine-tuned model folder (encoder and task head in the HF layout).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Task name (xnli, pawsx, mnli, qqp, ...).
+    #[arg(long)]
+    pub task: String,
+    /// Data folder.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Layout of the data folder.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Xtreme)]
+    pub layout: LayoutArg,
+    /// Split.
+    #[arg(long, value_enum, default_value_t = SplitArg::Val)]
+    pub split: SplitArg,
+    /// Languages, comma-separated (default: every language of the task).
+    #[arg(long, value_delimiter = ',')]
+    pub langs: Vec<String>,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Maximum tokens per pair, special tokens included.
+    #[arg(long, default_value_t = 128)]
+    pub max_seq_len: usize,
+    /// Write predictions (one label per line) to OUT/<task>/<dev|test>-<lang>.tsv.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Which manifest entries `xlt average` uses.

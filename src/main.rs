@@ -5,7 +5,10 @@ mod cli;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use cli::{AverageArgs, BenchArgs, Cli, Command, DeviceArg, EmbedArgs, PoolArg, ScoreCliArgs, SelectArg};
+use cli::{
+    AverageArgs, BenchArgs, Cli, Command, DeviceArg, EmbedArgs, EvalArgs, LayoutArg, PoolArg, ScoreCliArgs, SelectArg,
+    SplitArg,
+};
 use xlt::bench::{run_cpu, BenchSpec};
 use xlt::config::ModelConfig;
 use xlt::embed::{read_lines, Embedder, Pool};
@@ -27,6 +30,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench(a),
         Command::Score(a) => score(a),
         Command::Average(a) => average(a),
+        Command::Eval(a) => eval(a),
     }
 }
 
@@ -54,6 +58,54 @@ fn embed(a: EmbedArgs) -> Result<()> {
         a.output.display(),
         e.n,
         e.dim
+    );
+    Ok(())
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    use xlt::tasks::{lookup, read_split, Kind, Layout, Split};
+    let task = lookup(&a.task)?;
+    if task.kind != Kind::Classification {
+        bail!("xlt eval: task {} is {:?}; only pair-classification tasks are evaluated so far", task.name, task.kind);
+    }
+    let layout = match a.layout {
+        LayoutArg::Xtreme => Layout::Xtreme(a.data_dir.clone()),
+        LayoutArg::Jiant => Layout::Jiant(a.data_dir.clone()),
+    };
+    let (split, split_name) = match a.split {
+        SplitArg::Val => (Split::Val, "dev"),
+        SplitArg::Test => (Split::Test, "test"),
+    };
+    let langs: Vec<String> =
+        if a.langs.is_empty() { task.languages.iter().map(|l| l.to_string()).collect() } else { a.langs.clone() };
+    let mut model = xlt::cpu::SequenceClassifier::from_dir_with_head(&a.model, task.labels.len())?;
+    let tok = xlt::tokenize::Tokenizer::from_file(&a.model.join("tokenizer.json"), model.cfg.family)?;
+    // Read every language first: a missing file fails before any work is done.
+    let mut data = Vec::with_capacity(langs.len());
+    for lang in &langs {
+        data.push(read_split(task, &layout, split, Some(lang)).and_then(|e| e.into_pairs())?);
+    }
+    let mut scores = serde_json::Map::new();
+    for (lang, examples) in langs.iter().zip(&data) {
+        let preds = xlt::eval::predict_pairs(&mut model, &tok, examples, a.batch_size, a.max_seq_len)?;
+        if let Some(out) = &a.out {
+            let dir = out.join(task.name);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let text: String = preds.iter().map(|&p| format!("{}\n", task.labels[p])).collect();
+            xlt::fsutil::atomic_write(&dir.join(format!("{split_name}-{lang}.tsv")), text.as_bytes())?;
+        }
+        if let Some(acc) = xlt::eval::pair_accuracy(examples, &preds)? {
+            scores.insert(lang.clone(), serde_json::json!(acc * 100.0));
+        }
+    }
+    let avg = if scores.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(scores.values().filter_map(|v| v.as_f64()).sum::<f64>() / scores.len() as f64)
+    };
+    println!(
+        "{}",
+        serde_json::json!({"task": task.name, "split": split_name, "accuracy": scores, "avg_accuracy": avg})
     );
     Ok(())
 }

@@ -291,3 +291,38 @@ fn average_cli_from_folders_and_manifest() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("missing") && !err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn eval_writes_predictions_that_score_agrees_with() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = fixture("tasks/xtreme");
+    let out = tmp.path().join("preds");
+    let o = xlt(&[
+        "eval",
+        "--model",
+        s(&fixture("tiny-xlmr")),
+        "--task",
+        "xnli",
+        "--data-dir",
+        s(&data),
+        "--langs",
+        "de",
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii()).expect("json");
+    let acc = v["accuracy"]["de"].as_f64().expect("de accuracy");
+    let pred = out.join("xnli/dev-de.tsv");
+    let o = xlt(&["score", "--task", "xnli", "--gold", s(&data.join("xnli/dev-de.tsv")), "--pred", s(&pred)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let scored: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii()).expect("json");
+    assert!((scored["accuracy"].as_f64().expect("accuracy") - acc).abs() < 1e-9, "eval {acc} vs score {scored}");
+    // A language without data names the expected file; a checkpoint without a head is refused.
+    let o =
+        xlt(&["eval", "--model", s(&fixture("tiny-xlmr")), "--task", "xnli", "--data-dir", s(&data), "--langs", "fr"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("dev-fr.tsv") && !err.contains("panicked"), "{err}");
+    let o = xlt(&["eval", "--model", s(&fixture("tiny-xlmr")), "--task", "udpos", "--data-dir", s(&data)]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("udpos"));
+}

@@ -65,6 +65,17 @@ impl SequenceClassifier {
 
     /// Sizes the cached buffers for a (B, T) batch, reallocating only when the shape changes.
     /// With dynamic padding every batch has its own T: buffers are resized in place.
+    /// Loads an HF model folder that must hold the classification head too (for evaluating a
+    /// fine-tuned checkpoint): every tensor of the layout is required.
+    pub fn from_dir_with_head(dir: &Path, num_labels: usize) -> Result<Self> {
+        let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
+        let (layout, enc, head) = Self::layout(&cfg, num_labels, true);
+        let mut params = vec![0.0; layout.total];
+        weights::load_into(&mut params, &layout, &cfg, dir, &|_| true)?;
+        let grads = vec![0.0; layout.total];
+        Ok(SequenceClassifier { cfg, layout, enc, head, params, grads, state: None })
+    }
+
     fn ensure_state(&mut self, b: usize, t: usize) {
         let (c, k) = (self.cfg.hidden_size, self.head.num_labels);
         match &mut self.state {
