@@ -4,9 +4,10 @@
 //! order.
 
 use crate::config::ModelConfig;
-use crate::cpu::encoder::{encoder_forward, Activations, Batch, DropoutCfg};
+use crate::cpu::encoder::{encoder_forward, Activations, DropoutCfg};
 use crate::cpu::gemm::serial_scope;
 use crate::error::{Error, Result};
+use crate::features::classification::pad_sequences;
 use crate::model::{weights, EncoderParams, ParamLayout};
 use crate::tokenize::{Encoded, Tokenizer};
 use rayon::prelude::*;
@@ -139,16 +140,10 @@ impl Embedder {
         pool: Pool,
     ) -> Vec<f32> {
         let c = self.cfg.hidden_size;
-        let b = chunk.len();
-        let t = chunk.iter().map(|&i| encoded[i].ids.len()).max().unwrap_or(1);
-        let mut batch =
-            Batch { b, t, ids: vec![self.tok.pad_id; b * t], types: vec![0; b * t], mask: vec![0.0; b * t] };
-        for (row, &i) in chunk.iter().enumerate() {
-            let e = &encoded[i];
-            batch.ids[row * t..row * t + e.ids.len()].copy_from_slice(&e.ids);
-            batch.types[row * t..row * t + e.ids.len()].copy_from_slice(&e.types);
-            batch.mask[row * t..row * t + e.ids.len()].fill(1.0);
-        }
+        let seqs: Vec<(&[u32], &[u32])> =
+            chunk.iter().map(|&i| (encoded[i].ids.as_slice(), encoded[i].types.as_slice())).collect();
+        let batch = pad_sequences(&seqs, self.tok.pad_id);
+        let (b, t) = (batch.b, batch.t);
         acts.resize(&self.cfg, b, t);
         encoder_forward(acts, &self.params, &self.enc, &self.cfg, &batch, DropoutCfg::OFF, Some(layer));
         let hidden = acts.last();
