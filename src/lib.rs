@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod demo;
 pub mod cpu;
 pub mod embed;
 pub mod error;
@@ -17,10 +18,12 @@ pub mod heads;
 pub mod metrics;
 pub mod model;
 pub mod npy;
+pub mod report;
 pub mod rng;
 pub mod score;
 pub mod tasks;
 pub mod tokenize;
 pub mod train;
+pub mod xtreme;
 
 pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Synthetic tasks for the demo (being written).

@@ -1,0 +1,1 @@
+//! results.json / results.md / SVG chart of XTREME results (being written).

@@ -1,0 +1,1 @@
+//! BUCC and Tatoeba straight from the encoder's embeddings (being written).
