@@ -58,6 +58,26 @@ impl Tokenizer {
         Ok(Tokenizer { cls_id: id(cls)?, sep_id: id(sep)?, pad_id: id(pad)?, family, inner })
     }
 
+    /// The id of a token string, if it is in the vocabulary.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The mask token's id (`<mask>` / `[MASK]`), or an error when the vocabulary has none.
+    pub fn mask_id(&self) -> Result<u32> {
+        let name = match self.family {
+            Family::XlmRoberta => "<mask>",
+            Family::Bert => "[MASK]",
+        };
+        self.token_id(name)
+            .ok_or_else(|| Error::Tokenizer(format!("the vocabulary has no mask token {name:?}; MLM needs one")))
+    }
+
+    /// The model family whose special-token template this tokenizer applies.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
     /// Number of ids the tokenizer can produce (added tokens included).
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

@@ -4,6 +4,7 @@
 pub mod encoder;
 pub mod gemm;
 pub mod math;
+pub mod multitask;
 pub mod ops;
 
 use crate::config::ModelConfig;

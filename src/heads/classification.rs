@@ -42,21 +42,33 @@ impl ClassifierHead {
     /// Registers the head's tensors. For BERT the dense layer is the encoder's pooler, which
     /// must have been registered.
     pub fn register(layout: &mut ParamLayout, enc: &EncoderParams, cfg: &ModelConfig, num_labels: usize) -> Self {
+        Self::register_prefixed(layout, enc, cfg, num_labels, "")
+    }
+
+    /// [`register`](Self::register) with `prefix` before the head's HF names
+    /// (`<prefix>classifier.*`), for several classification heads over one encoder.
+    pub fn register_prefixed(
+        layout: &mut ParamLayout,
+        enc: &EncoderParams,
+        cfg: &ModelConfig,
+        num_labels: usize,
+        prefix: &str,
+    ) -> Self {
         let c = cfg.hidden_size;
         match (cfg.family, &enc.pooler) {
             (Family::Bert, Some((pw, pb))) => ClassifierHead {
                 dense_w: pw.clone(),
                 dense_b: pb.clone(),
-                out_w: layout.push("classifier.weight", &[num_labels, c], true, false),
-                out_b: layout.push("classifier.bias", &[num_labels], false, false),
+                out_w: layout.push(&format!("{prefix}classifier.weight"), &[num_labels, c], true, false),
+                out_b: layout.push(&format!("{prefix}classifier.bias"), &[num_labels], false, false),
                 num_labels,
                 dropout_before_dense: false,
             },
             _ => ClassifierHead {
-                dense_w: layout.push("classifier.dense.weight", &[c, c], true, false),
-                dense_b: layout.push("classifier.dense.bias", &[c], false, false),
-                out_w: layout.push("classifier.out_proj.weight", &[num_labels, c], true, false),
-                out_b: layout.push("classifier.out_proj.bias", &[num_labels], false, false),
+                dense_w: layout.push(&format!("{prefix}classifier.dense.weight"), &[c, c], true, false),
+                dense_b: layout.push(&format!("{prefix}classifier.dense.bias"), &[c], false, false),
+                out_w: layout.push(&format!("{prefix}classifier.out_proj.weight"), &[num_labels, c], true, false),
+                out_b: layout.push(&format!("{prefix}classifier.out_proj.bias"), &[num_labels], false, false),
                 num_labels,
                 dropout_before_dense: true,
             },

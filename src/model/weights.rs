@@ -92,7 +92,8 @@ fn layout_name(key: &str, cfg: &ModelConfig) -> String {
 
 /// Checkpoint tensors that xlt knowingly skips when the layout has no slot for them.
 fn is_known_extra(name: &str) -> bool {
-    const HEADS: [&str; 6] = ["lm_head.", "cls.", "pooler.", "classifier.", "qa_outputs.", "embeddings.position_ids"];
+    const HEADS: [&str; 7] =
+        ["lm_head.", "cls.", "pooler.", "classifier.", "qa_outputs.", "heads.", "embeddings.position_ids"];
     HEADS.iter().any(|h| name.starts_with(h)) || name == "embeddings.token_type_ids"
 }
 
@@ -116,6 +117,32 @@ pub fn load_into(
     dir: &Path,
     required: &dyn Fn(&ParamTensor) -> bool,
 ) -> Result<LoadReport> {
+    load_subset(params, layout, cfg, dir, &|_| true, required)
+}
+
+/// Loads only the layout tensors `select` picks (each required) from the checkpoint in `dir`;
+/// the checkpoint's other tensors of the layout are left alone (reported as ignored). Used to
+/// take an encoder out of a fine-tuned checkpoint while the heads stay freshly initialised.
+pub fn load_selected(
+    params: &mut [f32],
+    layout: &ParamLayout,
+    cfg: &ModelConfig,
+    dir: &Path,
+    select: &dyn Fn(&ParamTensor) -> bool,
+) -> Result<LoadReport> {
+    load_subset(params, layout, cfg, dir, select, select)
+}
+
+/// Loads the layout tensors `select` picks from the checkpoint in `dir` (others of the layout
+/// are ignored there); those `required` picks must be present.
+pub fn load_subset(
+    params: &mut [f32],
+    layout: &ParamLayout,
+    cfg: &ModelConfig,
+    dir: &Path,
+    select: &dyn Fn(&ParamTensor) -> bool,
+    required: &dyn Fn(&ParamTensor) -> bool,
+) -> Result<LoadReport> {
     let mut report = LoadReport::default();
     let mut seen = HashSet::new();
     let mut unexpected = Vec::new();
@@ -126,6 +153,7 @@ pub fn load_into(
         for (key, view) in st.tensors() {
             let name = layout_name(&key, cfg);
             match layout.find(&name) {
+                Some(t) if !select(t) => report.ignored.push(key),
                 Some(t) => {
                     if view.shape() != t.shape.as_slice() {
                         return Err(Error::Checkpoint {

@@ -10,7 +10,8 @@
 use crate::error::{Error, Result};
 
 /// The head family a task trains or is evaluated with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// Sentence-pair classification on the pooled first token (NLI, QQP, PAWS-X).
     Classification,

@@ -2,6 +2,7 @@
 //! resume, and snapshot averaging.
 
 pub mod average;
+pub mod batches;
 pub mod checkpoint;
 pub mod sampler;
 pub mod schedule;
