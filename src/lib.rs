@@ -7,8 +7,8 @@
 
 pub mod bench;
 pub mod config;
-pub mod demo;
 pub mod cpu;
+pub mod demo;
 pub mod embed;
 pub mod error;
 pub mod eval;
