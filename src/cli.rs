@@ -33,6 +33,123 @@ pub enum Command {
     Average(AverageArgs),
     /// Evaluate a fine-tuned checkpoint on a task's languages (pair classification so far).
     Eval(EvalArgs),
+    /// Train on one or more tasks (intermediate or target), jiant style.
+    Train(TrainArgs),
+}
+
+/// How `xlt train` initialises the model (jiant's `--model_load_mode`).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[value(rename_all = "snake_case")]
+pub enum LoadModeArg {
+    /// The encoder of an HF model folder; fresh heads.
+    FromTransformers,
+    /// The encoder of an xlt model folder (a previous run's `model/`); fresh heads.
+    Partial,
+    /// Every tensor, heads included, from an xlt model folder.
+    All,
+}
+
+/// `xlt train` options. Every value can also come from `--config FILE.toml` (same names with
+/// underscores; optimisation settings under `[train]`); flags override the file, and the
+/// effective configuration is written to `<exp-dir>/runs/<run-name>/run_config.toml`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// TOML run configuration.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run name; the run folder is <exp-dir>/runs/<run-name>.
+    #[arg(long)]
+    pub run_name: Option<String>,
+    /// Experiment folder.
+    #[arg(long)]
+    pub exp_dir: Option<PathBuf>,
+    /// Data folder: jiant's download output (with configs/) or XTREME's download/ folder.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Tasks, comma-separated jiant run names (mnli, anli_plus, squad_v1, xnli, mlm, ...).
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Vec<String>,
+    /// MLM corpora (languages), comma-separated: reads the mlm_<lang> configs.
+    #[arg(long, value_delimiter = ',')]
+    pub mlm_languages: Vec<String>,
+    /// Model folder: HF (config.json, model.safetensors, tokenizer.json) or a previous run's model/.
+    #[arg(long, visible_alias = "model-path", alias = "hf-pretrained-model-name-or-path")]
+    pub model: Option<PathBuf>,
+    /// How to load the model.
+    #[arg(long, value_enum)]
+    pub model_load_mode: Option<LoadModeArg>,
+    /// tokenizer.json (default: the model folder's).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Tokens per sequence, special tokens included (default 256).
+    #[arg(long)]
+    pub max_seq_length: Option<usize>,
+    /// Examples per micro-batch (default: the paper's per-task preset).
+    #[arg(long)]
+    pub train_batch_size: Option<usize>,
+    /// Epochs (default: the task's preset, 3 for several tasks).
+    #[arg(long)]
+    pub num_train_epochs: Option<f64>,
+    /// Step budget (overrides the epochs).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Peak learning rate (default 1e-5; 5e-6 with MLM; 3e-6 for XTREME target tasks).
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Micro-batches per optimizer step.
+    #[arg(long)]
+    pub gradient_accumulation_steps: Option<usize>,
+    /// Warmup fraction of the steps (default 0.1).
+    #[arg(long)]
+    pub warmup_proportion: Option<f64>,
+    /// AdamW weight decay (default 0.01).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// AdamW epsilon (default 1e-8).
+    #[arg(long)]
+    pub adam_epsilon: Option<f64>,
+    /// Gradient-norm clipping (default 1.0; 0 turns it off).
+    #[arg(long)]
+    pub max_grad_norm: Option<f64>,
+    /// Sampler / step-budget cap K (default 131072; 0: uncapped).
+    #[arg(long)]
+    pub train_examples_cap: Option<usize>,
+    /// Seed of data order, sampling, head initialisation, dropout and masking (default 0).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Evaluate every N steps (default 1000; 0: only at the end).
+    #[arg(long)]
+    pub eval_every_steps: Option<u64>,
+    /// Validation examples per task while training (default 500).
+    #[arg(long)]
+    pub eval_subset_num: Option<usize>,
+    /// Examples per evaluation batch (default 64).
+    #[arg(long)]
+    pub eval_batch_size: Option<usize>,
+    /// Early stopping patience in evaluations (default 30; 0: off).
+    #[arg(long)]
+    pub no_improvements_for_n_evals: Option<u64>,
+    /// Write the resumable checkpoint every N steps (default: at every evaluation).
+    #[arg(long)]
+    pub save_checkpoint_every_steps: Option<u64>,
+    /// Snapshots for averaging: `epoch` or a step interval.
+    #[arg(long)]
+    pub snapshot_every: Option<String>,
+    /// Train without dropout.
+    #[arg(long)]
+    pub no_dropout: bool,
+    /// Skip the final scoring of the full validation sets.
+    #[arg(long)]
+    pub no_val: bool,
+    /// Continue the run from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Data layout of `--data-dir`.

@@ -6,12 +6,14 @@ mod cli;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{
-    AverageArgs, BenchArgs, Cli, Command, DeviceArg, EmbedArgs, EvalArgs, LayoutArg, PoolArg, ScoreCliArgs, SelectArg,
-    SplitArg,
+    AverageArgs, BenchArgs, Cli, Command, DeviceArg, EmbedArgs, EvalArgs, LayoutArg, LoadModeArg, PoolArg,
+    ScoreCliArgs, SelectArg, SplitArg, TrainArgs,
 };
 use xlt::bench::{run_cpu, BenchSpec};
 use xlt::config::ModelConfig;
 use xlt::embed::{read_lines, Embedder, Pool};
+use xlt::train::setup::{load_tokenizer, prepare, LoadMode, RunSpec};
+use xlt::train::trainer::SnapshotEvery;
 
 fn main() {
     let cli = Cli::parse();
@@ -31,6 +33,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Score(a) => score(a),
         Command::Average(a) => average(a),
         Command::Eval(a) => eval(a),
+        Command::Train(a) => train(a),
     }
 }
 
@@ -188,5 +191,122 @@ fn bench(a: BenchArgs) -> Result<()> {
             cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.intermediate_size, cfg.vocab_size, a.batch, a.seq, r.ms_per_step, a.steps, r.tokens_per_s, r.last_loss
         );
     }
+    Ok(())
+}
+
+/// Says which backend runs; the CUDA backend is not part of this build yet.
+fn pick_device(d: DeviceArg) -> Result<()> {
+    match d {
+        DeviceArg::Cpu => Ok(()),
+        DeviceArg::Auto => {
+            eprintln!("device: cpu (this build has no CUDA backend)");
+            Ok(())
+        }
+        DeviceArg::Cuda => bail!("--device cuda: this build has no CUDA backend yet; use --device cpu"),
+    }
+}
+
+fn run_spec(a: &TrainArgs) -> Result<RunSpec> {
+    let mut s = match &a.config {
+        Some(p) => RunSpec::from_toml_file(p)?,
+        None => RunSpec::default(),
+    };
+    macro_rules! set {
+        ($field:expr, $v:expr) => {
+            if let Some(v) = $v.clone() {
+                $field = v;
+            }
+        };
+    }
+    set!(s.run_name, a.run_name);
+    set!(s.exp_dir, a.exp_dir);
+    set!(s.data_dir, a.data_dir);
+    set!(s.model, a.model);
+    set!(s.max_seq_length, a.max_seq_length);
+    if !a.tasks.is_empty() {
+        s.tasks = a.tasks.clone();
+    }
+    if !a.mlm_languages.is_empty() {
+        s.mlm_languages = a.mlm_languages.clone();
+    }
+    if let Some(m) = a.model_load_mode {
+        s.model_load_mode = match m {
+            LoadModeArg::FromTransformers => LoadMode::FromTransformers,
+            LoadModeArg::Partial => LoadMode::Partial,
+            LoadModeArg::All => LoadMode::All,
+        };
+    }
+    if a.tokenizer.is_some() {
+        s.tokenizer = a.tokenizer.clone();
+    }
+    if a.train_batch_size.is_some() {
+        s.train_batch_size = a.train_batch_size;
+    }
+    if a.num_train_epochs.is_some() {
+        s.num_train_epochs = a.num_train_epochs;
+    }
+    if a.learning_rate.is_some() {
+        s.learning_rate = a.learning_rate;
+    }
+    let t = &mut s.train;
+    if a.max_steps.is_some() {
+        t.max_steps = a.max_steps;
+    }
+    set!(t.gradient_accumulation_steps, a.gradient_accumulation_steps);
+    set!(t.warmup_proportion, a.warmup_proportion);
+    set!(t.weight_decay, a.weight_decay);
+    set!(t.adam_epsilon, a.adam_epsilon);
+    set!(t.max_grad_norm, a.max_grad_norm);
+    if let Some(k) = a.train_examples_cap {
+        t.train_examples_cap = (k > 0).then_some(k);
+    }
+    set!(t.seed, a.seed);
+    set!(t.eval_every_steps, a.eval_every_steps);
+    set!(t.eval_subset_num, a.eval_subset_num);
+    set!(t.eval_batch_size, a.eval_batch_size);
+    set!(t.no_improvements_for_n_evals, a.no_improvements_for_n_evals);
+    set!(t.save_checkpoint_every_steps, a.save_checkpoint_every_steps);
+    if let Some(v) = &a.snapshot_every {
+        t.snapshot_every = match v.as_str() {
+            "epoch" => SnapshotEvery::Epoch,
+            "never" | "0" => SnapshotEvery::Never,
+            n => SnapshotEvery::Steps(
+                n.parse().with_context(|| format!("--snapshot-every {n:?}: expected `epoch` or a step count"))?,
+            ),
+        };
+    }
+    if a.no_dropout {
+        t.dropout = false;
+    }
+    if a.no_val {
+        t.do_val = false;
+    }
+    if s.tasks.is_empty() {
+        bail!("no tasks: pass --tasks (e.g. --tasks mnli,squad_v1) or set `tasks` in --config");
+    }
+    if s.model.as_os_str().is_empty() {
+        bail!("no model: pass --model DIR (an HF folder with config.json, model.safetensors, tokenizer.json)");
+    }
+    Ok(s)
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    pick_device(a.device)?;
+    let spec = run_spec(&a)?;
+    let run_dir = spec.run_dir();
+    if a.resume && run_dir.join("done").is_file() {
+        eprintln!("{} is already complete (see its val_metrics.json)", run_dir.display());
+        return Ok(());
+    }
+    let tok = load_tokenizer(&spec)?;
+    let prepared = prepare(spec, &tok, a.resume)?;
+    let run_name = prepared.spec.run_name.clone();
+    let mut trainer = prepared.trainer;
+    if a.quiet {
+        trainer = trainer.quiet();
+    }
+    eprintln!("training {} steps (from step {}) into {}", trainer.total_steps(), trainer.state.step, run_dir.display());
+    let summary = trainer.run(&run_name, None)?.context("the run stopped before its end")?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

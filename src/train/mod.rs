@@ -6,3 +6,5 @@ pub mod batches;
 pub mod checkpoint;
 pub mod sampler;
 pub mod schedule;
+pub mod setup;
+pub mod trainer;

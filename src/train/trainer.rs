@@ -1,0 +1,689 @@
+//! The training loop (jiant's runner, reference §0.5), over a [`MultiTaskModel`].
+//!
+//! One optimizer step samples one task ([`TaskSampler`], p ∝ min(n, K)), runs
+//! `gradient_accumulation_steps` micro-batches of it (dynamic padding, dropout and MLM masking
+//! seeded by (run seed, step, micro-batch)), averages the gradients, clips them to
+//! `max_grad_norm`, sets the linear warmup/decay learning rate and takes an AdamW step.
+//! Every `eval_every_steps` (and at the end) each task with a validation set is scored on its
+//! first `eval_subset_num` examples; the mean of the task scores decides early stopping and
+//! which weights are kept in `best/`, which are restored at the end and saved as `model/`.
+//!
+//! Run folder:
+//! - `checkpoint/`: the latest complete state (weights, AdamW moments, sampler, data orders,
+//!   early-stopping state), replaced atomically; `--resume` continues from it bit for bit.
+//! - `best/`: the best weights so far (a model folder: HF layout + head list).
+//! - `model/`: the final model (best weights restored), input of the next phase.
+//! - `snapshots/step-<N>/` + `snapshots/manifest.json`: optional snapshots for averaging.
+//! - `log.jsonl`: one JSON object per train step and per evaluation.
+//! - `val_metrics.json`: final scores on the full validation sets; `done`: written last.
+//!
+//! Gradient clipping runs once per optimizer step on the accumulated gradient (PyTorch's usual
+//! recipe); jiant clips after every micro-batch, which only differs with accumulation.
+
+use crate::cpu::encoder::DropoutCfg;
+use crate::cpu::multitask::MultiTaskModel;
+use crate::cpu::ops::{clip_grad_norm, scale_inplace, AdamWConfig};
+use crate::cpu::AdamW;
+use crate::error::{Error, Result};
+use crate::eval::{evaluate, EvalOptions};
+use crate::features::mlm::{language_weights, sample_index, LANGUAGE_ALPHA};
+use crate::fsutil::atomic_write;
+use crate::rng::{derive, Rng};
+use crate::tasks::{Examples, Kind, TaskSpec};
+use crate::tokenize::Tokenizer;
+use crate::train::average::{Manifest, ManifestEntry};
+use crate::train::batches::{FeatureConfig, Features};
+use crate::train::checkpoint::{load_checkpoint, resolve, save_checkpoint};
+use crate::train::sampler::{EpochOrder, EpochState, SamplerState, SamplingMode, TaskSampler, DEFAULT_CAP};
+use crate::train::schedule::LinearSchedule;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// RNG streams derived from the run seed.
+const STREAM_DROPOUT: u64 = 0xd5;
+const STREAM_MASK: u64 = 0x3a5c;
+const STREAM_LANGUAGE: u64 = 0x1a46;
+const STREAM_ORDER: u64 = 0x0dde;
+const STREAM_SAMPLER: u64 = 0x5a3;
+
+/// When to take snapshots for checkpoint averaging.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotEvery {
+    /// No snapshots.
+    #[default]
+    Never,
+    /// At the end of every epoch (the step budget divided by the epoch count).
+    Epoch,
+    /// Every N optimizer steps.
+    Steps(u64),
+}
+
+/// Optimisation and bookkeeping settings of a run (the effective configuration is written
+/// into the run folder).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Fraction of the steps spent warming up linearly from 0.
+    pub warmup_proportion: f64,
+    /// Decoupled weight decay (not on biases and LayerNorm weights).
+    pub weight_decay: f64,
+    /// AdamW ε.
+    pub adam_epsilon: f64,
+    /// AdamW β1.
+    pub adam_beta1: f64,
+    /// AdamW β2.
+    pub adam_beta2: f64,
+    /// Global gradient-norm limit (0: no clipping).
+    pub max_grad_norm: f64,
+    /// Micro-batches per optimizer step.
+    pub gradient_accumulation_steps: usize,
+    /// Epochs over each task's (capped) training set, for the step budget.
+    pub num_train_epochs: f64,
+    /// Step budget overriding the epochs.
+    pub max_steps: Option<u64>,
+    /// K of the sampler and the step budget (examples-proportional mixing); None: uncapped.
+    pub train_examples_cap: Option<usize>,
+    /// Seed of data order, task sampling, head initialisation, dropout and MLM masking.
+    pub seed: u64,
+    /// Whether dropout is on during training.
+    pub dropout: bool,
+    /// Evaluate every N steps (0: only at the end).
+    pub eval_every_steps: u64,
+    /// Validation examples per task used while training (the first N).
+    pub eval_subset_num: usize,
+    /// Examples per evaluation batch.
+    pub eval_batch_size: usize,
+    /// Stop after this many evaluations without improvement (0: never stop early).
+    pub no_improvements_for_n_evals: u64,
+    /// Write `checkpoint/` every N steps (0: at every evaluation and at the end).
+    pub save_checkpoint_every_steps: u64,
+    /// Snapshots for averaging.
+    pub snapshot_every: SnapshotEvery,
+    /// Score the full validation sets at the end (`val_metrics.json`).
+    pub do_val: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            learning_rate: 1e-5,
+            warmup_proportion: 0.1,
+            weight_decay: 0.01,
+            adam_epsilon: 1e-8,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            max_grad_norm: 1.0,
+            gradient_accumulation_steps: 1,
+            num_train_epochs: 3.0,
+            max_steps: None,
+            train_examples_cap: Some(DEFAULT_CAP),
+            seed: 0,
+            dropout: true,
+            eval_every_steps: 1000,
+            eval_subset_num: 500,
+            eval_batch_size: 64,
+            no_improvements_for_n_evals: 30,
+            save_checkpoint_every_steps: 0,
+            snapshot_every: SnapshotEvery::Never,
+            do_val: true,
+        }
+    }
+}
+
+/// One training source of a task: a language (or the only split) and its features.
+pub struct TrainSource {
+    /// Language or corpus name (`en` for English tasks).
+    pub lang: String,
+    /// Training features.
+    pub features: Features,
+}
+
+/// One task of a run: its data and which head it trains.
+pub struct TrainTask {
+    /// Unique name in the run (a jiant run name: `xnli`, `squad_v1`, `mlm`).
+    pub name: String,
+    /// Registry entry.
+    pub spec: &'static TaskSpec,
+    /// Index of its head in the model.
+    pub head: usize,
+    /// Label strings in id order (empty for span QA and MLM).
+    pub label_names: Vec<String>,
+    /// Training data: one source, or one per language for MLM (sampled with α = 0.3).
+    pub train: Vec<TrainSource>,
+    /// Validation examples (all of them; training uses the first `eval_subset_num`).
+    pub val: Option<Examples>,
+    /// Language of the validation examples (MLQA normalisation), if any.
+    pub val_lang: Option<String>,
+    /// Training examples per micro-batch.
+    pub batch_size: usize,
+}
+
+impl TrainTask {
+    fn size(&self) -> usize {
+        self.train.iter().map(|s| s.features.len()).sum()
+    }
+}
+
+/// Everything that changes during a run besides the weights and the optimizer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Optimizer steps done.
+    pub step: u64,
+    /// The task sampler.
+    pub sampler: SamplerState,
+    /// One data order per (task, source).
+    pub orders: Vec<Vec<EpochState>>,
+    /// Best aggregate validation score so far.
+    pub best_score: Option<f64>,
+    /// Step of the best score.
+    pub best_step: Option<u64>,
+    /// Evaluations since the best.
+    pub evals_without_improvement: u64,
+    /// Whether early stopping ended the run.
+    pub stopped_early: bool,
+    /// Step of the last evaluation and its score.
+    pub last_eval: Option<(u64, f64)>,
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    /// Steps taken.
+    pub steps: u64,
+    /// The step budget.
+    pub total_steps: u64,
+    /// Best aggregate validation score and its step.
+    pub best_score: Option<f64>,
+    /// Step whose weights were kept.
+    pub best_step: Option<u64>,
+    /// Whether early stopping ended the run.
+    pub stopped_early: bool,
+    /// Full validation scores per task (primary score), when measured.
+    pub val: BTreeMap<String, Option<f64>>,
+    /// Where the final model was written.
+    pub model_dir: PathBuf,
+}
+
+/// Appends JSON lines to `log.jsonl`, flushed per line.
+struct JsonlLog {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl JsonlLog {
+    fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))?;
+        Ok(JsonlLog { file, path: path.to_path_buf() })
+    }
+
+    fn write(&mut self, v: serde_json::Value) -> Result<()> {
+        writeln!(self.file, "{v}").map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// A training run: model, optimizer, data, schedule and state.
+pub struct Trainer<'a> {
+    /// The model being trained.
+    pub model: MultiTaskModel,
+    /// Its optimizer.
+    pub opt: AdamW,
+    tok: &'a Tokenizer,
+    tasks: Vec<TrainTask>,
+    cfg: TrainConfig,
+    features: FeatureConfig,
+    run_dir: PathBuf,
+    sampler: TaskSampler,
+    orders: Vec<Vec<EpochOrder>>,
+    schedule: LinearSchedule,
+    /// Run state (step, early stopping).
+    pub state: TrainerState,
+    log: JsonlLog,
+    progress: bool,
+}
+
+/// The step budget: `max_steps`, else jiant's Σ_t epochs · ceil(min(n_t, K) / (b_t · acc)).
+pub fn total_steps(sizes_and_batches: &[(usize, usize)], cfg: &TrainConfig) -> Result<u64> {
+    if let Some(n) = cfg.max_steps {
+        return Ok(n);
+    }
+    let acc = cfg.gradient_accumulation_steps as u128;
+    let mut total = 0.0f64;
+    for &(n, b) in sizes_and_batches {
+        let n = cfg.train_examples_cap.map_or(n, |k| n.min(k)) as u128;
+        total += cfg.num_train_epochs * n.div_ceil(b as u128 * acc) as f64;
+    }
+    Ok(total.floor() as u64)
+}
+
+fn check_config(cfg: &TrainConfig, tasks: &[TrainTask]) -> Result<()> {
+    let bad = |m: String| Err(Error::Invalid(m));
+    if tasks.is_empty() {
+        return bad("no training tasks".into());
+    }
+    if !(cfg.learning_rate.is_finite() && cfg.learning_rate >= 0.0) {
+        return bad(format!("learning rate must be a non-negative number, found {}", cfg.learning_rate));
+    }
+    if cfg.gradient_accumulation_steps == 0 || cfg.eval_batch_size == 0 {
+        return bad("gradient accumulation steps and eval batch size must be at least 1".into());
+    }
+    if cfg.train_examples_cap == Some(0) {
+        return bad("train_examples_cap must be positive".into());
+    }
+    for t in tasks {
+        if t.batch_size == 0 {
+            return bad(format!("task {}: batch size must be at least 1", t.name));
+        }
+        if t.train.is_empty() || t.train.iter().any(|s| s.features.is_empty()) {
+            return bad(format!("task {}: the training split produced no features", t.name));
+        }
+    }
+    Ok(())
+}
+
+/// Bytes a checkpoint of `n` parameters takes (weights + two moments) plus the `best/`,
+/// `model/` and one snapshot copy of the weights, with 10% slack.
+fn disk_needed(n: usize, snapshots: bool) -> u64 {
+    let copies = 3 + 2 + u64::from(snapshots);
+    (n as u64 * 4 * copies) * 11 / 10
+}
+
+impl<'a> Trainer<'a> {
+    /// Sets up a run in `run_dir`. With `resume`, the latest checkpoint there is loaded
+    /// (weights, optimizer and state; the model's own weights are replaced); without, the
+    /// folder must not hold a checkpoint already. Validates the configuration, the data and
+    /// the output folder (writable, enough free space) before any step.
+    pub fn new(
+        model: MultiTaskModel,
+        tok: &'a Tokenizer,
+        tasks: Vec<TrainTask>,
+        cfg: TrainConfig,
+        features: FeatureConfig,
+        run_dir: &Path,
+        resume: bool,
+    ) -> Result<Self> {
+        check_config(&cfg, &tasks)?;
+        for t in &tasks {
+            if t.head >= model.specs.len() || model.specs[t.head].kind != t.spec.kind {
+                return Err(Error::Invalid(format!("task {}: head {} does not fit its family", t.name, t.head)));
+            }
+        }
+        std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
+        let probe = run_dir.join(".xlt-write-test");
+        atomic_write(&probe, b"ok")
+            .map_err(|e| Error::Invalid(format!("the run folder {} is not writable: {e}", run_dir.display())))?;
+        let _ = std::fs::remove_file(&probe);
+        let needed = disk_needed(model.layout.total, cfg.snapshot_every != SnapshotEvery::Never);
+        if let Ok(free) = fs4::available_space(run_dir) {
+            if free < needed {
+                return Err(Error::Invalid(format!(
+                    "{} has {:.1} MB free; checkpoints of this model need about {:.1} MB",
+                    run_dir.display(),
+                    free as f64 / 1e6,
+                    needed as f64 / 1e6
+                )));
+            }
+        }
+        let ckpt = run_dir.join("checkpoint");
+        let has_ckpt = resolve(&ckpt).is_ok();
+        if has_ckpt && !resume {
+            return Err(Error::Invalid(format!(
+                "{} already holds a checkpoint; pass --resume to continue it or choose another run name",
+                run_dir.display()
+            )));
+        }
+        let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+        let sizes: Vec<usize> = tasks.iter().map(|t| t.size()).collect();
+        let mode = match cfg.train_examples_cap {
+            Some(cap) => SamplingMode::CappedProportional { cap },
+            None => SamplingMode::Proportional,
+        };
+        let total = total_steps(&tasks.iter().map(|t| (t.size(), t.batch_size)).collect::<Vec<_>>(), &cfg)?;
+        if total == 0 {
+            return Err(Error::Invalid("the step budget is 0: raise the epochs or set max steps".into()));
+        }
+        let schedule = LinearSchedule::new(cfg.learning_rate, total, cfg.warmup_proportion)?;
+        let adamw = AdamWConfig {
+            lr: cfg.learning_rate as f32,
+            beta1: cfg.adam_beta1 as f32,
+            beta2: cfg.adam_beta2 as f32,
+            eps: cfg.adam_epsilon as f32,
+            weight_decay: cfg.weight_decay as f32,
+        };
+        let mut model = model;
+        let mut opt = AdamW::new(adamw, model.layout.total);
+        let (sampler, orders, state) = if has_ckpt && resume {
+            let (cfg_m, layout) = (model.cfg.clone(), model.layout.clone());
+            let saved = load_checkpoint(&ckpt, &cfg_m, &layout, &mut model.params, &mut opt)?;
+            let state: TrainerState = serde_json::from_value(saved.trainer)
+                .map_err(|e| Error::format(&ckpt, format!("trainer state: {e}")))?;
+            if state.orders.len() != tasks.len() {
+                return Err(Error::Checkpoint {
+                    path: ckpt.clone(),
+                    msg: format!("saved for {} tasks, this run has {}", state.orders.len(), tasks.len()),
+                });
+            }
+            let sampler = TaskSampler::from_state(&names, &sizes, mode, &state.sampler)?;
+            let mut orders = Vec::new();
+            for (t, saved) in tasks.iter().zip(&state.orders) {
+                if saved.len() != t.train.len() {
+                    return Err(Error::Checkpoint {
+                        path: ckpt.clone(),
+                        msg: format!("task {}: saved for {} sources, found {}", t.name, saved.len(), t.train.len()),
+                    });
+                }
+                let o: Result<Vec<EpochOrder>> =
+                    t.train.iter().zip(saved).map(|(s, st)| EpochOrder::from_state(s.features.len(), st)).collect();
+                orders.push(o?);
+            }
+            (sampler, orders, state)
+        } else {
+            let sampler = TaskSampler::new(&names, &sizes, mode, derive(cfg.seed, STREAM_SAMPLER))?;
+            let mut orders = Vec::new();
+            for (ti, t) in tasks.iter().enumerate() {
+                let o: Result<Vec<EpochOrder>> = t
+                    .train
+                    .iter()
+                    .enumerate()
+                    .map(|(si, s)| {
+                        EpochOrder::new(
+                            s.features.len(),
+                            derive(cfg.seed, STREAM_ORDER ^ ((ti as u64) << 20 | si as u64)),
+                        )
+                    })
+                    .collect();
+                orders.push(o?);
+            }
+            let state = TrainerState {
+                step: 0,
+                sampler: sampler.state(),
+                orders: orders.iter().map(|o| o.iter().map(EpochOrder::state).collect()).collect(),
+                best_score: None,
+                best_step: None,
+                evals_without_improvement: 0,
+                stopped_early: false,
+                last_eval: None,
+            };
+            (sampler, orders, state)
+        };
+        let log = JsonlLog::open(&run_dir.join("log.jsonl"))?;
+        Ok(Trainer {
+            model,
+            opt,
+            tok,
+            tasks,
+            cfg,
+            features,
+            run_dir: run_dir.to_path_buf(),
+            sampler,
+            orders,
+            schedule,
+            state,
+            log,
+            progress: true,
+        })
+    }
+
+    /// Turns the progress bar off (tests, non-interactive use).
+    pub fn quiet(mut self) -> Self {
+        self.progress = false;
+        self
+    }
+
+    /// The step budget of the run.
+    pub fn total_steps(&self) -> u64 {
+        self.schedule.total_steps
+    }
+
+    /// One micro-batch of task `ti` at (step, micro): its batch, drawn from the task's order
+    /// (for MLM, a language drawn with α = 0.3 first), masked and collated.
+    fn micro_batch(&mut self, ti: usize, step: u64, micro: u64) -> Result<(crate::cpu::multitask::TaskBatch, String)> {
+        let t = &self.tasks[ti];
+        let key = step.wrapping_mul(1 << 16) ^ micro;
+        let si = if t.train.len() > 1 {
+            let counts: Vec<usize> = t.train.iter().map(|s| s.features.len()).collect();
+            let w = language_weights(&counts, LANGUAGE_ALPHA)?;
+            sample_index(&w, &mut Rng::new(derive(self.cfg.seed ^ STREAM_LANGUAGE, key)))
+        } else {
+            0
+        };
+        let idx = self.orders[ti][si].next_batch(t.batch_size);
+        let mut rng = Rng::new(derive(self.cfg.seed ^ STREAM_MASK, key));
+        let tb = t.train[si].features.collate(&idx, self.tok, Some(&mut rng))?;
+        let what = format!("task {} ({}), feature rows {:?}", t.name, t.train[si].lang, idx);
+        Ok((tb, what))
+    }
+
+    /// One optimizer step; returns (task index, mean loss, grad norm, lr, real tokens).
+    fn train_step(&mut self) -> Result<(usize, f32, f32, f64, usize)> {
+        let step = self.state.step;
+        let ti = self.sampler.next();
+        let head = self.tasks[ti].head;
+        let acc = self.cfg.gradient_accumulation_steps;
+        let mut loss_sum = 0.0f32;
+        let mut tokens = 0;
+        for micro in 0..acc as u64 {
+            let (tb, what) = self.micro_batch(ti, step, micro)?;
+            tokens += tb.real_tokens();
+            let drop = if self.cfg.dropout {
+                DropoutCfg::train(&self.model.cfg, derive(self.cfg.seed ^ STREAM_DROPOUT, step << 16 ^ micro))
+            } else {
+                DropoutCfg::OFF
+            };
+            let loss = self.model.forward_backward(head, &tb, drop)?;
+            if !loss.is_finite() {
+                return Err(Error::Invalid(format!(
+                    "loss is {loss} at step {step}, micro-batch {micro}: {what}; stopping (the last checkpoint is \
+                     intact; lower the learning rate or check the data)"
+                )));
+            }
+            loss_sum += loss;
+        }
+        if acc > 1 {
+            scale_inplace(&mut self.model.grads, 1.0 / acc as f32);
+        }
+        let norm = if self.cfg.max_grad_norm > 0.0 {
+            clip_grad_norm(&mut self.model.grads, self.cfg.max_grad_norm as f32)
+        } else {
+            crate::cpu::ops::grad_norm(&self.model.grads)
+        };
+        if !norm.is_finite() {
+            return Err(Error::Invalid(format!(
+                "gradient norm is {norm} at step {step} (task {}); stopping",
+                self.tasks[ti].name
+            )));
+        }
+        let lr = self.schedule.lr(step);
+        self.opt.cfg.lr = lr as f32;
+        self.opt.step(&mut self.model.params, &self.model.grads, &self.model.layout);
+        self.model.zero_grad();
+        self.state.step += 1;
+        Ok((ti, loss_sum / acc as f32, norm, lr, tokens))
+    }
+
+    /// Scores every task that has validation data on its first `limit` examples (all when
+    /// None); returns per-task primary scores and their aggregate (mean over non-MLM tasks,
+    /// or over all when only MLM has scores).
+    pub fn evaluate_tasks(&mut self, limit: Option<usize>) -> Result<(BTreeMap<String, Option<f64>>, Option<f64>)> {
+        let mut scores = BTreeMap::new();
+        let (mut main, mut mlm) = (Vec::new(), Vec::new());
+        for t in &self.tasks {
+            let Some(val) = &t.val else { continue };
+            let opts = EvalOptions {
+                batch_size: self.cfg.eval_batch_size,
+                features: self.features.clone(),
+                limit,
+                mlm_seed: derive(self.cfg.seed, STREAM_MASK),
+            };
+            let r =
+                evaluate(&mut self.model, t.head, self.tok, t.spec, &t.label_names, val, t.val_lang.as_deref(), &opts)
+                    .map_err(|e| Error::Invalid(format!("evaluating {}: {e}", t.name)))?;
+            if let Some(p) = r.primary {
+                if t.spec.kind == Kind::MaskedLm {
+                    mlm.push(p)
+                } else {
+                    main.push(p)
+                }
+            }
+            scores.insert(t.name.clone(), r.primary);
+        }
+        let pool = if main.is_empty() { &mlm } else { &main };
+        let agg = if pool.is_empty() { None } else { Some(pool.iter().sum::<f64>() / pool.len() as f64) };
+        Ok((scores, agg))
+    }
+
+    fn trainer_state_json(&mut self) -> Result<serde_json::Value> {
+        self.state.sampler = self.sampler.state();
+        self.state.orders = self.orders.iter().map(|o| o.iter().map(EpochOrder::state).collect()).collect();
+        serde_json::to_value(&self.state).map_err(|e| Error::Invalid(e.to_string()))
+    }
+
+    /// Writes `checkpoint/` (replacing the previous one atomically).
+    pub fn save_checkpoint(&mut self) -> Result<()> {
+        let state = self.trainer_state_json()?;
+        let dir = self.run_dir.join("checkpoint");
+        save_checkpoint(&dir, &self.model.cfg, &self.model.layout, &self.model.params, &self.opt, state)?;
+        self.model.save_heads(&dir)
+    }
+
+    /// Evaluates, logs, keeps the best weights and updates early stopping.
+    fn eval_and_track(&mut self, bar: &ProgressBar) -> Result<Option<f64>> {
+        let (scores, agg) = self.evaluate_tasks(Some(self.cfg.eval_subset_num))?;
+        let step = self.state.step;
+        self.log.write(serde_json::json!({"event": "eval", "step": step, "score": agg, "tasks": scores}))?;
+        let Some(score) = agg else { return Ok(None) };
+        self.state.last_eval = Some((step, score));
+        let improved = self.state.best_score.is_none_or(|b| score > b);
+        if improved {
+            self.state.best_score = Some(score);
+            self.state.best_step = Some(step);
+            self.state.evals_without_improvement = 0;
+            self.model.save(&self.run_dir.join("best"))?;
+        } else {
+            self.state.evals_without_improvement += 1;
+        }
+        bar.println(format!(
+            "step {step}: validation {score:.3}{} {}",
+            if improved { " (best)" } else { "" },
+            scores
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.map_or("-".into(), |v| format!("{v:.2}"))))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        let patience = self.cfg.no_improvements_for_n_evals;
+        if patience > 0 && self.state.evals_without_improvement >= patience {
+            self.state.stopped_early = true;
+        }
+        Ok(Some(score))
+    }
+
+    fn snapshot_due(&self, step: u64) -> Option<Option<u64>> {
+        match self.cfg.snapshot_every {
+            SnapshotEvery::Never => None,
+            SnapshotEvery::Steps(n) if n > 0 && step % n == 0 => Some(None),
+            SnapshotEvery::Steps(_) => None,
+            SnapshotEvery::Epoch => {
+                let epochs = self.cfg.num_train_epochs.ceil().max(1.0) as u64;
+                let per = (self.total_steps() / epochs).max(1);
+                (step % per == 0 || step == self.total_steps()).then_some(Some(step.div_ceil(per)))
+            }
+        }
+    }
+
+    fn snapshot(&mut self, epoch: Option<u64>, run_name: &str) -> Result<()> {
+        let step = self.state.step;
+        let score = match self.state.last_eval {
+            Some((s, v)) if s == step => Some(v),
+            _ => self.evaluate_tasks(Some(self.cfg.eval_subset_num))?.1,
+        };
+        let rel = PathBuf::from(format!("step-{step:08}"));
+        let dir = self.run_dir.join("snapshots");
+        self.model.save(&dir.join(&rel))?;
+        Manifest::append(
+            &dir.join("manifest.json"),
+            ManifestEntry { path: rel, run: run_name.to_string(), step, epoch, dev_score: score },
+        )
+    }
+
+    /// Runs until the step budget is spent, early stopping triggers, or `stop_at` steps are
+    /// done (the run can then be resumed). On completion the best weights are restored, saved
+    /// as `model/`, optionally scored on the full validation sets, and `done` is written.
+    pub fn run(&mut self, run_name: &str, stop_at: Option<u64>) -> Result<Option<RunSummary>> {
+        let total = self.total_steps();
+        let bar = if self.progress { ProgressBar::new(total) } else { ProgressBar::hidden() };
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} {msg}")
+                .map_err(|e| Error::Invalid(e.to_string()))?,
+        );
+        bar.set_position(self.state.step);
+        let started = Instant::now();
+        let mut tokens_seen = 0usize;
+        while self.state.step < total && !self.state.stopped_early {
+            if stop_at.is_some_and(|s| self.state.step >= s) {
+                bar.finish_and_clear();
+                return Ok(None);
+            }
+            let (ti, loss, norm, lr, tokens) = self.train_step()?;
+            tokens_seen += tokens;
+            let step = self.state.step;
+            let tps = tokens_seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            self.log.write(serde_json::json!({
+                "event": "train", "step": step, "task": self.tasks[ti].name, "loss": loss,
+                "grad_norm": norm, "lr": lr, "tokens": tokens,
+            }))?;
+            bar.set_position(step);
+            bar.set_message(format!("{} loss {loss:.4} lr {lr:.2e} {tps:.0} tok/s", self.tasks[ti].name));
+            let eval_due = self.cfg.eval_every_steps > 0 && step % self.cfg.eval_every_steps == 0 && step < total;
+            if eval_due {
+                self.eval_and_track(&bar)?;
+            }
+            if let Some(epoch) = self.snapshot_due(step) {
+                self.snapshot(epoch, run_name)?;
+            }
+            let every = self.cfg.save_checkpoint_every_steps;
+            if (every > 0 && step % every == 0) || (every == 0 && eval_due) {
+                self.save_checkpoint()?;
+            }
+        }
+        bar.finish_and_clear();
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<Option<RunSummary>> {
+        let hidden = ProgressBar::hidden();
+        if self.state.last_eval.is_none_or(|(s, _)| s != self.state.step) {
+            self.eval_and_track(&hidden)?;
+        }
+        self.save_checkpoint()?;
+        let best = self.run_dir.join("best");
+        if self.state.best_step.is_some() && best.join("model.safetensors").is_file() {
+            let layout = self.model.layout.clone();
+            let cfg = self.model.cfg.clone();
+            crate::model::weights::load_into(&mut self.model.params, &layout, &cfg, &best, &|_| true)?;
+        }
+        let model_dir = self.run_dir.join("model");
+        self.model.save(&model_dir)?;
+        let val = if self.cfg.do_val { self.evaluate_tasks(None)?.0 } else { BTreeMap::new() };
+        let summary = RunSummary {
+            steps: self.state.step,
+            total_steps: self.total_steps(),
+            best_score: self.state.best_score,
+            best_step: self.state.best_step,
+            stopped_early: self.state.stopped_early,
+            val,
+            model_dir,
+        };
+        let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
+        atomic_write(&self.run_dir.join("val_metrics.json"), text.as_bytes())?;
+        self.log.write(serde_json::json!({"event": "done", "summary": summary}))?;
+        atomic_write(&self.run_dir.join("done"), b"DONE\n")?;
+        Ok(Some(summary))
+    }
+}
