@@ -31,10 +31,63 @@ pub enum Command {
     Score(ScoreCliArgs),
     /// Average model snapshots (uniform mean of every tensor), streaming one at a time.
     Average(AverageArgs),
-    /// Evaluate a fine-tuned checkpoint on a task's languages (pair classification so far).
+    /// Evaluate a checkpoint on a task's languages and split, without training.
     Eval(EvalArgs),
     /// Train on one or more tasks (intermediate or target), jiant style.
     Train(TrainArgs),
+    /// Fine-tune an encoder on every XTREME task in English, evaluate zero-shot on all
+    /// languages, write predictions and results tables (resumable).
+    Xtreme(XtremeArgs),
+}
+
+/// `xlt xtreme` options.
+#[derive(Args, Debug)]
+pub struct XtremeArgs {
+    /// Encoder folder: an HF model or an intermediate run's model/ (with tokenizer.json).
+    #[arg(long)]
+    pub encoder: PathBuf,
+    /// XTREME download/ folder (or jiant layout).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Output folder (runs/, predictions/, results.json, results.md, results.svg).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Tasks, comma-separated (default: all nine).
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Vec<String>,
+    /// Row label in the tables (default: the encoder folder's name).
+    #[arg(long)]
+    pub model_name: Option<String>,
+    /// Learning rate (default 3e-6, the paper's target-task rate).
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Epochs instead of the Table 4 preset.
+    #[arg(long)]
+    pub num_train_epochs: Option<f64>,
+    /// Batch size instead of the Table 4 preset.
+    #[arg(long)]
+    pub train_batch_size: Option<usize>,
+    /// Step budget per task (overrides the epochs).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Tokens per sequence (default 128; 384 for QA; 512 for retrieval).
+    #[arg(long)]
+    pub max_seq_length: Option<usize>,
+    /// Evaluate every N steps for early stopping (default 1000).
+    #[arg(long, default_value_t = 1000)]
+    pub eval_every_steps: u64,
+    /// Examples per evaluation batch.
+    #[arg(long, default_value_t = 64)]
+    pub eval_batch_size: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// How `xlt train` initialises the model (jiant's `--model_load_mode`).
@@ -173,7 +226,7 @@ pub enum SplitArg {
 /// `xlt eval` options.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Fine-tuned model folder (encoder and task head in the HF layout).
+    /// Model folder: an xlt run's model/ (any heads) or an HF task model (encoder + head).
     #[arg(long)]
     pub model: PathBuf,
     /// Task name (xnli, pawsx, mnli, qqp, ...).
@@ -182,9 +235,13 @@ pub struct EvalArgs {
     /// Data folder.
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// Layout of the data folder.
-    #[arg(long, value_enum, default_value_t = LayoutArg::Xtreme)]
-    pub layout: LayoutArg,
+    /// Layout of the data folder (default: jiant when it has configs/, else XTREME).
+    #[arg(long, value_enum)]
+    pub layout: Option<LayoutArg>,
+    /// Head to evaluate with (default: the task's registry head, or the model's only head of
+    /// the task's family).
+    #[arg(long)]
+    pub head: Option<String>,
     /// Split.
     #[arg(long, value_enum, default_value_t = SplitArg::Val)]
     pub split: SplitArg,
@@ -194,10 +251,10 @@ pub struct EvalArgs {
     /// Sequences per batch.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// Maximum tokens per pair, special tokens included.
-    #[arg(long, default_value_t = 128)]
+    /// Maximum tokens per sequence, special tokens included (QA windows too).
+    #[arg(long, default_value_t = 384)]
     pub max_seq_len: usize,
-    /// Write predictions (one label per line) to OUT/<task>/<dev|test>-<lang>.tsv.
+    /// Write predictions in XTREME's layout to OUT/<task>/<dev|test>-<lang>.{tsv,json}.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

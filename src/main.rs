@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{
     AverageArgs, BenchArgs, Cli, Command, DeviceArg, EmbedArgs, EvalArgs, LayoutArg, LoadModeArg, PoolArg,
-    ScoreCliArgs, SelectArg, SplitArg, TrainArgs,
+    ScoreCliArgs, SelectArg, SplitArg, TrainArgs, XtremeArgs,
 };
 use xlt::bench::{run_cpu, BenchSpec};
 use xlt::config::ModelConfig;
@@ -34,6 +34,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Average(a) => average(a),
         Command::Eval(a) => eval(a),
         Command::Train(a) => train(a),
+        Command::Xtreme(a) => xtreme(a),
     }
 }
 
@@ -66,39 +67,84 @@ fn embed(a: EmbedArgs) -> Result<()> {
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
+    use xlt::cpu::multitask::{MultiTaskModel, HEADS_FILE};
+    use xlt::eval::{evaluate, write_predictions, EvalOptions};
     use xlt::tasks::{lookup, read_split, Kind, Layout, Split};
+    use xlt::train::setup::{detect_layout, head_spec, label_names};
     let task = lookup(&a.task)?;
-    if task.kind != Kind::Classification {
-        bail!("xlt eval: task {} is {:?}; only pair-classification tasks are evaluated so far", task.name, task.kind);
-    }
     let layout = match a.layout {
-        LayoutArg::Xtreme => Layout::Xtreme(a.data_dir.clone()),
-        LayoutArg::Jiant => Layout::Jiant(a.data_dir.clone()),
+        Some(LayoutArg::Xtreme) => Layout::Xtreme(a.data_dir.clone()),
+        Some(LayoutArg::Jiant) => Layout::Jiant(a.data_dir.clone()),
+        None => detect_layout(&a.data_dir)?,
     };
     let (split, split_name) = match a.split {
         SplitArg::Val => (Split::Val, "dev"),
         SplitArg::Test => (Split::Test, "test"),
     };
-    let langs: Vec<String> =
-        if a.langs.is_empty() { task.languages.iter().map(|l| l.to_string()).collect() } else { a.langs.clone() };
-    let mut model = xlt::cpu::SequenceClassifier::from_dir_with_head(&a.model, task.labels.len())?;
+    let langs: Vec<String> = if !a.langs.is_empty() {
+        a.langs.clone()
+    } else if task.subsets().is_empty() {
+        vec!["en".into()]
+    } else {
+        task.subsets().iter().map(|l| l.to_string()).collect()
+    };
+    if task.kind == Kind::Retrieval {
+        use xlt::xtreme::retrieval::{evaluate_bucc, evaluate_tatoeba, RetrievalOptions};
+        let out = a.out.clone().unwrap_or_else(|| std::env::temp_dir().join("xlt-eval"));
+        let opts = RetrievalOptions { batch_size: a.batch_size, ..RetrievalOptions::default() };
+        let refs: Vec<&str> = langs.iter().map(String::as_str).collect();
+        let scores = if task.name == "bucc2018" {
+            evaluate_bucc(&a.model, &layout, &refs, &out, &opts)?
+        } else {
+            evaluate_tatoeba(&a.model, &layout, &refs, &out, &opts)?
+        };
+        let v: serde_json::Map<String, serde_json::Value> = scores
+            .iter()
+            .map(|s| (s.lang.clone(), serde_json::json!({"split": s.split, "score": s.primary, "details": s.extra})))
+            .collect();
+        println!("{}", serde_json::json!({"task": task.name, "scores": v}));
+        return Ok(());
+    }
+    // An xlt model lists its heads; an HF task model has the task's head under HF names.
+    let mut model = if a.model.join(HEADS_FILE).is_file() {
+        MultiTaskModel::from_dir(&a.model)?
+    } else {
+        MultiTaskModel::from_dir_with_heads(&a.model, vec![head_spec(task)])
+            .with_context(|| format!("loading {} with a {} head for {}", a.model.display(), task.head, task.name))?
+    };
+    let head = match &a.head {
+        Some(h) => model.head_index(h)?,
+        None => match model.head_index(task.head) {
+            Ok(i) => i,
+            Err(e) => {
+                let same: Vec<usize> = (0..model.specs.len()).filter(|&i| model.specs[i].kind == task.kind).collect();
+                match same.as_slice() {
+                    [i] => *i,
+                    _ => bail!("{e}; name one with --head"),
+                }
+            }
+        },
+    };
     let tok = xlt::tokenize::Tokenizer::from_file(&a.model.join("tokenizer.json"), model.cfg.family)?;
+    let subset = |l: &String| if task.subsets().is_empty() && l == "en" { None } else { Some(l.clone()) };
     // Read every language first: a missing file fails before any work is done.
     let mut data = Vec::with_capacity(langs.len());
     for lang in &langs {
-        data.push(read_split(task, &layout, split, Some(lang)).and_then(|e| e.into_pairs())?);
+        data.push(read_split(task, &layout, split, subset(lang).as_deref())?);
     }
-    let mut scores = serde_json::Map::new();
+    let max_len = a.max_seq_len.min(model.cfg.max_seq_len());
+    let opts = EvalOptions::new(a.batch_size, max_len);
+    let labels = label_names(task);
+    let (mut scores, mut metrics) = (serde_json::Map::new(), serde_json::Map::new());
     for (lang, examples) in langs.iter().zip(&data) {
-        let preds = xlt::eval::predict_pairs(&mut model, &tok, examples, a.batch_size, a.max_seq_len)?;
+        let r = evaluate(&mut model, head, &tok, task, &labels, examples, Some(lang), &opts)?;
         if let Some(out) = &a.out {
-            let dir = out.join(task.name);
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let text: String = preds.iter().map(|&p| format!("{}\n", task.labels[p])).collect();
-            xlt::fsutil::atomic_write(&dir.join(format!("{split_name}-{lang}.tsv")), text.as_bytes())?;
+            let ext = if task.kind == Kind::SpanQa { "json" } else { "tsv" };
+            write_predictions(&out.join(task.name).join(format!("{split_name}-{lang}.{ext}")), &r.predictions)?;
         }
-        if let Some(acc) = xlt::eval::pair_accuracy(examples, &preds)? {
-            scores.insert(lang.clone(), serde_json::json!(acc * 100.0));
+        if let Some(p) = r.primary {
+            scores.insert(lang.clone(), serde_json::json!(p));
+            metrics.insert(lang.clone(), serde_json::json!(r.metrics));
         }
     }
     let avg = if scores.is_empty() {
@@ -108,7 +154,7 @@ fn eval(a: EvalArgs) -> Result<()> {
     };
     println!(
         "{}",
-        serde_json::json!({"task": task.name, "split": split_name, "accuracy": scores, "avg_accuracy": avg})
+        serde_json::json!({"task": task.name, "split": split_name, "scores": scores, "metrics": metrics, "average": avg})
     );
     Ok(())
 }
@@ -308,5 +354,35 @@ fn train(a: TrainArgs) -> Result<()> {
     eprintln!("training {} steps (from step {}) into {}", trainer.total_steps(), trainer.state.step, run_dir.display());
     let summary = trainer.run(&run_name, None)?.context("the run stopped before its end")?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+fn xtreme(a: XtremeArgs) -> Result<()> {
+    use xlt::xtreme::{model_label, run, XtremeConfig};
+    pick_device(a.device)?;
+    let mut train = xlt::train::trainer::TrainConfig {
+        max_steps: a.max_steps,
+        eval_every_steps: a.eval_every_steps,
+        eval_batch_size: a.eval_batch_size,
+        seed: a.seed,
+        ..Default::default()
+    };
+    train.do_val = false;
+    let cfg = XtremeConfig {
+        model_name: a.model_name.clone().unwrap_or_else(|| model_label(&a.encoder)),
+        encoder: a.encoder,
+        data_dir: a.data_dir,
+        out: a.out,
+        tasks: a.tasks,
+        learning_rate: a.learning_rate,
+        num_train_epochs: a.num_train_epochs,
+        train_batch_size: a.train_batch_size,
+        max_seq_length: a.max_seq_length,
+        train,
+        progress: !a.quiet,
+    };
+    let results = run(&cfg)?;
+    println!("{}", xlt::report::render_markdown(std::slice::from_ref(&results)));
+    eprintln!("results: {}", cfg.out.join("results.md").display());
     Ok(())
 }

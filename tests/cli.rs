@@ -312,7 +312,7 @@ fn eval_writes_predictions_that_score_agrees_with() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii()).expect("json");
-    let acc = v["accuracy"]["de"].as_f64().expect("de accuracy");
+    let acc = v["scores"]["de"].as_f64().expect("de accuracy");
     let pred = out.join("xnli/dev-de.tsv");
     let o = xlt(&["score", "--task", "xnli", "--gold", s(&data.join("xnli/dev-de.tsv")), "--pred", s(&pred)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -234,8 +234,13 @@ impl MultiTaskModel {
 
     /// Every tensor (encoder and heads) from `dir`, with the head list saved there.
     pub fn from_dir(dir: &Path) -> Result<Self> {
+        Self::from_dir_with_heads(dir, read_heads(dir)?)
+    }
+
+    /// Every tensor (encoder and the heads `specs`) from `dir`: e.g. an HF fine-tuned task
+    /// model, whose head has the HF names (`classifier.*`, `qa_outputs.*`; empty prefix).
+    pub fn from_dir_with_heads(dir: &Path, specs: Vec<HeadSpec>) -> Result<Self> {
         let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
-        let specs = read_heads(dir)?;
         let mut m = Self::assemble(cfg, specs, 0)?;
         weights::load_into(&mut m.params, &m.layout, &m.cfg, dir, &|_| true)?;
         Ok(m)
@@ -294,13 +299,22 @@ impl MultiTaskModel {
 
     /// Checks the targets' shape against the head and the batch.
     fn check(&self, head: usize, tb: &TaskBatch) -> Result<()> {
-        let s = &self.specs[head];
+        let s = self.specs.get(head).ok_or_else(|| {
+            Error::Invalid(format!("the model has {} heads; there is no head {head}", self.specs.len()))
+        })?;
         let (b, t) = (tb.batch.b, tb.batch.t);
         if b == 0 || t == 0 {
             return Err(Error::Invalid(format!("head `{}`: empty batch ({b} × {t})", s.name)));
         }
         if tb.batch.ids.len() != b * t || tb.batch.mask.len() != b * t || tb.batch.types.len() != b * t {
             return Err(Error::Invalid(format!("head `{}`: batch buffers do not hold {b} × {t} tokens", s.name)));
+        }
+        let (v, tv) = (self.cfg.vocab_size, self.cfg.type_vocab_size.max(1));
+        if let Some(id) = tb.batch.ids.iter().find(|&&i| i as usize >= v) {
+            return Err(Error::Invalid(format!("head `{}`: token id {id} outside the vocabulary ({v})", s.name)));
+        }
+        if let Some(ty) = tb.batch.types.iter().find(|&&i| i as usize >= tv) {
+            return Err(Error::Invalid(format!("head `{}`: token type {ty} outside the model's {tv} types", s.name)));
         }
         if t > self.cfg.max_seq_len() {
             return Err(Error::Invalid(format!(
@@ -327,8 +341,8 @@ impl MultiTaskModel {
             (Targets::None, _) => Ok(()),
             (Targets::Span { start, end }, Kind::SpanQa) if start.len() == b && end.len() == b => Ok(()),
             (Targets::Labels(l), kind) if kind != Kind::SpanQa && l.len() == want => {
-                let k = s.num_labels as i64;
-                let bad = l.iter().find(|&&y| y != IGNORE_INDEX && (y < 0 || (kind != Kind::MaskedLm && y >= k)));
+                let k = if kind == Kind::MaskedLm { v as i64 } else { s.num_labels as i64 };
+                let bad = l.iter().find(|&&y| y != IGNORE_INDEX && (y < 0 || y >= k));
                 match bad {
                     Some(y) => {
                         Err(Error::Invalid(format!("head `{}`: label {y} outside the label set (0..{k})", s.name)))
@@ -385,6 +399,7 @@ impl MultiTaskModel {
     /// Forward and backward of head `head` on `tb`: returns the mean loss; gradients accumulate
     /// into `grads`. `tb` must carry targets.
     pub fn forward_backward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
+        self.check(head, tb)?;
         if tb.targets == Targets::None {
             return Err(Error::Invalid(format!("head `{}`: training needs targets", self.specs[head].name)));
         }

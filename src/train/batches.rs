@@ -22,7 +22,7 @@ pub const MLM_PROBABILITY: f32 = 0.15;
 pub struct FeatureConfig {
     /// Tokens per sequence, special tokens included.
     pub max_seq_len: usize,
-    /// Span-QA windows (its `max_seq_len` is set from the field above).
+    /// Span-QA windows ([`FeatureConfig::new`] sets its `max_seq_len` to the field above).
     pub span: SpanFeatureConfig,
     /// Which end of an over-long multiple-choice prompt or choice is cut.
     pub choice_truncation: Truncation,

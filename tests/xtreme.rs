@@ -1,0 +1,96 @@
+//! `xlt xtreme` on the XTREME fixtures: every task runs (fine-tuning, zero-shot evaluation,
+//! retrieval), predictions land in XTREME's layout and re-score to the reported numbers, the
+//! tables are written, and a re-run skips finished tasks.
+
+use std::path::Path;
+use std::process::Command;
+
+const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-xlmr");
+const XTREME: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tasks/xtreme");
+
+fn xtreme(out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "xtreme",
+        "--encoder",
+        MODEL,
+        "--data-dir",
+        XTREME,
+        "--max-steps",
+        "4",
+        "--eval-every-steps",
+        "2",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let out_s = out.display().to_string();
+    Command::new(env!("CARGO_BIN_EXE_xlt")).args(&args).args(["--out", &out_s]).output().expect("spawn xlt")
+}
+
+#[test]
+fn all_tasks_run_score_and_resume() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("xt");
+    let o = xtreme(&out, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results = xlt::report::read_json(&out.join("results.json")).expect("results.json");
+    assert_eq!(results.len(), 1);
+    let r = &results[0];
+    assert_eq!(r.model, "tiny-xlmr");
+    let tasks: Vec<&str> = r.tasks.iter().map(|t| t.task.as_str()).collect();
+    assert_eq!(tasks, xlt::xtreme::XTREME_TASKS);
+    for f in ["results.md", "results.svg", "runs/xnli/model/model.safetensors", "runs/xquad/done"] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    // MLQA reuses the SQuAD run of XQuAD: no runs/mlqa.
+    assert!(!out.join("runs/mlqa").exists());
+    // The PAN-X German dev score is what `xlt score` gives for predictions of the same model.
+    let panx = r.task("panx").expect("panx");
+    let de = panx.languages.get("de").expect("panx de scored on dev");
+    assert!((0.0..=100.0).contains(&de.primary));
+    let pred = tmp.path().join("panx-dev");
+    let o = Command::new(env!("CARGO_BIN_EXE_xlt"))
+        .args(["eval", "--model", &out.join("runs/panx/model").display().to_string(), "--task", "panx"])
+        .args(["--data-dir", XTREME, "--langs", "de", "--max-seq-len", "128", "--out", &pred.display().to_string()])
+        .output()
+        .expect("eval");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii()).expect("json");
+    assert!((v["scores"]["de"].as_f64().expect("score") - de.primary).abs() < 1e-9, "{v}");
+    let o = Command::new(env!("CARGO_BIN_EXE_xlt"))
+        .args(["score", "--task", "panx", "--gold", &format!("{XTREME}/panx/dev-de.tsv")])
+        .args(["--pred", &pred.join("panx/dev-de.tsv").display().to_string()])
+        .output()
+        .expect("score");
+    let scored: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii()).expect("json");
+    assert!((scored["f1"].as_f64().expect("f1") - de.primary).abs() < 1e-6, "{scored} vs {}", de.primary);
+    // Test predictions in the submission layout.
+    for f in
+        ["xnli/test-de.tsv", "pawsx/test-de.tsv", "udpos/test-kk.tsv", "xquad/test-de.json", "bucc2018/test-de.tsv"]
+    {
+        assert!(out.join("predictions").join(f).is_file(), "missing prediction {f}");
+    }
+    // A re-run skips every finished task and reproduces the results.
+    let before = std::fs::read(out.join("results.json")).expect("read");
+    let o = xtreme(&out, &[]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("already done").count(), 9, "{err}");
+    assert_eq!(std::fs::read(out.join("results.json")).expect("read"), before);
+}
+
+#[test]
+fn unknown_tasks_and_missing_data_are_clear_errors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let o = xtreme(&tmp.path().join("a"), &["--tasks", "mnli"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("not an XTREME task") && !err.contains("panicked"), "{err}");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let o = Command::new(env!("CARGO_BIN_EXE_xlt"))
+        .args(["xtreme", "--encoder", MODEL, "--data-dir", &empty.display().to_string(), "--tasks", "xnli"])
+        .args(["--out", &tmp.path().join("b").display().to_string(), "--quiet"])
+        .output()
+        .expect("spawn");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("train-en.tsv") && !err.contains("panicked"), "{err}");
+}
