@@ -35,9 +35,38 @@ pub enum Command {
     Eval(EvalArgs),
     /// Train on one or more tasks (intermediate or target), jiant style.
     Train(TrainArgs),
+    /// The built-in default: fine-tune the shipped tiny model on synthetic tasks of every head
+    /// family and evaluate zero-shot on a second synthetic language (about a minute on 2 cores).
+    Demo(DemoArgs),
     /// Fine-tune an encoder on every XTREME task in English, evaluate zero-shot on all
     /// languages, write predictions and results tables (resumable).
     Xtreme(XtremeArgs),
+}
+
+/// `xlt demo` options.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Output folder (run/, results.json, results.md, results.svg).
+    #[arg(long, default_value = "xlt-demo")]
+    pub out: PathBuf,
+    /// Continue an interrupted demo from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Optimizer steps.
+    #[arg(long, default_value_t = 1500)]
+    pub steps: u64,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Rewrite the shipped model folder's initial weights, config and tokenizer (maintainers).
+    #[arg(long, hide = true)]
+    pub write_initial_model: bool,
 }
 
 /// `xlt xtreme` options.

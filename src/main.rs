@@ -6,7 +6,7 @@ mod cli;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{
-    AverageArgs, BenchArgs, Cli, Command, DeviceArg, EmbedArgs, EvalArgs, LayoutArg, LoadModeArg, PoolArg,
+    AverageArgs, BenchArgs, Cli, Command, DemoArgs, DeviceArg, EmbedArgs, EvalArgs, LayoutArg, LoadModeArg, PoolArg,
     ScoreCliArgs, SelectArg, SplitArg, TrainArgs, XtremeArgs,
 };
 use xlt::bench::{run_cpu, BenchSpec};
@@ -35,6 +35,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval(a),
         Command::Train(a) => train(a),
         Command::Xtreme(a) => xtreme(a),
+        Command::Demo(a) => demo(a),
     }
 }
 
@@ -384,5 +385,26 @@ fn xtreme(a: XtremeArgs) -> Result<()> {
     let results = run(&cfg)?;
     println!("{}", xlt::report::render_markdown(std::slice::from_ref(&results)));
     eprintln!("results: {}", cfg.out.join("results.md").display());
+    Ok(())
+}
+
+fn demo(a: DemoArgs) -> Result<()> {
+    use xlt::demo::run::{run, table, write_initial_model, DemoConfig};
+    pick_device(a.device)?;
+    let defaults = DemoConfig::default();
+    if a.write_initial_model {
+        write_initial_model(&defaults.model_dir)?;
+        eprintln!("wrote {}", defaults.model_dir.display());
+        return Ok(());
+    }
+    let cfg = DemoConfig { out: a.out, resume: a.resume, steps: a.steps, seed: a.seed, progress: !a.quiet, ..defaults };
+    let t0 = std::time::Instant::now();
+    let results = run(&cfg)?;
+    print!("{}", table(&results));
+    eprintln!(
+        "{:.0} s; results in {} (results.json, results.md, results.svg)",
+        t0.elapsed().as_secs_f64(),
+        cfg.out.display()
+    );
     Ok(())
 }

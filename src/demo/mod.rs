@@ -3,3 +3,4 @@
 //! zero-shot on a second synthetic language.
 
 pub mod data;
+pub mod run;
