@@ -20,8 +20,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Subcommands.
+/// Subcommands (parsed once; their sizes do not matter).
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Embed one sentence per line into a float32 .npy of shape [n, hidden].
     Embed(EmbedArgs),

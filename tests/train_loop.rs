@@ -163,7 +163,7 @@ fn nan_loss_names_the_step_and_task() {
     s.train.max_grad_norm = 0.0;
     s.train.warmup_proportion = 0.0;
     let mut run = prepare(s, &tok, false).expect("prepare").trainer.quiet();
-    let err = run.run("nan", None).err().expect("diverges");
+    let err = run.run("nan", None).expect_err("diverges");
     let msg = err.to_string();
     assert!(msg.contains("step") && msg.contains("mnli"), "{msg}");
 }

@@ -169,11 +169,9 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
     // MLM co-training on English raw text. (Raw `xx` text would train embeddings for `xx`
     // words the task heads never see in training; on this synthetic pair that costs the
     // zero-shot transfer more than it gains.)
-    let mut text = Vec::new();
-    for lang in [data::TRAIN_LANGUAGE] {
-        let ex = Examples::Text(data::mlm_text(lang, cfg.train_examples, cfg.seed)?);
-        text.push(Source { lang: lang.into(), features: Features::new(&tok, &ex, &features, true)? });
-    }
+    let lang = data::TRAIN_LANGUAGE;
+    let ex = Examples::Text(data::mlm_text(lang, cfg.train_examples, cfg.seed)?);
+    let text = vec![Source { lang: lang.into(), features: Features::new(&tok, &ex, &features, true)? }];
     tasks.push(TrainTask {
         name: "mlm".into(),
         spec: mlm,

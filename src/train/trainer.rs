@@ -192,6 +192,9 @@ pub struct TrainerState {
     pub last_eval: Option<(u64, f64)>,
 }
 
+/// Primary validation score per task (None for a split without labels).
+pub type TaskScores = BTreeMap<String, Option<f64>>;
+
 /// What a finished run reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunSummary {
@@ -510,7 +513,7 @@ impl<'a> Trainer<'a> {
     /// Scores every task that has validation data on its first `limit` examples (all when
     /// None); returns per-task primary scores and their aggregate (mean over non-MLM tasks,
     /// or over all when only MLM has scores).
-    pub fn evaluate_tasks(&mut self, limit: Option<usize>) -> Result<(BTreeMap<String, Option<f64>>, Option<f64>)> {
+    pub fn evaluate_tasks(&mut self, limit: Option<usize>) -> Result<(TaskScores, Option<f64>)> {
         let mut scores = BTreeMap::new();
         let (mut main, mut mlm) = (Vec::new(), Vec::new());
         for t in &self.tasks {
@@ -587,12 +590,12 @@ impl<'a> Trainer<'a> {
     fn snapshot_due(&self, step: u64) -> Option<Option<u64>> {
         match self.cfg.snapshot_every {
             SnapshotEvery::Never => None,
-            SnapshotEvery::Steps(n) if n > 0 && step % n == 0 => Some(None),
+            SnapshotEvery::Steps(n) if n > 0 && step.is_multiple_of(n) => Some(None),
             SnapshotEvery::Steps(_) => None,
             SnapshotEvery::Epoch => {
                 let epochs = self.cfg.num_train_epochs.ceil().max(1.0) as u64;
                 let per = (self.total_steps() / epochs).max(1);
-                (step % per == 0 || step == self.total_steps()).then_some(Some(step.div_ceil(per)))
+                (step.is_multiple_of(per) || step == self.total_steps()).then_some(Some(step.div_ceil(per)))
             }
         }
     }
@@ -640,7 +643,8 @@ impl<'a> Trainer<'a> {
             }))?;
             bar.set_position(step);
             bar.set_message(format!("{} loss {loss:.4} lr {lr:.2e} {tps:.0} tok/s", self.tasks[ti].name));
-            let eval_due = self.cfg.eval_every_steps > 0 && step % self.cfg.eval_every_steps == 0 && step < total;
+            let eval_due =
+                self.cfg.eval_every_steps > 0 && step.is_multiple_of(self.cfg.eval_every_steps) && step < total;
             if eval_due {
                 self.eval_and_track(&bar)?;
             }
@@ -648,7 +652,7 @@ impl<'a> Trainer<'a> {
                 self.snapshot(epoch, run_name)?;
             }
             let every = self.cfg.save_checkpoint_every_steps;
-            if (every > 0 && step % every == 0) || (every == 0 && eval_due) {
+            if (every > 0 && step.is_multiple_of(every)) || (every == 0 && eval_due) {
                 self.save_checkpoint()?;
             }
         }
