@@ -188,3 +188,47 @@ fn bad_runs_fail_before_the_first_step() {
     let err = prepare(s, &tok, false).err().expect("unwritable");
     assert!(err.to_string().contains("a-file"), "{err}");
 }
+
+#[test]
+fn snapshots_are_listed_with_dev_scores_and_average() {
+    use xlt::train::average::{average, Manifest, Selection};
+    use xlt::train::trainer::SnapshotEvery;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tok = tok();
+    let mut s = spec(tmp.path(), "snap", &["mnli"], 8);
+    s.train.snapshot_every = SnapshotEvery::Steps(4);
+    prepare(s, &tok, false).expect("prepare").trainer.quiet().run("snap", None).expect("run");
+    let manifest = tmp.path().join("runs/snap/snapshots/manifest.json");
+    let m = Manifest::load(&manifest).expect("manifest");
+    let steps: Vec<u64> = m.entries.iter().map(|e| e.step).collect();
+    assert_eq!(steps, [4, 8]);
+    assert!(m.entries.iter().all(|e| e.dev_score.is_some() && e.run == "snap"));
+    let picked = m.select(Selection::All).expect("select");
+    let out = tmp.path().join("avg");
+    average(&out, &picked).expect("average");
+    assert!(out.join("model.safetensors").is_file());
+}
+
+#[test]
+fn toml_config_with_flag_overrides() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("run.toml");
+    let text = format!(
+        "run_name = \"from-toml\"\nexp_dir = {:?}\ndata_dir = {JIANT:?}\ntasks = [\"mnli\"]\nmodel = {MODEL:?}\n\
+         max_seq_length = 64\n[train]\nmax_steps = 3\nseed = 9\n",
+        tmp.path().display().to_string()
+    );
+    std::fs::write(&cfg, text).expect("write");
+    let o = Command::new(env!("CARGO_BIN_EXE_xlt"))
+        .args(["train", "--config", &cfg.display().to_string(), "--max-steps", "2", "--quiet"])
+        .output()
+        .expect("spawn");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let back = RunSpec::from_toml_file(&tmp.path().join("runs/from-toml/run_config.toml")).expect("effective");
+    assert_eq!(back.train.max_steps, Some(2), "the flag wins");
+    assert_eq!(back.train.seed, 9, "the file's value stays");
+    std::fs::write(&cfg, "tasks = [\"mnli\"]\nlearning_rat = 1.0\n").expect("write");
+    let o = Command::new(env!("CARGO_BIN_EXE_xlt")).args(["train", "--config", &cfg.display().to_string()]).output();
+    let err = String::from_utf8_lossy(&o.expect("spawn").stderr).to_string();
+    assert!(err.contains("learning_rat") && !err.contains("panicked"), "{err}");
+}

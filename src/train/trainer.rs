@@ -66,7 +66,7 @@ pub enum SnapshotEvery {
 /// Optimisation and bookkeeping settings of a run (the effective configuration is written
 /// into the run folder).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     /// Peak learning rate.
     pub learning_rate: f64,
