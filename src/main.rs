@@ -91,7 +91,7 @@ fn eval(a: EvalArgs) -> Result<()> {
     };
     if task.kind == Kind::Retrieval {
         use xlt::xtreme::retrieval::{evaluate_bucc, evaluate_tatoeba, RetrievalOptions};
-        let out = a.out.clone().unwrap_or_else(|| std::env::temp_dir().join("xlt-eval"));
+        let out = a.out.clone().with_context(|| format!("{}: pass --out DIR for the predictions", task.name))?;
         let opts = RetrievalOptions { batch_size: a.batch_size, ..RetrievalOptions::default() };
         let refs: Vec<&str> = langs.iter().map(String::as_str).collect();
         let scores = if task.name == "bucc2018" {

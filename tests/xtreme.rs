@@ -94,3 +94,52 @@ fn unknown_tasks_and_missing_data_are_clear_errors() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("train-en.tsv") && !err.contains("panicked"), "{err}");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let dst = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn a_malformed_language_file_is_an_error_not_a_missing_language() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    copy_dir(Path::new(XTREME), &data);
+    std::fs::write(data.join("xnli/dev-de.tsv"), "only one column\n").expect("corrupt");
+    let o = Command::new(env!("CARGO_BIN_EXE_xlt"))
+        .args(["xtreme", "--encoder", MODEL, "--data-dir", &data.display().to_string(), "--tasks", "xnli"])
+        .args(["--max-steps", "2", "--quiet", "--out", &tmp.path().join("out").display().to_string()])
+        .output()
+        .expect("spawn");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("dev-de.tsv") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn eval_scores_retrieval_from_embeddings() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let eval = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xlt"))
+            .args(["eval", "--model", MODEL, "--task", "bucc2018", "--data-dir", XTREME, "--langs", "de"])
+            .args(extra)
+            .output()
+            .expect("spawn")
+    };
+    let o = eval(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--out") && !err.contains("panicked"), "{err}");
+    let out = tmp.path().join("preds");
+    let o = eval(&["--out", &out.display().to_string()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii()).expect("json");
+    assert!(v["scores"]["de"]["score"].as_f64().is_some_and(|f| (0.0..=100.0).contains(&f)), "{v}");
+    assert!(out.join("bucc2018/test-de.tsv").is_file());
+}

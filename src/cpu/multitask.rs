@@ -362,6 +362,11 @@ impl MultiTaskModel {
     /// [`Self::span_logits`]. The MLM loss is computed in slices of vocabulary rows.
     pub fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
         self.check(head, tb)?;
+        Ok(self.forward_checked(head, tb, drop))
+    }
+
+    /// [`Self::forward`] on a batch [`Self::check`] accepted.
+    fn forward_checked(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> f32 {
         let (b, t, c) = (tb.batch.b, tb.batch.t, self.cfg.hidden_size);
         self.ensure(head, b, t);
         let (acts, _) = self.acts.as_mut().expect("ensure sets the activations");
@@ -373,7 +378,7 @@ impl MultiTaskModel {
             _ => None,
         };
         let buf = self.bufs[head].as_mut().expect("ensure sets the head buffers");
-        Ok(match (&self.heads[head], buf) {
+        match (&self.heads[head], buf) {
             (Head::Classification(h), HeadBufs::Classification(a)) => {
                 classifier_forward(a, params, h, hidden, labels, b, t, c, drop)
             }
@@ -393,7 +398,7 @@ impl MultiTaskModel {
                 mlm_eval_loss(a, params, h, hidden, labels, b * t, c)
             }
             _ => unreachable!("head buffers match their head"),
-        })
+        }
     }
 
     /// Forward and backward of head `head` on `tb`: returns the mean loss; gradients accumulate
@@ -405,13 +410,12 @@ impl MultiTaskModel {
         }
         let (b, t, c) = (tb.batch.b, tb.batch.t, self.cfg.hidden_size);
         let loss = if self.specs[head].kind == Kind::MaskedLm {
-            self.check(head, tb)?;
             self.ensure(head, b, t);
             let (acts, _) = self.acts.as_mut().expect("ensure sets the activations");
             encoder_forward(acts, &self.params, &self.enc, &self.cfg, &tb.batch, drop, None);
             f32::NAN // replaced below
         } else {
-            self.forward(head, tb, drop)?
+            self.forward_checked(head, tb, drop)
         };
         let (acts, scratch) = self.acts.as_mut().expect("forward sets the activations");
         let dx = &mut scratch.dx;

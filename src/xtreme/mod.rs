@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::eval::{evaluate, write_predictions, EvalOptions, EvalResult};
 use crate::fsutil::atomic_write;
 use crate::report::{LangScore, ModelResults, TaskResult};
-use crate::tasks::{lookup, read_split, Kind, Layout, Metric, Split, TaskSpec};
+use crate::tasks::{expected_files, expected_splits, lookup, read_split, Kind, Layout, Metric, Split, TaskSpec};
 use crate::train::setup::{detect_layout, label_names, load_tokenizer, prepare, LoadMode, RunSpec};
 use crate::train::trainer::TrainConfig;
 use retrieval::{evaluate_bucc, evaluate_tatoeba, RetrievalOptions};
@@ -73,11 +73,18 @@ fn run_task(task: &str) -> &str {
     }
 }
 
-/// The languages of `task` whose `split` can be read, and the notes for those that cannot.
-fn readable(task: &TaskSpec, layout: &Layout, split: Split) -> Vec<(String, crate::tasks::Examples)> {
+/// Whether every file `split` of `task` needs for `lang` exists in `layout`.
+fn has_files(task: &TaskSpec, layout: &Layout, split: Split, lang: &str) -> bool {
+    expected_files(task, layout, split, Some(lang)).is_ok_and(|f| !f.is_empty() && f.iter().all(|p| p.exists()))
+}
+
+/// The languages of `task` whose `split` files are present, read. A present but malformed
+/// file is an error, not a missing language.
+fn readable(task: &TaskSpec, layout: &Layout, split: Split) -> Result<Vec<(String, crate::tasks::Examples)>> {
     task.languages
         .iter()
-        .filter_map(|l| read_split(task, layout, split, Some(l)).ok().map(|ex| (l.to_string(), ex)))
+        .filter(|l| has_files(task, layout, split, l))
+        .map(|l| Ok((l.to_string(), read_split(task, layout, split, Some(l))?)))
         .collect()
 }
 
@@ -124,7 +131,7 @@ fn trainable(cfg: &XtremeConfig, task: &'static TaskSpec, layout: &Layout) -> Re
     let opts = EvalOptions::new(cfg.train.eval_batch_size, spec.max_seq_length);
     let mut languages = BTreeMap::new();
     let mut splits = Vec::new();
-    let tests = readable(task, layout, Split::Test);
+    let tests = readable(task, layout, Split::Test)?;
     for (lang, ex) in &tests {
         let r = evaluate(&mut model, 0, &tok, task, &labels, ex, Some(lang), &opts)?;
         let ext = if qa { "json" } else { "tsv" };
@@ -135,7 +142,7 @@ fn trainable(cfg: &XtremeConfig, task: &'static TaskSpec, layout: &Layout) -> Re
             splits.push("test");
         }
     }
-    for (lang, ex) in readable(task, layout, Split::Val) {
+    for (lang, ex) in readable(task, layout, Split::Val)? {
         if languages.contains_key(&lang) {
             continue;
         }
@@ -172,20 +179,12 @@ fn retrieval_task(cfg: &XtremeConfig, task: &'static TaskSpec, layout: &Layout) 
         batch_size: cfg.train.eval_batch_size,
         ..RetrievalOptions::default()
     };
-    let present: Vec<&str> =
-        task.languages
-            .iter()
-            .copied()
-            .filter(|l| {
-                let stem = format!("{l}-en");
-                match layout {
-                    Layout::Xtreme(root) => root.join(task.name).read_dir().is_ok_and(|mut d| {
-                        d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(&stem)))
-                    }),
-                    Layout::Jiant(root) => Layout::jiant_config_path(root, task, Some(l)).is_file(),
-                }
-            })
-            .collect();
+    let present: Vec<&str> = task
+        .languages
+        .iter()
+        .copied()
+        .filter(|l| expected_splits(task, layout, Some(l)).into_iter().all(|sp| has_files(task, layout, sp, l)))
+        .collect();
     if present.is_empty() {
         return Err(Error::Invalid(format!("{}: no language files in {}", task.name, cfg.data_dir.display())));
     }
