@@ -83,6 +83,10 @@ pub fn run_cpu(spec: &BenchSpec) -> BenchResult {
         last_loss = train_step(&mut model, &mut opt, &batch, &labels, (spec.warmup + s) as u64);
         times.push(t0.elapsed().as_secs_f64() * 1e3);
     }
+    summarize(spec, times, last_loss)
+}
+
+fn summarize(spec: &BenchSpec, mut times: Vec<f64>, last_loss: f32) -> BenchResult {
     times.sort_by(f64::total_cmp);
     let median = if times.is_empty() {
         f64::NAN
@@ -97,4 +101,41 @@ pub fn run_cpu(spec: &BenchSpec) -> BenchResult {
         tokens_per_s: (spec.batch * spec.seq) as f64 / (median / 1e3),
         last_loss,
     }
+}
+
+/// Times `spec.steps` training steps on the GPU (the same step: 3-class classification head,
+/// dropout, AdamW with clipping at 1.0) after `spec.warmup` untimed ones; each step ends with a
+/// device synchronisation. Also returns the device memory in use after the last step (bytes).
+pub fn run_cuda(
+    spec: &BenchSpec,
+    gpu: std::sync::Arc<crate::cuda::Gpu>,
+    precision: crate::cuda::model::Precision,
+) -> crate::Result<(BenchResult, usize)> {
+    use crate::cpu::multitask::{HeadSpec, MultiTaskModel, Targets, TaskBatch};
+    let specs = vec![HeadSpec::new("bench", crate::tasks::Kind::Classification, 3)];
+    let host = MultiTaskModel::new_random(&spec.cfg, specs, spec.seed)?;
+    let mut model = crate::cuda::model::CudaModel::new(gpu.clone(), &host, precision, None)?;
+    drop(host);
+    let (batch, labels) = random_batch(&spec.cfg, spec.batch, spec.seq, spec.seed ^ 1);
+    let tb = TaskBatch { batch, targets: Targets::Labels(labels) };
+    let opt = bench_adamw();
+    let mut last_loss = 0.0;
+    let mut step = |s: usize| -> crate::Result<f32> {
+        let drop = DropoutCfg::train(&spec.cfg, s as u64);
+        let loss = model.forward_backward(0, &tb, drop)?;
+        model.step(&opt, 1, 1.0)?;
+        gpu.sync()?;
+        Ok(loss)
+    };
+    for s in 0..spec.warmup {
+        last_loss = step(s)?;
+    }
+    let mut times = Vec::with_capacity(spec.steps);
+    for s in 0..spec.steps {
+        let t0 = Instant::now();
+        last_loss = step(spec.warmup + s)?;
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let (free, total) = gpu.mem_info()?;
+    Ok((summarize(spec, times, last_loss), total - free))
 }

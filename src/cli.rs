@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use xlt::cuda::model::Precision;
 
 /// The model and sample input bundled with the repository: the default of `xlt embed`.
 pub const BUNDLED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-xlmr");
@@ -230,6 +231,9 @@ pub struct TrainArgs {
     /// Device.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// Arithmetic precision on the GPU (default: bf16 where the GPU has it); the CPU is fp32.
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -399,6 +403,9 @@ pub struct BenchArgs {
     /// Device to time.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
+    /// Arithmetic precision on the GPU (default: bf16).
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     /// Named shape: xlmr-base (768/12/12/3072, vocab 250002) or xlmr-large (1024/24/16/4096).
     #[arg(long)]
     pub preset: Option<String>,

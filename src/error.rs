@@ -46,6 +46,17 @@ pub enum Error {
     /// Invalid arguments or shapes supplied by the caller.
     #[error("{0}")]
     Invalid(String),
+    /// A CUDA driver, cuBLAS or NVRTC failure, or no usable GPU.
+    #[error("CUDA: {0}")]
+    Cuda(String),
+    /// The GPU ran out of memory.
+    #[error("GPU out of memory allocating {what} ({:.2} GiB)", *bytes as f64 / (1u64 << 30) as f64)]
+    OutOfMemory {
+        /// What was being allocated, with the batch shape when one applies and what to lower.
+        what: String,
+        /// Bytes asked for (0 when unknown).
+        bytes: usize,
+    },
 }
 
 impl Error {

@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod config;
 pub mod cpu;
+pub mod cuda;
 pub mod demo;
 pub mod embed;
 pub mod error;

@@ -9,8 +9,11 @@ use cli::{
     AverageArgs, BenchArgs, Cli, Command, DemoArgs, DeviceArg, EmbedArgs, EvalArgs, LayoutArg, LoadModeArg, PoolArg,
     ScoreCliArgs, SelectArg, SplitArg, TrainArgs, XtremeArgs,
 };
+use std::sync::Arc;
 use xlt::bench::{run_cpu, BenchSpec};
 use xlt::config::ModelConfig;
+use xlt::cuda::model::Precision;
+use xlt::cuda::{Gpu, Probe};
 use xlt::embed::{read_lines, Embedder, Pool};
 use xlt::train::setup::{load_tokenizer, prepare, LoadMode, RunSpec};
 use xlt::train::trainer::SnapshotEvery;
@@ -195,11 +198,7 @@ fn score(a: ScoreCliArgs) -> Result<()> {
 }
 
 fn bench(a: BenchArgs) -> Result<()> {
-    match a.device {
-        DeviceArg::Cpu => {}
-        DeviceArg::Auto => eprintln!("device: cpu (this build has no CUDA backend)"),
-        DeviceArg::Cuda => bail!("--device cuda: this build has no CUDA backend yet; use --device cpu"),
-    }
+    let backend = pick_device(a.device, a.precision)?;
     let base = match &a.preset {
         Some(p) => ModelConfig::preset(p)
             .with_context(|| format!("unknown --preset {p:?}; expected xlmr-base or xlmr-large"))?,
@@ -220,6 +219,27 @@ fn bench(a: BenchArgs) -> Result<()> {
     }
     let spec =
         BenchSpec { cfg: cfg.clone(), batch: a.batch, seq: a.seq, steps: a.steps, warmup: a.warmup, seed: a.seed };
+    if let Backend::Cuda(gpu, precision) = backend {
+        let name = gpu.name.clone();
+        let (r, mem) = xlt::bench::run_cuda(&spec, gpu, precision)?;
+        if a.json {
+            let v = serde_json::json!({
+                "impl": "xlt", "device": "cuda", "gpu": name, "precision": format!("{precision:?}").to_lowercase(),
+                "hidden": cfg.hidden_size, "layers": cfg.num_layers, "heads": cfg.num_heads,
+                "ffn": cfg.intermediate_size, "vocab": cfg.vocab_size,
+                "batch": a.batch, "seq": a.seq, "steps": a.steps,
+                "ms_per_step": r.ms_per_step, "ms_min": r.ms_min, "tokens_per_s": r.tokens_per_s,
+                "loss": r.last_loss, "device_mem_bytes": mem,
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "cuda {name} {precision:?}: C={} L={} NH={} FFN={} V={} B={} T={}: {:.2} ms/step (median of {}), {:.0} tokens/s, loss {:.4}, {:.2} GiB in use",
+                cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.intermediate_size, cfg.vocab_size, a.batch, a.seq, r.ms_per_step, a.steps, r.tokens_per_s, r.last_loss, mem as f64 / (1u64 << 30) as f64
+            );
+        }
+        return Ok(());
+    }
     let r = run_cpu(&spec);
     let threads = rayon::current_num_threads();
     if a.json {
@@ -241,15 +261,55 @@ fn bench(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Says which backend runs; the CUDA backend is not part of this build yet.
-fn pick_device(d: DeviceArg) -> Result<()> {
+/// Where a command runs.
+enum Backend {
+    /// The CPU reference backend.
+    Cpu,
+    /// The GPU, at a precision.
+    Cuda(Arc<Gpu>, Precision),
+}
+
+/// Picks the backend and says which in one line: `auto` takes the GPU when one is usable and
+/// the CPU otherwise (saying why); `cuda` without a usable GPU is an error. The probe never
+/// panics when the CUDA libraries are missing.
+fn pick_device(d: DeviceArg, precision: Option<Precision>) -> Result<Backend> {
+    let open = || -> Result<(Arc<Gpu>, Precision)> {
+        let gpu = Gpu::open(0)?;
+        let p = precision.unwrap_or_else(|| Precision::default_for(&gpu));
+        eprintln!("device: cuda:0, {} ({p:?})", gpu.describe());
+        Ok((gpu, p))
+    };
+    match d {
+        DeviceArg::Cpu => Ok(Backend::Cpu),
+        DeviceArg::Cuda => {
+            let (g, p) = open().context("--device cuda")?;
+            Ok(Backend::Cuda(g, p))
+        }
+        DeviceArg::Auto => match xlt::cuda::probe() {
+            Probe::Unusable(why) => {
+                eprintln!("device: cpu ({why})");
+                Ok(Backend::Cpu)
+            }
+            Probe::Usable { .. } => match open() {
+                Ok((g, p)) => Ok(Backend::Cuda(g, p)),
+                Err(e) => {
+                    eprintln!("device: cpu (the GPU is not usable: {e:#})");
+                    Ok(Backend::Cpu)
+                }
+            },
+        },
+    }
+}
+
+/// For commands that run on the CPU in this version: says so when a GPU was asked for.
+fn cpu_only(d: DeviceArg, what: &str) -> Result<()> {
     match d {
         DeviceArg::Cpu => Ok(()),
         DeviceArg::Auto => {
-            eprintln!("device: cpu (this build has no CUDA backend)");
+            eprintln!("device: cpu ({what} runs on the CPU in this version; `xlt train` and `xlt bench` use the GPU)");
             Ok(())
         }
-        DeviceArg::Cuda => bail!("--device cuda: this build has no CUDA backend yet; use --device cpu"),
+        DeviceArg::Cuda => bail!("--device cuda: {what} runs on the CPU in this version; use --device cpu"),
     }
 }
 
@@ -338,7 +398,7 @@ fn run_spec(a: &TrainArgs) -> Result<RunSpec> {
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    pick_device(a.device)?;
+    let backend = pick_device(a.device, a.precision)?;
     let spec = run_spec(&a)?;
     let run_dir = spec.run_dir();
     if a.resume && run_dir.join("done").is_file() {
@@ -352,6 +412,9 @@ fn train(a: TrainArgs) -> Result<()> {
     if a.quiet {
         trainer = trainer.quiet();
     }
+    if let Backend::Cuda(gpu, precision) = backend {
+        trainer.use_gpu(gpu, precision)?;
+    }
     eprintln!("training {} steps (from step {}) into {}", trainer.total_steps(), trainer.state.step, run_dir.display());
     let summary = trainer.run(&run_name, None)?.context("the run stopped before its end")?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -360,7 +423,7 @@ fn train(a: TrainArgs) -> Result<()> {
 
 fn xtreme(a: XtremeArgs) -> Result<()> {
     use xlt::xtreme::{model_label, run, XtremeConfig};
-    pick_device(a.device)?;
+    cpu_only(a.device, "xlt xtreme")?;
     let mut train = xlt::train::trainer::TrainConfig {
         max_steps: a.max_steps,
         eval_every_steps: a.eval_every_steps,
@@ -390,7 +453,7 @@ fn xtreme(a: XtremeArgs) -> Result<()> {
 
 fn demo(a: DemoArgs) -> Result<()> {
     use xlt::demo::run::{run, table, write_initial_model, DemoConfig};
-    pick_device(a.device)?;
+    cpu_only(a.device, "xlt demo")?;
     let defaults = DemoConfig::default();
     if a.write_initial_model {
         write_initial_model(&defaults.model_dir)?;

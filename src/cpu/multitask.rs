@@ -72,7 +72,7 @@ pub fn read_heads(dir: &Path) -> Result<Vec<HeadSpec>> {
 
 /// The tensors of one head.
 #[derive(Clone, Debug)]
-enum Head {
+pub(crate) enum Head {
     Classification(ClassifierHead),
     MultipleChoice(MultipleChoiceHead),
     Span(SpanHead),
@@ -134,7 +134,7 @@ pub struct MultiTaskModel {
     pub enc: EncoderParams,
     /// The heads, in order.
     pub specs: Vec<HeadSpec>,
-    heads: Vec<Head>,
+    pub(crate) heads: Vec<Head>,
     /// (layout.total) parameters.
     pub params: Vec<f32>,
     /// (layout.total) gradients.
@@ -258,6 +258,23 @@ impl MultiTaskModel {
         atomic_write(&dir.join(HEADS_FILE), text.as_bytes())
     }
 
+    /// The model's structure (configuration, layout, heads) without its buffers, for a backend
+    /// that keeps the parameters elsewhere (the GPU).
+    pub(crate) fn structure(&self) -> MultiTaskModel {
+        MultiTaskModel {
+            cfg: self.cfg.clone(),
+            layout: self.layout.clone(),
+            enc: self.enc.clone(),
+            specs: self.specs.clone(),
+            heads: self.heads.clone(),
+            params: Vec::new(),
+            grads: Vec::new(),
+            acts: None,
+            bufs: self.specs.iter().map(|_| None).collect(),
+            bufs_shape: vec![(0, 0); self.specs.len()],
+        }
+    }
+
     /// Index of the head named `name`.
     pub fn head_index(&self, name: &str) -> Result<usize> {
         self.specs.iter().position(|s| s.name == name).ok_or_else(|| {
@@ -298,7 +315,7 @@ impl MultiTaskModel {
     }
 
     /// Checks the targets' shape against the head and the batch.
-    fn check(&self, head: usize, tb: &TaskBatch) -> Result<()> {
+    pub(crate) fn check(&self, head: usize, tb: &TaskBatch) -> Result<()> {
         let s = self.specs.get(head).ok_or_else(|| {
             Error::Invalid(format!("the model has {} heads; there is no head {head}", self.specs.len()))
         })?;

@@ -120,8 +120,8 @@ impl HeadActs {
     }
 }
 
-/// Dropout site ids of the head (the encoder uses layer indices below this).
-const HEAD_LAYER: usize = usize::MAX - 1;
+/// Dropout site layer id of the classification head (the encoder uses layer indices below it).
+pub const HEAD_LAYER: usize = usize::MAX - 1;
 
 /// Forward: logits from hidden (B, T, C); returns the mean cross-entropy over labelled rows
 /// when `labels` (B) is given (0.0 otherwise).

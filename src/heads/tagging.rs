@@ -49,7 +49,8 @@ impl TaggingActs {
     }
 }
 
-const HEAD_LAYER: usize = usize::MAX - 2;
+/// Dropout site layer id of the tagging head.
+pub const HEAD_LAYER: usize = usize::MAX - 2;
 
 /// Forward over hidden (N, C); returns the mean cross-entropy over labelled tokens (`labels`
 /// (N) with `IGNORE_INDEX` elsewhere), or 0.0 without labels.

@@ -24,6 +24,8 @@ use crate::cpu::encoder::DropoutCfg;
 use crate::cpu::multitask::MultiTaskModel;
 use crate::cpu::ops::{clip_grad_norm, scale_inplace, AdamWConfig};
 use crate::cpu::AdamW;
+use crate::cuda::model::{CudaModel, Precision};
+use crate::cuda::Gpu;
 use crate::error::{Error, Result};
 use crate::eval::{evaluate, EvalOptions};
 use crate::features::mlm::{language_weights, sample_index, LANGUAGE_ALPHA};
@@ -249,6 +251,10 @@ pub struct Trainer<'a> {
     pub state: TrainerState,
     log: JsonlLog,
     progress: bool,
+    /// The GPU copy of the model and optimizer when training on a GPU (see [`Trainer::use_gpu`]).
+    cuda: Option<CudaModel>,
+    /// Whether the GPU has taken steps the host copy has not seen.
+    gpu_dirty: bool,
 }
 
 /// The step budget: `max_steps`, else jiant's Σ_t epochs · ceil(min(n_t, K) / (b_t · acc)).
@@ -430,6 +436,8 @@ impl<'a> Trainer<'a> {
             state,
             log,
             progress: true,
+            cuda: None,
+            gpu_dirty: false,
         })
     }
 
@@ -437,6 +445,28 @@ impl<'a> Trainer<'a> {
     pub fn quiet(mut self) -> Self {
         self.progress = false;
         self
+    }
+
+    /// Trains on `gpu` from now on: uploads the weights and the AdamW state. The host model
+    /// stays the source of truth for evaluation and checkpoints: it is refreshed from the GPU
+    /// before each (see [`Self::sync_from_gpu`]).
+    pub fn use_gpu(&mut self, gpu: std::sync::Arc<Gpu>, precision: Precision) -> Result<()> {
+        let moments = (self.opt.m.as_slice(), self.opt.v.as_slice(), self.opt.t);
+        self.cuda = Some(CudaModel::new(gpu, &self.model, precision, Some(moments))?);
+        self.gpu_dirty = false;
+        Ok(())
+    }
+
+    /// Copies the GPU's weights, AdamW moments and step count into the host model and
+    /// optimizer, when the GPU has trained since the last copy.
+    pub fn sync_from_gpu(&mut self) -> Result<()> {
+        if let (Some(cm), true) = (&self.cuda, self.gpu_dirty) {
+            self.model.params = cm.download_params()?;
+            (self.opt.m, self.opt.v) = cm.download_moments()?;
+            self.opt.t = cm.t;
+            self.gpu_dirty = false;
+        }
+        Ok(())
     }
 
     /// The step budget of the run.
@@ -479,7 +509,10 @@ impl<'a> Trainer<'a> {
             } else {
                 DropoutCfg::OFF
             };
-            let loss = self.model.forward_backward(head, &tb, drop)?;
+            let loss = match &mut self.cuda {
+                Some(cm) => cm.forward_backward(head, &tb, drop)?,
+                None => self.model.forward_backward(head, &tb, drop)?,
+            };
             if !loss.is_finite() {
                 return Err(Error::Invalid(format!(
                     "loss is {loss} at step {step}, micro-batch {micro}: {what}; stopping (the last checkpoint is \
@@ -487,6 +520,21 @@ impl<'a> Trainer<'a> {
                 )));
             }
             loss_sum += loss;
+        }
+        let lr = self.schedule.lr(step);
+        self.opt.cfg.lr = lr as f32;
+        if let Some(cm) = &mut self.cuda {
+            // fp16 may skip a step whose gradients overflowed (the loss scale backs off).
+            let norm = cm.step(&self.opt.cfg, acc, self.cfg.max_grad_norm as f32)?.unwrap_or(0.0);
+            if !norm.is_finite() {
+                return Err(Error::Invalid(format!(
+                    "gradient norm is {norm} at step {step} (task {}); stopping",
+                    self.tasks[ti].name
+                )));
+            }
+            self.gpu_dirty = true;
+            self.state.step += 1;
+            return Ok((ti, loss_sum / acc as f32, norm, lr, tokens));
         }
         if acc > 1 {
             scale_inplace(&mut self.model.grads, 1.0 / acc as f32);
@@ -502,8 +550,6 @@ impl<'a> Trainer<'a> {
                 self.tasks[ti].name
             )));
         }
-        let lr = self.schedule.lr(step);
-        self.opt.cfg.lr = lr as f32;
         self.opt.step(&mut self.model.params, &self.model.grads, &self.model.layout);
         self.model.zero_grad();
         self.state.step += 1;
@@ -514,6 +560,7 @@ impl<'a> Trainer<'a> {
     /// None); returns per-task primary scores and their aggregate (mean over non-MLM tasks,
     /// or over all when only MLM has scores).
     pub fn evaluate_tasks(&mut self, limit: Option<usize>) -> Result<(TaskScores, Option<f64>)> {
+        self.sync_from_gpu()?;
         let mut scores = BTreeMap::new();
         let (mut main, mut mlm) = (Vec::new(), Vec::new());
         for t in &self.tasks {
@@ -549,6 +596,7 @@ impl<'a> Trainer<'a> {
 
     /// Writes `checkpoint/` (replacing the previous one atomically).
     pub fn save_checkpoint(&mut self) -> Result<()> {
+        self.sync_from_gpu()?;
         let state = self.trainer_state_json()?;
         let dir = self.run_dir.join("checkpoint");
         save_checkpoint(&dir, &self.model.cfg, &self.model.layout, &self.model.params, &self.opt, state)?;
@@ -608,6 +656,7 @@ impl<'a> Trainer<'a> {
         };
         let rel = PathBuf::from(format!("step-{step:08}"));
         let dir = self.run_dir.join("snapshots");
+        self.sync_from_gpu()?;
         self.model.save(&dir.join(&rel))?;
         Manifest::append(
             &dir.join("manifest.json"),
@@ -666,6 +715,8 @@ impl<'a> Trainer<'a> {
             self.eval_and_track(&hidden)?;
         }
         self.save_checkpoint()?;
+        // Training is over: the host copy (synced by the checkpoint) is the model from here on.
+        self.cuda = None;
         let best = self.run_dir.join("best");
         if self.state.best_step.is_some() && best.join("model.safetensors").is_file() {
             let layout = self.model.layout.clone();

@@ -1,0 +1,223 @@
+//! Matrix products through cuBLAS (`cublasGemmEx` / `cublasGemmStridedBatchedEx`), always with
+//! f32 accumulation: the twin of `cpu::gemm::sgemm` and of the linear ops in `cpu::ops`.
+//!
+//! Everything is described row-major, as on the CPU: `out (M, N) = op(A) (M, K) · op(B) (K, N)`.
+//! cuBLAS is column-major, so the call computes `out^T = op(B)^T · op(A)^T`, which is the same
+//! memory. Operands are f32, bf16 or f16; the output may be f32 with bf16/f16 inputs (parameter
+//! gradients accumulate into the f32 gradient buffer).
+
+use super::device::{Dev, Dtype, Gpu};
+use super::ops::{bias_backward, bias_forward};
+use crate::{Error, Result};
+use cudarc::cublas::sys::{self as cb, cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType};
+use std::ffi::c_void;
+
+/// A matrix operand: a device view, its leading dimension (row stride in elements), and whether
+/// it is used transposed. The twin of `cpu::gemm::Mat`.
+#[derive(Clone, Copy, Debug)]
+pub struct DMat {
+    /// The elements (row-major).
+    pub dev: Dev,
+    /// Row stride in elements.
+    pub ld: usize,
+    /// Use the transpose.
+    pub trans: bool,
+}
+
+impl DMat {
+    /// `dev` as stored.
+    pub fn n(dev: Dev, ld: usize) -> Self {
+        DMat { dev, ld, trans: false }
+    }
+    /// The transpose of `dev`.
+    pub fn t(dev: Dev, ld: usize) -> Self {
+        DMat { dev, ld, trans: true }
+    }
+}
+
+/// A batch of equally spaced products: `count` of them, consecutive operands `a`, `b` and
+/// outputs `c` elements apart. `Strides::ONE` is a single product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Strides {
+    /// Number of products.
+    pub count: usize,
+    /// Elements between consecutive A operands.
+    pub a: usize,
+    /// Elements between consecutive B operands.
+    pub b: usize,
+    /// Elements between consecutive outputs.
+    pub c: usize,
+}
+
+impl Strides {
+    /// One product.
+    pub const ONE: Strides = Strides { count: 1, a: 0, b: 0, c: 0 };
+}
+
+fn cuda_type(d: Dtype) -> Result<cudaDataType> {
+    Ok(match d {
+        Dtype::F32 => cudaDataType::CUDA_R_32F,
+        Dtype::Bf16 => cudaDataType::CUDA_R_16BF,
+        Dtype::F16 => cudaDataType::CUDA_R_16F,
+        other => return Err(Error::Invalid(format!("gemm on {other:?} operands"))),
+    })
+}
+
+/// out (M, N) = alpha · op(A) (M, K) · op(B) (K, N) + beta · out, row-major with leading
+/// dimension `ldo`, for each product of `batch`. A and B share a dtype; out has theirs or f32.
+pub fn gemm(
+    g: &Gpu,
+    m: usize,
+    n: usize,
+    k: usize,
+    out: Dev,
+    ldo: usize,
+    a: DMat,
+    b: DMat,
+    alpha: f32,
+    beta: f32,
+    batch: Strides,
+) -> Result<()> {
+    if a.dev.dtype != b.dev.dtype || !(out.dtype == a.dev.dtype || out.dtype == Dtype::F32) {
+        return Err(Error::Invalid(format!(
+            "gemm: operands {:?} × {:?} into {:?} are not a supported combination",
+            a.dev.dtype, b.dev.dtype, out.dtype
+        )));
+    }
+    if m == 0 || n == 0 || batch.count == 0 {
+        return Ok(());
+    }
+    // Bounds: the last element each operand can touch must lie inside its view.
+    let span = |rows: usize, cols: usize, ld: usize| (rows - 1) * ld + cols;
+    let (ar, ac) = if a.trans { (k, m) } else { (m, k) };
+    let (br, bc) = if b.trans { (n, k) } else { (k, n) };
+    let last = batch.count - 1;
+    if k > 0 {
+        a.dev.check("gemm A", last * batch.a + span(ar, ac, a.ld), a.dev.dtype)?;
+        b.dev.check("gemm B", last * batch.b + span(br, bc, b.ld), b.dev.dtype)?;
+    }
+    out.check("gemm out", last * batch.c + span(m, n, ldo), out.dtype)?;
+    let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
+    let (ta, tb) = (cuda_type(a.dev.dtype)?, cuda_type(out.dtype)?);
+    let i = |x: usize| -> Result<i32> { i32::try_from(x).map_err(|_| Error::Invalid(format!("gemm size {x} > i32"))) };
+    // Row-major out = A·B is column-major out^T = B^T·A^T: swap the operands and m/n.
+    let (alpha, beta) = (alpha, beta);
+    g.bind()?;
+    let handle = *g.blas.handle();
+    let compute = cublasComputeType_t::CUBLAS_COMPUTE_32F;
+    let algo = cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT;
+    // SAFETY: every operand is a live device view checked above to cover the elements the
+    // product reads or writes; alpha and beta are host f32 (the handle's default pointer mode)
+    // matching the f32 compute type.
+    let status = unsafe {
+        if batch.count == 1 {
+            cb::cublasGemmEx(
+                handle,
+                op(b.trans),
+                op(a.trans),
+                i(n)?,
+                i(m)?,
+                i(k)?,
+                &alpha as *const f32 as *const c_void,
+                b.dev.ptr as *const c_void,
+                ta,
+                i(b.ld)?,
+                a.dev.ptr as *const c_void,
+                ta,
+                i(a.ld)?,
+                &beta as *const f32 as *const c_void,
+                out.ptr as *mut c_void,
+                tb,
+                i(ldo)?,
+                compute,
+                algo,
+            )
+        } else {
+            cb::cublasGemmStridedBatchedEx(
+                handle,
+                op(b.trans),
+                op(a.trans),
+                i(n)?,
+                i(m)?,
+                i(k)?,
+                &alpha as *const f32 as *const c_void,
+                b.dev.ptr as *const c_void,
+                ta,
+                i(b.ld)?,
+                batch.b as i64,
+                a.dev.ptr as *const c_void,
+                ta,
+                i(a.ld)?,
+                batch.a as i64,
+                &beta as *const f32 as *const c_void,
+                out.ptr as *mut c_void,
+                tb,
+                i(ldo)?,
+                batch.c as i64,
+                i(batch.count)?,
+                compute,
+                algo,
+            )
+        }
+    };
+    status.result().map_err(|e| Error::Cuda(format!("cuBLAS gemm ({m}×{n}×{k}, batch {}): {e:?}", batch.count)))
+}
+
+/// out (N, OC) = inp (N, C) · w (OC, C)^T + bias (OC). The twin of `cpu::ops::matmul_forward`.
+pub fn matmul_forward(
+    g: &Gpu,
+    out: Dev,
+    inp: Dev,
+    w: Dev,
+    bias: Option<Dev>,
+    n: usize,
+    c: usize,
+    oc: usize,
+) -> Result<()> {
+    gemm(g, n, oc, c, out, oc, DMat::n(inp, c), DMat::t(w, c), 1.0, 0.0, Strides::ONE)?;
+    if let Some(b) = bias {
+        bias_forward(g, out, b, n, oc)?;
+    }
+    Ok(())
+}
+
+/// out (N, OC) = inp (N, C) · wt (C, OC) + bias: weights stored (in, out), as
+/// `cpu::ops::matmul_forward_t`.
+pub fn matmul_forward_t(
+    g: &Gpu,
+    out: Dev,
+    inp: Dev,
+    wt: Dev,
+    bias: Option<Dev>,
+    n: usize,
+    c: usize,
+    oc: usize,
+) -> Result<()> {
+    gemm(g, n, oc, c, out, oc, DMat::n(inp, c), DMat::n(wt, oc), 1.0, 0.0, Strides::ONE)?;
+    if let Some(b) = bias {
+        bias_forward(g, out, b, n, oc)?;
+    }
+    Ok(())
+}
+
+/// dinp (N, C) = dout · w (overwritten); dw (OC, C) f32 += dout^T · inp; dbias (OC) f32 +=
+/// Σ_rows dout. Differentiates `out = inp · w^T + bias` (`cpu::ops::matmul_backward`).
+pub fn matmul_backward(
+    g: &Gpu,
+    dinp: Dev,
+    dw: Dev,
+    dbias: Option<Dev>,
+    dout: Dev,
+    inp: Dev,
+    w: Dev,
+    n: usize,
+    c: usize,
+    oc: usize,
+) -> Result<()> {
+    gemm(g, n, c, oc, dinp, c, DMat::n(dout, oc), DMat::n(w, c), 1.0, 0.0, Strides::ONE)?;
+    gemm(g, oc, c, n, dw, c, DMat::t(dout, oc), DMat::n(inp, c), 1.0, 1.0, Strides::ONE)?;
+    if let Some(db) = dbias {
+        bias_backward(g, db, dout, n, oc)?;
+    }
+    Ok(())
+}

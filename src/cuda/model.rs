@@ -1,0 +1,332 @@
+//! A [`MultiTaskModel`] trained on the GPU: the same heads, layout and dropout seeds, with the
+//! flat buffers on the device. The f32 master weights, f32 gradients and f32 AdamW moments keep
+//! the CPU layout, so the host model and the checkpoints read them back unchanged; in bf16/f16
+//! runs a narrow copy of the weights (rewritten by every AdamW step) feeds the GEMMs and the
+//! activations are in that type.
+//!
+//! fp16 training uses dynamic loss scaling: the loss is multiplied by `scale` before the
+//! backward; a step whose gradients hold a NaN or an infinity is skipped and the scale halved;
+//! after [`LossScaler::GROWTH_INTERVAL`] good steps it doubles.
+
+use super::device::{Buf, Dev, Dtype, Gpu};
+use super::encoder::{encoder_backward, encoder_forward, Activations, BackwardScratch};
+use super::heads::*;
+use super::ops::{adamw_update, cast_from_f32, clip_grad_norm, count_nonfinite, grad_norm, scale_inplace};
+use crate::cpu::encoder::DropoutCfg;
+use crate::cpu::multitask::{Head, MultiTaskModel, Targets, TaskBatch};
+use crate::cpu::ops::AdamWConfig;
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// Arithmetic precision of a GPU run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in f32 (the reference).
+    Fp32,
+    /// bf16 activations and GEMM inputs, f32 accumulation, master weights and optimizer.
+    Bf16,
+    /// fp16 likewise, with dynamic loss scaling.
+    Fp16,
+}
+
+impl Precision {
+    /// The activation dtype.
+    pub fn dtype(self) -> Dtype {
+        match self {
+            Precision::Fp32 => Dtype::F32,
+            Precision::Bf16 => Dtype::Bf16,
+            Precision::Fp16 => Dtype::F16,
+        }
+    }
+
+    /// The default on `gpu`: bf16 where the GPU has it (compute capability 8.0 and newer, which
+    /// is every GPU xlt runs on), else fp32.
+    pub fn default_for(gpu: &Gpu) -> Self {
+        if gpu.cc.0 >= 8 {
+            Precision::Bf16
+        } else {
+            Precision::Fp32
+        }
+    }
+}
+
+/// Dynamic loss scaling for fp16 (PyTorch `GradScaler` semantics).
+#[derive(Clone, Copy, Debug)]
+pub struct LossScaler {
+    /// Current scale.
+    pub scale: f32,
+    /// Good steps since the last change.
+    pub good_steps: u32,
+    /// Steps skipped for overflow so far.
+    pub skipped: u64,
+}
+
+impl LossScaler {
+    /// Initial scale, as PyTorch's.
+    pub const INIT: f32 = 65536.0;
+    /// Good steps before the scale doubles.
+    pub const GROWTH_INTERVAL: u32 = 2000;
+
+    fn new() -> Self {
+        LossScaler { scale: Self::INIT, good_steps: 0, skipped: 0 }
+    }
+
+    /// Records a step: `overflow` halves the scale (and the step is skipped by the caller),
+    /// otherwise the scale doubles after `GROWTH_INTERVAL` good steps.
+    pub fn update(&mut self, overflow: bool) {
+        if overflow {
+            self.scale = (self.scale / 2.0).max(1.0);
+            self.good_steps = 0;
+            self.skipped += 1;
+        } else {
+            self.good_steps += 1;
+            if self.good_steps >= Self::GROWTH_INTERVAL {
+                self.scale *= 2.0;
+                self.good_steps = 0;
+            }
+        }
+    }
+}
+
+/// The GPU twin of a [`MultiTaskModel`]: parameters, gradients and AdamW state on the device.
+pub struct CudaModel {
+    /// The GPU.
+    pub gpu: Arc<Gpu>,
+    /// Arithmetic precision.
+    pub precision: Precision,
+    /// The model's structure: configuration, layout and heads (no buffers).
+    pub host: MultiTaskModel,
+    /// (layout.total) f32 master weights.
+    pub params: Buf,
+    /// (layout.total) narrow copy of the weights for bf16/f16; `None` in fp32.
+    params_x: Option<Buf>,
+    /// (layout.total) f32 gradients.
+    pub grads: Buf,
+    /// (layout.total) f32 AdamW first moments.
+    pub m: Buf,
+    /// (layout.total) f32 AdamW second moments.
+    pub v: Buf,
+    /// AdamW steps taken.
+    pub t: u64,
+    /// fp16 loss scaling (unused in other precisions).
+    pub scaler: LossScaler,
+    acts: Option<(Activations, BackwardScratch)>,
+    head_acts: Vec<HeadActs>,
+}
+
+impl CudaModel {
+    /// Uploads `host`'s parameters (and AdamW moments and step count when given) to `gpu`.
+    pub fn new(
+        gpu: Arc<Gpu>,
+        host: &MultiTaskModel,
+        precision: Precision,
+        moments: Option<(&[f32], &[f32], u64)>,
+    ) -> Result<Self> {
+        let total = host.layout.total;
+        let g = &gpu;
+        let params = g.upload_f32(&host.params, Dtype::F32, "the f32 master weights")?;
+        let params_x = match precision.dtype() {
+            Dtype::F32 => None,
+            d => {
+                let b = g.alloc(total, d, "the low-precision weight copy")?;
+                cast_from_f32(g, b.dev(), params.dev(), total)?;
+                Some(b)
+            }
+        };
+        let grads = g.alloc(total, Dtype::F32, "the gradients")?;
+        let (m, v, t) = match moments {
+            Some((m, v, t)) => (g.upload_f32(m, Dtype::F32, "AdamW m")?, g.upload_f32(v, Dtype::F32, "AdamW v")?, t),
+            None => (g.alloc(total, Dtype::F32, "AdamW m")?, g.alloc(total, Dtype::F32, "AdamW v")?, 0),
+        };
+        let head_acts = host.specs.iter().map(|_| HeadActs::default()).collect();
+        Ok(CudaModel {
+            gpu,
+            precision,
+            host: host.structure(),
+            params,
+            params_x,
+            grads,
+            m,
+            v,
+            t,
+            scaler: LossScaler::new(),
+            acts: None,
+            head_acts,
+        })
+    }
+
+    /// The weights the forward reads: the narrow copy, or the f32 master in fp32.
+    pub fn weights(&self) -> Dev {
+        self.params_x.as_ref().map_or(self.params.dev(), |b| b.dev())
+    }
+
+    fn ensure(&mut self, b: usize, t: usize) -> Result<()> {
+        if self.acts.as_ref().is_some_and(|(a, _)| a.b == b && a.t == t) {
+            return Ok(());
+        }
+        self.acts = None; // free the old shape first
+        let (g, cfg, x) = (&self.gpu, &self.host.cfg, self.precision.dtype());
+        self.acts = Some((Activations::new(g, cfg, x, b, t, true)?, BackwardScratch::new(g, cfg, x, b, t)?));
+        Ok(())
+    }
+
+    /// Forward of head `head` on `tb`: the mean loss (0.0 without targets), as
+    /// [`MultiTaskModel::forward`]. Outputs stay on the device ([`Self::logits`]).
+    pub fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
+        self.host.check(head, tb)?;
+        self.run(head, tb, drop, false)
+    }
+
+    /// Forward and backward of head `head` on `tb`: the mean loss; gradients accumulate into
+    /// [`Self::grads`] (multiplied by the loss scale in fp16, see [`Self::step`]).
+    pub fn forward_backward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
+        self.host.check(head, tb)?;
+        if tb.targets == Targets::None {
+            return Err(Error::Invalid(format!("head `{}`: training needs targets", self.host.specs[head].name)));
+        }
+        self.run(head, tb, drop, true)
+    }
+
+    fn run(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg, backward: bool) -> Result<f32> {
+        let (b, t, c) = (tb.batch.b, tb.batch.t, self.host.cfg.hidden_size);
+        self.ensure(b, t)?;
+        let params = self.weights();
+        let grads = self.grads.dev();
+        let g = &*self.gpu;
+        let (acts, scratch) = self.acts.as_mut().expect("ensure sets the activations");
+        let (cfg, enc) = (&self.host.cfg, &self.host.enc);
+        encoder_forward(g, acts, params, enc, cfg, &tb.batch, drop, None)?;
+        let hidden = acts.last();
+        let labels = match &tb.targets {
+            Targets::Labels(l) => Some(l.as_slice()),
+            _ => None,
+        };
+        let a = &mut self.head_acts[head];
+        let dx = scratch.dx.dev();
+        // fp16: the backward starts from scale·dL so small gradients survive the narrow type.
+        let scale = if self.precision == Precision::Fp16 { self.scaler.scale } else { 1.0 };
+        let loss = match &self.host.heads[head] {
+            Head::Classification(h) => {
+                let loss = classifier_forward(g, a, params, h, hidden, labels, b, t, c, drop)?;
+                if backward {
+                    classifier_backward(g, dx, grads, a, params, h, b, t, c, drop, scale)?;
+                }
+                loss
+            }
+            Head::MultipleChoice(h) => {
+                let k = h.num_choices;
+                let loss = multiple_choice_forward(g, a, params, &h.scorer, k, hidden, labels, b / k, t, c, drop)?;
+                if backward {
+                    multiple_choice_backward(g, dx, grads, a, params, &h.scorer, k, b / k, t, c, drop, scale)?;
+                }
+                loss
+            }
+            Head::Span(h) => {
+                let gold = match &tb.targets {
+                    Targets::Span { start, end } => Some((start.as_slice(), end.as_slice())),
+                    _ => None,
+                };
+                let loss = span_forward(g, a, params, h, hidden, gold, b, t, c)?;
+                if backward {
+                    span_backward(g, dx, grads, a, params, h, hidden, b, t, c, scale)?;
+                }
+                loss
+            }
+            Head::Tagging(h) => {
+                let loss = tagging_forward(g, a, params, h, hidden, labels, b * t, c, drop)?;
+                if backward {
+                    tagging_backward(g, dx, grads, a, params, h, b * t, c, drop, scale)?;
+                }
+                loss
+            }
+            Head::Mlm(h) => {
+                let y = labels.ok_or_else(|| Error::Invalid("MLM needs target tokens".into()))?;
+                mlm_step(g, backward.then_some(dx), grads, params, h, hidden, y, b * t, c, scale)?
+            }
+        };
+        if backward {
+            encoder_backward(g, grads, scratch, acts, params, enc, cfg, &tb.batch, drop)?;
+        }
+        Ok(loss)
+    }
+
+    /// Zeroes the gradients.
+    pub fn zero_grad(&self) -> Result<()> {
+        self.gpu.zero(self.grads.dev())
+    }
+
+    /// Averages accumulated gradients over `micro_batches`, clips them to a global norm of
+    /// `max_norm` (when positive), and takes one AdamW step (weight decay only on tensors the
+    /// layout marks), as the trainer does on the CPU. In fp16 a step whose gradients overflow is
+    /// skipped (returns `None`) and the loss scale backs off. Returns the norm before clipping.
+    pub fn step(&mut self, cfg: &AdamWConfig, micro_batches: usize, max_norm: f32) -> Result<Option<f32>> {
+        let g = &*self.gpu;
+        let (grads, n) = (self.grads.dev(), self.host.layout.total);
+        let mut inv = 1.0 / micro_batches.max(1) as f32;
+        if self.precision == Precision::Fp16 {
+            if count_nonfinite(g, grads, n)? > 0 {
+                self.scaler.update(true);
+                self.zero_grad()?;
+                return Ok(None);
+            }
+            // Unscale by the scale this step's gradients were made with, then update it.
+            inv /= self.scaler.scale;
+            self.scaler.update(false);
+            scale_inplace(g, grads, inv, n)?;
+        } else if micro_batches > 1 {
+            scale_inplace(g, grads, inv, n)?;
+        }
+        let norm = if max_norm > 0.0 { clip_grad_norm(g, grads, max_norm, n)? } else { grad_norm(g, grads, n)? };
+        self.t += 1;
+        for tensor in &self.host.layout.tensors {
+            let r = tensor.range();
+            let wd = if tensor.decay { cfg.weight_decay } else { 0.0 };
+            let len = r.len();
+            let px = self.params_x.as_ref().map(|b| b.dev().slice(r.clone()));
+            let (p, gr) = (self.params.dev().slice(r.clone()), grads.slice(r.clone()));
+            let (m, v) = (self.m.dev().slice(r.clone()), self.v.dev().slice(r.clone()));
+            adamw_update(g, p, px, gr, m, v, cfg, wd, self.t, len)?;
+        }
+        self.zero_grad()?;
+        Ok(Some(norm))
+    }
+
+    /// The f32 master weights on the host.
+    pub fn download_params(&self) -> Result<Vec<f32>> {
+        self.gpu.read_f32(self.params.dev())
+    }
+
+    /// The f32 gradients on the host.
+    pub fn download_grads(&self) -> Result<Vec<f32>> {
+        self.gpu.read_f32(self.grads.dev())
+    }
+
+    /// The AdamW moments (m, v) on the host.
+    pub fn download_moments(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        Ok((self.gpu.read_f32(self.m.dev())?, self.gpu.read_f32(self.v.dev())?))
+    }
+
+    /// Outputs of the last forward of `head`, as [`MultiTaskModel::logits`]: classification
+    /// logits (B, K), multiple-choice scores (B, K), tagging logits (B·T, K); for span QA the
+    /// start logits (B, T) followed by the end logits (B, T). Read after a `forward`, before a
+    /// backward overwrites them with their gradient.
+    pub fn logits(&self, head: usize) -> Result<Vec<f32>> {
+        let a = self.head_acts.get(head).ok_or_else(|| Error::Invalid(format!("no head {head}")))?;
+        let mut out = Vec::new();
+        if let (Head::Span(_), Some(s)) = (&self.host.heads[head], &a.pre) {
+            out = self.gpu.read_f32(s.dev())?;
+        }
+        match &a.logits {
+            Some(l) => out.extend(self.gpu.read_f32(l.dev())?),
+            None => return Err(Error::Invalid("no forward has run for this head".into())),
+        }
+        Ok(out)
+    }
+
+    /// hidden_states[l] (B, T, C) of the last forward, on the host.
+    pub fn hidden(&self, l: usize) -> Result<Vec<f32>> {
+        let (a, _) = self.acts.as_ref().ok_or_else(|| Error::Invalid("no forward has run".into()))?;
+        self.gpu.read_f32(a.hidden(l))
+    }
+}

@@ -1,0 +1,282 @@
+//! The whole model on the GPU against the CPU reference: loss and every parameter gradient of
+//! every head family (fp32 tight, bf16 and fp16 loose), with dropout on (the masks are the
+//! CPU's); a short training run whose loss curve tracks the CPU's; bit-identical reruns; the
+//! fp16 loss scaler; and, without a GPU, that probing and opening never panic.
+//!
+//! GPU tests skip with a printed reason when there is no usable GPU (`XLT_REQUIRE_GPU=1` makes
+//! that a failure, as tools/gpu_check.sh does).
+
+use xlt::config::ModelConfig;
+use xlt::cpu::encoder::{Batch, DropoutCfg};
+use xlt::cpu::multitask::{assign_prefixes, HeadSpec, MultiTaskModel, Targets, TaskBatch};
+use xlt::cpu::ops::{AdamWConfig, IGNORE_INDEX};
+use xlt::cpu::AdamW;
+use xlt::cuda::model::{CudaModel, LossScaler, Precision};
+use xlt::cuda::testing::gpu_or_skip;
+use xlt::cuda::{probe, Gpu, Probe};
+use xlt::rng::Rng;
+use xlt::tasks::Kind;
+
+/// Odd sizes everywhere: C = 40 (HS = 10), FFN = 72, V = 301, T = 9.
+fn config() -> ModelConfig {
+    let mut cfg = ModelConfig::xlmr_shape(40, 2, 4, 72, 301, 40);
+    cfg.hidden_dropout = 0.1;
+    cfg.attention_dropout = 0.1;
+    cfg
+}
+
+fn specs() -> Vec<HeadSpec> {
+    let mut s = vec![
+        HeadSpec::new("cls", Kind::Classification, 3),
+        HeadSpec::new("mc", Kind::MultipleChoice, 2),
+        HeadSpec::new("qa", Kind::SpanQa, 0),
+        HeadSpec::new("tag", Kind::Tagging, 5),
+        HeadSpec::new("mlm", Kind::MaskedLm, 0),
+    ];
+    assign_prefixes(&mut s);
+    s
+}
+
+/// B rows of T = 9 tokens; row r has r pads at its end (pad id 1).
+fn batch(b: usize, seed: u64) -> Batch {
+    let (t, pad) = (9, 1u32);
+    let mut r = Rng::new(seed);
+    let mut ids = Vec::with_capacity(b * t);
+    for row in 0..b {
+        for j in 0..t {
+            ids.push(if j == 0 {
+                0
+            } else if j >= t - row.min(t - 2) {
+                pad
+            } else {
+                5 + r.below(290) as u32
+            });
+        }
+    }
+    let mask = ids.iter().map(|&i| if i == pad { 0.0 } else { 1.0 }).collect();
+    Batch { b, t, types: vec![0; ids.len()], ids, mask }
+}
+
+fn task_batch(kind: Kind, seed: u64) -> TaskBatch {
+    let i = IGNORE_INDEX;
+    let mut r = Rng::new(seed ^ 77);
+    match kind {
+        Kind::Classification => TaskBatch { batch: batch(3, seed), targets: Targets::Labels(vec![2, 0, 1]) },
+        Kind::MultipleChoice => TaskBatch { batch: batch(4, seed), targets: Targets::Labels(vec![1, 0]) },
+        Kind::SpanQa => {
+            TaskBatch { batch: batch(3, seed), targets: Targets::Span { start: vec![1, 9, 2], end: vec![3, 9, 6] } }
+        }
+        Kind::Tagging => {
+            let labels = (0..27).map(|j| if j % 3 == 0 { i } else { r.below(5) as i64 }).collect();
+            TaskBatch { batch: batch(3, seed), targets: Targets::Labels(labels) }
+        }
+        Kind::MaskedLm => {
+            let labels = (0..27).map(|j| if j % 4 == 1 { 5 + r.below(290) as i64 } else { i }).collect();
+            TaskBatch { batch: batch(3, seed), targets: Targets::Labels(labels) }
+        }
+        Kind::Retrieval => unreachable!("no head"),
+    }
+}
+
+/// A model whose weights are larger than HF's 0.02 init, so every path carries signal.
+fn model(seed: u64) -> MultiTaskModel {
+    let mut m = MultiTaskModel::new_random(&config(), specs(), seed).expect("model");
+    let mut r = Rng::new(seed + 100);
+    for x in m.params.iter_mut() {
+        *x += r.normal() * 0.1;
+    }
+    m
+}
+
+/// Per-tensor comparison of two gradient buffers: max |a - b| over max |b| of each tensor.
+fn check_grads(m: &MultiTaskModel, got: &[f32], want: &[f32], rel: f32, what: &str) {
+    for t in &m.layout.tensors {
+        let r = t.range();
+        let (g, w) = (&got[r.clone()], &want[r.clone()]);
+        let scale = w.iter().fold(0.0f32, |a, x| a.max(x.abs()));
+        if scale == 0.0 {
+            assert!(g.iter().all(|x| *x == 0.0), "{what}: {} should have no gradient", t.name);
+            continue;
+        }
+        let err =
+            g.iter().zip(w).fold(0.0f32, |a, (x, y)| if x.is_finite() { a.max((x - y).abs()) } else { f32::INFINITY });
+        assert!(
+            err <= rel * scale,
+            "{what}: {}: max error {err:e} vs scale {scale:e} (bound {rel:e} relative)",
+            t.name
+        );
+    }
+}
+
+fn bounds(p: Precision) -> (f32, f32) {
+    // (loss relative, gradient relative per tensor). fp32 differs from the CPU only by summation
+    // order; bf16 keeps 8 bits of mantissa in every activation and GEMM input.
+    match p {
+        Precision::Fp32 => (1e-5, 2e-4),
+        Precision::Bf16 => (3e-2, 1.5e-1),
+        Precision::Fp16 => (1e-2, 5e-2),
+    }
+}
+
+#[test]
+fn every_head_matches_the_cpu_in_every_precision() {
+    let Some(gpu) = gpu_or_skip("every_head_matches_the_cpu_in_every_precision") else { return };
+    for p in [Precision::Fp32, Precision::Bf16, Precision::Fp16] {
+        let (loss_rel, grad_rel) = bounds(p);
+        for (h, spec) in specs().iter().enumerate() {
+            let mut cpu = model(3);
+            let mut gm = CudaModel::new(gpu.clone(), &cpu, p, None).expect("upload");
+            // A scale that keeps this tiny model's scaled gradients inside fp16's range (the
+            // default 65536 overflows on a first step, which the scaler then backs off from).
+            gm.scaler.scale = 256.0;
+            let tb = task_batch(spec.kind, h as u64);
+            let drop = DropoutCfg::train(&cpu.cfg, 42 + h as u64);
+            let want = cpu.forward_backward(h, &tb, drop).expect("cpu");
+            let got = gm.forward_backward(h, &tb, drop).expect("gpu");
+            let what = format!("{p:?} head {}", spec.name);
+            assert!((got - want).abs() <= loss_rel * want.abs().max(1e-3), "{what}: loss {got} vs CPU {want}");
+            let mut grads = gm.download_grads().expect("grads");
+            if p == Precision::Fp16 {
+                let s = gm.scaler.scale;
+                grads.iter_mut().for_each(|g| *g /= s);
+            }
+            check_grads(&cpu, &grads, &cpu.grads, grad_rel, &what);
+            // The forward alone returns the same loss and the same outputs.
+            cpu.zero_grad();
+            let cpu_fwd = cpu.forward(h, &tb, drop).expect("cpu forward");
+            let gpu_fwd = gm.forward(h, &tb, drop).expect("gpu forward");
+            assert!((gpu_fwd - cpu_fwd).abs() <= loss_rel * cpu_fwd.abs().max(1e-3), "{what}: forward loss");
+            if let Some(want) = cpu.logits(h) {
+                let got = gm.logits(h).expect("logits");
+                xlt::cuda::testing::assert_close(&format!("{what} logits"), &got, want, grad_rel);
+            }
+        }
+    }
+}
+
+#[test]
+fn bert_classification_uses_the_pooler() {
+    let Some(gpu) = gpu_or_skip("bert_classification_uses_the_pooler") else { return };
+    let mut cfg = config();
+    cfg.family = xlt::config::Family::Bert;
+    cfg.pad_token_id = 0;
+    let specs = vec![HeadSpec::new("cls", Kind::Classification, 3)];
+    let mut cpu = MultiTaskModel::new_random(&cfg, specs, 5).expect("model");
+    let mut r = Rng::new(9);
+    cpu.params.iter_mut().for_each(|x| *x += r.normal() * 0.1);
+    let mut gm = CudaModel::new(gpu.clone(), &cpu, Precision::Fp32, None).expect("upload");
+    let mut tb = task_batch(Kind::Classification, 1);
+    tb.batch.ids.iter_mut().for_each(|i| *i = if *i == 1 { 0 } else { *i });
+    tb.batch.types = (0..tb.batch.ids.len()).map(|j| (j % 9 >= 4) as u32).collect();
+    let drop = DropoutCfg::train(&cpu.cfg, 8);
+    let want = cpu.forward_backward(0, &tb, drop).expect("cpu");
+    let got = gm.forward_backward(0, &tb, drop).expect("gpu");
+    assert!((got - want).abs() <= 1e-5 * want.abs(), "loss {got} vs {want}");
+    check_grads(&cpu, &gm.download_grads().expect("grads"), &cpu.grads, 2e-4, "BERT fp32");
+}
+
+/// Twenty AdamW steps with accumulation and clipping on both backends from the same weights.
+fn train_curve(gpu: Option<std::sync::Arc<Gpu>>, p: Precision) -> Vec<f32> {
+    let cpu_model = model(11);
+    let cfg = AdamWConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
+    let tb = [task_batch(Kind::Classification, 1), task_batch(Kind::Classification, 2)];
+    let mut losses = Vec::new();
+    match gpu {
+        Some(g) => {
+            let mut gm = CudaModel::new(g, &cpu_model, p, None).expect("upload");
+            gm.scaler.scale = 256.0;
+            for step in 0..20u64 {
+                let mut sum = 0.0;
+                for (micro, b) in tb.iter().enumerate() {
+                    sum += gm
+                        .forward_backward(0, b, DropoutCfg::train(&cpu_model.cfg, step * 2 + micro as u64))
+                        .expect("fb");
+                }
+                gm.step(&cfg, 2, 1.0).expect("step");
+                losses.push(sum / 2.0);
+            }
+        }
+        None => {
+            let mut m = cpu_model;
+            let mut opt = AdamW::new(cfg, m.layout.total);
+            for step in 0..20u64 {
+                let mut sum = 0.0;
+                for (micro, b) in tb.iter().enumerate() {
+                    sum += m.forward_backward(0, b, DropoutCfg::train(&m.cfg, step * 2 + micro as u64)).expect("fb");
+                }
+                xlt::cpu::ops::scale_inplace(&mut m.grads, 0.5);
+                xlt::cpu::ops::clip_grad_norm(&mut m.grads, 1.0);
+                opt.step(&mut m.params, &m.grads, &m.layout);
+                m.zero_grad();
+                losses.push(sum / 2.0);
+            }
+        }
+    }
+    losses
+}
+
+#[test]
+fn a_short_training_run_tracks_the_cpu() {
+    let Some(gpu) = gpu_or_skip("a_short_training_run_tracks_the_cpu") else { return };
+    let cpu = train_curve(None, Precision::Fp32);
+    assert!(cpu[19] < cpu[0] * 0.7, "the CPU run should learn: {cpu:?}");
+    for (p, rel) in [(Precision::Fp32, 1e-3), (Precision::Bf16, 5e-2), (Precision::Fp16, 5e-2)] {
+        let got = train_curve(Some(gpu.clone()), p);
+        for (s, (g, c)) in got.iter().zip(&cpu).enumerate() {
+            assert!((g - c).abs() <= rel * c.abs().max(0.1), "{p:?} step {s}: loss {g} vs CPU {c}\n{got:?}\n{cpu:?}");
+        }
+    }
+}
+
+#[test]
+fn reruns_are_bit_identical() {
+    let Some(gpu) = gpu_or_skip("reruns_are_bit_identical") else { return };
+    for p in [Precision::Fp32, Precision::Bf16] {
+        let run = || {
+            let cpu = model(4);
+            let mut gm = CudaModel::new(gpu.clone(), &cpu, p, None).expect("upload");
+            let mut losses = Vec::new();
+            for (h, spec) in specs().iter().enumerate() {
+                let tb = task_batch(spec.kind, 9);
+                losses.push(gm.forward_backward(h, &tb, DropoutCfg::train(&cpu.cfg, 3)).expect("fb").to_bits());
+            }
+            (losses, gm.download_grads().expect("grads").iter().map(|g| g.to_bits()).collect::<Vec<_>>())
+        };
+        assert!(run() == run(), "{p:?}: two identical runs differ");
+    }
+}
+
+#[test]
+fn fp16_loss_scale_backs_off_and_grows() {
+    // Runs everywhere: the scaler is host logic.
+    let mut s = xlt::cuda::model::LossScaler { scale: LossScaler::INIT, good_steps: 0, skipped: 0 };
+    s.update(true);
+    assert_eq!((s.scale, s.skipped), (LossScaler::INIT / 2.0, 1));
+    for _ in 0..LossScaler::GROWTH_INTERVAL - 1 {
+        s.update(false);
+    }
+    assert_eq!(s.scale, LossScaler::INIT / 2.0);
+    s.update(false);
+    assert_eq!((s.scale, s.good_steps), (LossScaler::INIT, 0));
+    let mut low = xlt::cuda::model::LossScaler { scale: 1.0, good_steps: 5, skipped: 0 };
+    low.update(true);
+    assert_eq!(low.scale, 1.0, "the scale never drops below 1");
+}
+
+#[test]
+fn probing_and_opening_never_panic() {
+    // Runs everywhere: without CUDA both say why; with a GPU both succeed.
+    match probe() {
+        Probe::Unusable(why) => {
+            assert!(!why.is_empty());
+            let err = Gpu::open(0).err().expect("no GPU: open fails").to_string();
+            assert!(err.contains(&why), "{err} should carry the probe's reason {why}");
+        }
+        Probe::Usable { devices } => {
+            assert!(devices > 0);
+            let g = Gpu::open(0).expect("open");
+            assert!(Gpu::open(devices).is_err(), "a device past the last one is an error");
+            assert!(!g.describe().is_empty());
+        }
+    }
+}
