@@ -63,6 +63,9 @@ pub struct DemoArgs {
     /// Device.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// Arithmetic precision on the GPU (default: bf16 where the GPU has it); the CPU is fp32.
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -116,6 +119,9 @@ pub struct XtremeArgs {
     /// Device.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// Arithmetic precision on the GPU (default: bf16 where the GPU has it); the CPU is fp32.
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,

@@ -269,6 +269,16 @@ enum Backend {
     Cuda(Arc<Gpu>, Precision),
 }
 
+impl Backend {
+    /// The GPU and precision, if the GPU was picked.
+    fn gpu(&self) -> Option<(Arc<Gpu>, Precision)> {
+        match self {
+            Backend::Cpu => None,
+            Backend::Cuda(g, p) => Some((g.clone(), *p)),
+        }
+    }
+}
+
 /// Picks the backend and says which in one line: `auto` takes the GPU when one is usable and
 /// the CPU otherwise (saying why); `cuda` without a usable GPU is an error. The probe never
 /// panics when the CUDA libraries are missing.
@@ -298,18 +308,6 @@ fn pick_device(d: DeviceArg, precision: Option<Precision>) -> Result<Backend> {
                 }
             },
         },
-    }
-}
-
-/// For commands that run on the CPU in this version: says so when a GPU was asked for.
-fn cpu_only(d: DeviceArg, what: &str) -> Result<()> {
-    match d {
-        DeviceArg::Cpu => Ok(()),
-        DeviceArg::Auto => {
-            eprintln!("device: cpu ({what} runs on the CPU in this version; `xlt train` and `xlt bench` use the GPU)");
-            Ok(())
-        }
-        DeviceArg::Cuda => bail!("--device cuda: {what} runs on the CPU in this version; use --device cpu"),
     }
 }
 
@@ -412,7 +410,7 @@ fn train(a: TrainArgs) -> Result<()> {
     if a.quiet {
         trainer = trainer.quiet();
     }
-    if let Backend::Cuda(gpu, precision) = backend {
+    if let Some((gpu, precision)) = backend.gpu() {
         trainer.use_gpu(gpu, precision)?;
     }
     eprintln!("training {} steps (from step {}) into {}", trainer.total_steps(), trainer.state.step, run_dir.display());
@@ -423,7 +421,7 @@ fn train(a: TrainArgs) -> Result<()> {
 
 fn xtreme(a: XtremeArgs) -> Result<()> {
     use xlt::xtreme::{model_label, run, XtremeConfig};
-    cpu_only(a.device, "xlt xtreme")?;
+    let backend = pick_device(a.device, a.precision)?;
     let mut train = xlt::train::trainer::TrainConfig {
         max_steps: a.max_steps,
         eval_every_steps: a.eval_every_steps,
@@ -444,6 +442,7 @@ fn xtreme(a: XtremeArgs) -> Result<()> {
         max_seq_length: a.max_seq_length,
         train,
         progress: !a.quiet,
+        gpu: backend.gpu(),
     };
     let results = run(&cfg)?;
     println!("{}", xlt::report::render_markdown(std::slice::from_ref(&results)));
@@ -453,14 +452,22 @@ fn xtreme(a: XtremeArgs) -> Result<()> {
 
 fn demo(a: DemoArgs) -> Result<()> {
     use xlt::demo::run::{run, table, write_initial_model, DemoConfig};
-    cpu_only(a.device, "xlt demo")?;
+    let backend = pick_device(a.device, a.precision)?;
     let defaults = DemoConfig::default();
     if a.write_initial_model {
         write_initial_model(&defaults.model_dir)?;
         eprintln!("wrote {}", defaults.model_dir.display());
         return Ok(());
     }
-    let cfg = DemoConfig { out: a.out, resume: a.resume, steps: a.steps, seed: a.seed, progress: !a.quiet, ..defaults };
+    let cfg = DemoConfig {
+        out: a.out,
+        resume: a.resume,
+        steps: a.steps,
+        seed: a.seed,
+        progress: !a.quiet,
+        gpu: backend.gpu(),
+        ..defaults
+    };
     let t0 = std::time::Instant::now();
     let results = run(&cfg)?;
     print!("{}", table(&results));

@@ -269,7 +269,7 @@ fn probing_and_opening_never_panic() {
     match probe() {
         Probe::Unusable(why) => {
             assert!(!why.is_empty());
-            let err = Gpu::open(0).err().expect("no GPU: open fails").to_string();
+            let err = Gpu::open(0).expect_err("no GPU: open fails").to_string();
             assert!(err.contains(&why), "{err} should carry the probe's reason {why}");
         }
         Probe::Usable { devices } => {
@@ -279,4 +279,33 @@ fn probing_and_opening_never_panic() {
             assert!(!g.describe().is_empty());
         }
     }
+}
+
+#[test]
+fn inference_model_matches_the_cpu_forward() {
+    let Some(gpu) = gpu_or_skip("inference_model_matches_the_cpu_forward") else { return };
+    use xlt::eval::EvalModel;
+    let mut cpu = model(6);
+    let mut gm = CudaModel::inference(gpu.clone(), &cpu, Precision::Fp32).expect("upload");
+    for (h, spec) in specs().iter().enumerate() {
+        let tb = task_batch(spec.kind, 20 + h as u64);
+        let want = EvalModel::forward(&mut cpu, h, &tb, DropoutCfg::OFF).expect("cpu");
+        let got = EvalModel::forward(&mut gm, h, &tb, DropoutCfg::OFF).expect("gpu");
+        assert!((got - want).abs() <= 1e-5 * want.abs().max(1e-3), "head {}: loss {got} vs {want}", spec.name);
+        match spec.kind {
+            Kind::SpanQa => {
+                let (ws, we) = EvalModel::span_logits(&cpu, h).expect("cpu span");
+                let (gs, ge) = EvalModel::span_logits(&gm, h).expect("gpu span");
+                xlt::cuda::testing::assert_close("start logits", &gs, &ws, 1e-4);
+                xlt::cuda::testing::assert_close("end logits", &ge, &we, 1e-4);
+            }
+            Kind::MaskedLm => {}
+            _ => {
+                let (w, g) = (EvalModel::logits(&cpu, h).expect("cpu"), EvalModel::logits(&gm, h).expect("gpu"));
+                xlt::cuda::testing::assert_close(&format!("head {} logits", spec.name), &g, &w, 1e-4);
+            }
+        }
+    }
+    let tb = task_batch(Kind::Classification, 1);
+    assert!(gm.forward_backward(0, &tb, DropoutCfg::OFF).is_err(), "an inference model does not train");
 }

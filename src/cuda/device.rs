@@ -223,6 +223,12 @@ pub struct Gpu {
     pub precompiled: bool,
 }
 
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gpu({})", self.describe())
+    }
+}
+
 /// cuBLAS workspace: 32 MiB, what cuBLAS recommends for Hopper.
 const CUBLAS_WORKSPACE: usize = 32 << 20;
 

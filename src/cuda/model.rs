@@ -123,8 +123,20 @@ impl CudaModel {
         precision: Precision,
         moments: Option<(&[f32], &[f32], u64)>,
     ) -> Result<Self> {
-        let total = host.layout.total;
+        Self::assemble(gpu, host, precision, moments, true)
+    }
+
+    /// Uploads the weights (and their narrow copy); with `train`, also gradients and AdamW
+    /// moments (`moments` or zeros), else empty buffers in their place.
+    fn assemble(
+        gpu: Arc<Gpu>,
+        host: &MultiTaskModel,
+        precision: Precision,
+        moments: Option<(&[f32], &[f32], u64)>,
+        train: bool,
+    ) -> Result<Self> {
         let g = &gpu;
+        let total = host.layout.total;
         let params = g.upload_f32(&host.params, Dtype::F32, "the f32 master weights")?;
         let params_x = match precision.dtype() {
             Dtype::F32 => None,
@@ -134,10 +146,13 @@ impl CudaModel {
                 Some(b)
             }
         };
-        let grads = g.alloc(total, Dtype::F32, "the gradients")?;
+        let n = if train { total } else { 0 };
+        let grads = g.alloc(n, Dtype::F32, "the gradients")?;
         let (m, v, t) = match moments {
-            Some((m, v, t)) => (g.upload_f32(m, Dtype::F32, "AdamW m")?, g.upload_f32(v, Dtype::F32, "AdamW v")?, t),
-            None => (g.alloc(total, Dtype::F32, "AdamW m")?, g.alloc(total, Dtype::F32, "AdamW v")?, 0),
+            Some((m, v, t)) if train => {
+                (g.upload_f32(m, Dtype::F32, "AdamW m")?, g.upload_f32(v, Dtype::F32, "AdamW v")?, t)
+            }
+            _ => (g.alloc(n, Dtype::F32, "AdamW m")?, g.alloc(n, Dtype::F32, "AdamW v")?, 0),
         };
         let head_acts = host.specs.iter().map(|_| HeadActs::default()).collect();
         Ok(CudaModel {
@@ -154,6 +169,19 @@ impl CudaModel {
             acts: None,
             head_acts,
         })
+    }
+
+    /// For evaluation only: the weights on `gpu` without gradients or optimizer state (a
+    /// quarter of the training footprint); `forward_backward` and `step` are errors.
+    pub fn inference(gpu: Arc<Gpu>, host: &MultiTaskModel, precision: Precision) -> Result<Self> {
+        Self::assemble(gpu, host, precision, None, false)
+    }
+
+    fn trainable(&self) -> Result<()> {
+        if self.grads.len() != self.host.layout.total {
+            return Err(Error::Invalid("this GPU model was loaded for inference only".into()));
+        }
+        Ok(())
     }
 
     /// The weights the forward reads: the narrow copy, or the f32 master in fp32.
@@ -182,6 +210,7 @@ impl CudaModel {
     /// [`Self::grads`] (multiplied by the loss scale in fp16, see [`Self::step`]).
     pub fn forward_backward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
         self.host.check(head, tb)?;
+        self.trainable()?;
         if tb.targets == Targets::None {
             return Err(Error::Invalid(format!("head `{}`: training needs targets", self.host.specs[head].name)));
         }
@@ -261,6 +290,7 @@ impl CudaModel {
     /// layout marks), as the trainer does on the CPU. In fp16 a step whose gradients overflow is
     /// skipped (returns `None`) and the loss scale backs off. Returns the norm before clipping.
     pub fn step(&mut self, cfg: &AdamWConfig, micro_batches: usize, max_norm: f32) -> Result<Option<f32>> {
+        self.trainable()?;
         let g = &*self.gpu;
         let (grads, n) = (self.grads.dev(), self.host.layout.total);
         let mut inv = 1.0 / micro_batches.max(1) as f32;
@@ -290,6 +320,23 @@ impl CudaModel {
         }
         self.zero_grad()?;
         Ok(Some(norm))
+    }
+
+    /// Replaces the weights (f32 master and narrow copy) with host `params` (the layout's
+    /// length); the optimizer state is left as it is.
+    pub fn upload_params(&mut self, params: &[f32]) -> Result<()> {
+        if params.len() != self.host.layout.total {
+            return Err(Error::Invalid(format!(
+                "{} parameters for a model of {}",
+                params.len(),
+                self.host.layout.total
+            )));
+        }
+        self.gpu.write_f32(self.params.dev(), params)?;
+        if let Some(x) = &self.params_x {
+            cast_from_f32(&self.gpu, x.dev(), self.params.dev(), params.len())?;
+        }
+        Ok(())
     }
 
     /// The f32 master weights on the host.
@@ -322,6 +369,15 @@ impl CudaModel {
             None => return Err(Error::Invalid("no forward has run for this head".into())),
         }
         Ok(out)
+    }
+
+    /// Start and end logits (B, T) each of the last span-QA forward of `head`.
+    pub fn span_logits(&self, head: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let a = self.head_acts.get(head).ok_or_else(|| Error::Invalid(format!("no head {head}")))?;
+        match (&self.host.heads[head], &a.pre, &a.logits) {
+            (Head::Span(_), Some(s), Some(e)) => Ok((self.gpu.read_f32(s.dev())?, self.gpu.read_f32(e.dev())?)),
+            _ => Err(Error::Invalid("the forward pass produced no span logits".into())),
+        }
     }
 
     /// hidden_states[l] (B, T, C) of the last forward, on the host.

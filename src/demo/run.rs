@@ -8,8 +8,9 @@
 
 use super::data::{self, DemoSplits};
 use crate::cpu::multitask::{assign_prefixes, HeadSpec, MultiTaskModel};
+use crate::cuda::model::CudaModel;
 use crate::error::{Error, Result};
-use crate::eval::{evaluate, EvalOptions};
+use crate::eval::{evaluate, EvalModel, EvalOptions};
 use crate::model::{init::init_params, weights, EncoderParams, ParamLayout};
 use crate::report::{LangScore, ModelResults, TaskResult};
 use crate::tasks::{lookup, Examples, Kind, Metric, Suite, TaskSpec, TrainSource};
@@ -78,6 +79,8 @@ pub struct DemoConfig {
     pub seed: u64,
     /// Show the progress bar.
     pub progress: bool,
+    /// The GPU the training steps run on, and its precision (`None`: the CPU).
+    pub gpu: Option<(std::sync::Arc<crate::cuda::Gpu>, crate::cuda::model::Precision)>,
 }
 
 impl Default for DemoConfig {
@@ -91,6 +94,7 @@ impl Default for DemoConfig {
             eval_examples: 200,
             seed: 1,
             progress: true,
+            gpu: None,
         }
     }
 }
@@ -205,8 +209,19 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
         if !cfg.progress {
             trainer = trainer.quiet();
         }
+        if let Some((gpu, precision)) = &cfg.gpu {
+            trainer.use_gpu(gpu.clone(), *precision)?;
+        }
         trainer.run("demo", None)?;
         trainer.model
+    };
+    let mut gpu_model = match &cfg.gpu {
+        Some((gpu, precision)) => Some(CudaModel::inference(gpu.clone(), &model, *precision)?),
+        None => None,
+    };
+    let eval_model: &mut dyn EvalModel = match &mut gpu_model {
+        Some(g) => g,
+        None => &mut model,
     };
     let opts = EvalOptions::new(64, data::MAX_SEQ_LEN);
     let mut results = ModelResults { model: "demo".into(), tasks: Vec::new() };
@@ -214,7 +229,7 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
         let labels: Vec<String> = spec.labels.iter().map(|s| s.to_string()).collect();
         let mut languages = BTreeMap::new();
         for (lang, ex) in &evals[i] {
-            let r = evaluate(&mut model, i, &tok, spec, &labels, ex, Some(lang), &opts)?;
+            let r = evaluate(&mut *eval_model, i, &tok, spec, &labels, ex, Some(lang), &opts)?;
             let primary = r.primary.ok_or_else(|| Error::Invalid(format!("demo {} test has no labels", spec.name)))?;
             languages.insert(lang.clone(), LangScore { primary, secondary: r.metrics.get("em").copied() });
         }

@@ -15,9 +15,11 @@
 
 mod tasks;
 
+use crate::config::ModelConfig;
 use crate::cpu::encoder::DropoutCfg;
-use crate::cpu::multitask::MultiTaskModel;
+use crate::cpu::multitask::{HeadSpec, MultiTaskModel, TaskBatch};
 use crate::cpu::SequenceClassifier;
+use crate::cuda::model::CudaModel;
 use crate::error::{Error, Result};
 use crate::features::classification::{collate, featurize_pairs};
 use crate::fsutil::atomic_write;
@@ -136,6 +138,66 @@ fn first_n(examples: &Examples, n: Option<usize>) -> Result<Cow<'_, Examples>> {
     }))
 }
 
+/// Start and end logits (B, T) each, borrowed from the CPU model or copied from the GPU.
+pub type SpanLogits<'a> = (Cow<'a, [f32]>, Cow<'a, [f32]>);
+
+/// A model the evaluator can run a head of: the CPU's [`MultiTaskModel`] or the GPU's
+/// [`CudaModel`] (the same heads and outputs; the GPU's are copied back per batch).
+pub trait EvalModel {
+    /// The heads.
+    fn specs(&self) -> &[HeadSpec];
+    /// The encoder configuration.
+    fn cfg(&self) -> &ModelConfig;
+    /// Forward of head `head` on `tb`: the mean loss over its targets (0.0 without).
+    fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32>;
+    /// Outputs of the last forward of `head` (classification (B, K), multiple choice (B, K),
+    /// tagging (B·T, K)).
+    fn logits(&self, head: usize) -> Result<Cow<'_, [f32]>>;
+    /// Start and end logits (B, T) each of the last span-QA forward of `head`.
+    fn span_logits(&self, head: usize) -> Result<SpanLogits<'_>>;
+}
+
+impl EvalModel for MultiTaskModel {
+    fn specs(&self) -> &[HeadSpec] {
+        &self.specs
+    }
+    fn cfg(&self) -> &ModelConfig {
+        &self.cfg
+    }
+    fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
+        MultiTaskModel::forward(self, head, tb, drop)
+    }
+    fn logits(&self, head: usize) -> Result<Cow<'_, [f32]>> {
+        MultiTaskModel::logits(self, head)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| Error::Invalid("the forward pass produced no logits".into()))
+    }
+    fn span_logits(&self, head: usize) -> Result<SpanLogits<'_>> {
+        MultiTaskModel::span_logits(self, head)
+            .map(|(s, e)| (Cow::Borrowed(s), Cow::Borrowed(e)))
+            .ok_or_else(|| Error::Invalid("the forward pass produced no span logits".into()))
+    }
+}
+
+impl EvalModel for CudaModel {
+    fn specs(&self) -> &[HeadSpec] {
+        &self.host.specs
+    }
+    fn cfg(&self) -> &ModelConfig {
+        &self.host.cfg
+    }
+    fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
+        CudaModel::forward(self, head, tb, drop)
+    }
+    fn logits(&self, head: usize) -> Result<Cow<'_, [f32]>> {
+        CudaModel::logits(self, head).map(Cow::Owned)
+    }
+    fn span_logits(&self, head: usize) -> Result<SpanLogits<'_>> {
+        let (s, e) = CudaModel::span_logits(self, head)?;
+        Ok((Cow::Owned(s), Cow::Owned(e)))
+    }
+}
+
 /// Runs head `head` of `model` over `examples` (one split of `task`, in `lang` when the task
 /// has languages) and scores the predictions with `task.metric`.
 ///
@@ -150,7 +212,7 @@ fn first_n(examples: &Examples, n: Option<usize>) -> Result<Cow<'_, Examples>> {
 /// [`crate::xtreme::retrieval`]), an empty split, a batch size of 0.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate(
-    model: &mut MultiTaskModel,
+    model: &mut dyn EvalModel,
     head: usize,
     tok: &Tokenizer,
     task: &TaskSpec,
@@ -159,10 +221,9 @@ pub fn evaluate(
     lang: Option<&str>,
     opts: &EvalOptions,
 ) -> Result<EvalResult> {
-    let spec =
-        model.specs.get(head).cloned().ok_or_else(|| {
-            Error::Invalid(format!("the model has {} heads; there is no head {head}", model.specs.len()))
-        })?;
+    let spec = model.specs().get(head).cloned().ok_or_else(|| {
+        Error::Invalid(format!("the model has {} heads; there is no head {head}", model.specs().len()))
+    })?;
     if opts.batch_size == 0 {
         return Err(Error::Invalid("evaluation batch size must be at least 1".into()));
     }
@@ -206,11 +267,11 @@ pub fn evaluate(
             label_names.len()
         )));
     }
-    if tok.vocab_size() > model.cfg.vocab_size {
+    if tok.vocab_size() > model.cfg().vocab_size {
         return Err(Error::Invalid(format!(
             "the tokenizer produces ids up to {} but the model has {} word embeddings",
             tok.vocab_size(),
-            model.cfg.vocab_size
+            model.cfg().vocab_size
         )));
     }
     let examples = first_n(examples, opts.limit)?;
@@ -218,7 +279,7 @@ pub fn evaluate(
         return Err(Error::Invalid(format!("task {}: no examples to evaluate", task.name)));
     }
     let mut features = opts.features.clone();
-    let max = model.cfg.max_seq_len();
+    let max = model.cfg().max_seq_len();
     features.max_seq_len = features.max_seq_len.min(max);
     features.span.max_seq_len = features.span.max_seq_len.min(max);
     let run = tasks::Run { model, head, tok, task, label_names, features: &features, opts };

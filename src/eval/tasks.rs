@@ -17,9 +17,10 @@
 //!   stacked into padded batches, so the mean loss over masked tokens, and the perplexity
 //!   `exp(mean loss)`, do not depend on the batch size.
 
+use super::EvalModel;
 use super::{EvalOptions, EvalResult, Predictions};
 use crate::cpu::encoder::{Batch, DropoutCfg};
-use crate::cpu::multitask::{MultiTaskModel, Targets, TaskBatch};
+use crate::cpu::multitask::{Targets, TaskBatch};
 use crate::cpu::ops::IGNORE_INDEX;
 use crate::error::{Error, Result};
 use crate::features::span::{decode, MAX_ANSWER_LEN, N_BEST};
@@ -32,12 +33,13 @@ use crate::rng::{derive, Rng};
 use crate::tasks::{ChoiceExample, Examples, Metric, PairExample, SpanExample, TaggingExample, TaskSpec, TextExample};
 use crate::tokenize::Tokenizer;
 use crate::train::batches::{FeatureConfig, Features};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 /// One evaluation: the model and head, and what the examples are featurised and scored with.
 pub(super) struct Run<'a> {
     /// The model.
-    pub model: &'a mut MultiTaskModel,
+    pub model: &'a mut dyn EvalModel,
     /// Index of the head to run.
     pub head: usize,
     /// Tokenizer of the model.
@@ -91,26 +93,26 @@ fn all_or_none(task: &TaskSpec, labelled: usize, n: usize) -> Result<bool> {
 /// the batch of the given feature indices, `read` gets the model after the forward, the
 /// indices, the batch and the forward's mean loss.
 fn run_sorted(
-    model: &mut MultiTaskModel,
+    model: &mut dyn EvalModel,
     head: usize,
     feats: &Features,
     batch_size: usize,
     mut collate: impl FnMut(&[usize]) -> Result<TaskBatch>,
-    mut read: impl FnMut(&MultiTaskModel, &[usize], &TaskBatch, f32) -> Result<()>,
+    mut read: impl FnMut(&dyn EvalModel, &[usize], &TaskBatch, f32) -> Result<()>,
 ) -> Result<()> {
     let mut order: Vec<usize> = (0..feats.len()).collect();
     order.sort_by_key(|&i| (feats.seq_len(i), i));
     for chunk in order.chunks(batch_size) {
         let tb = collate(chunk)?;
         let loss = model.forward(head, &tb, DropoutCfg::OFF)?;
-        read(model, chunk, &tb, loss)?;
+        read(&*model, chunk, &tb, loss)?;
     }
     Ok(())
 }
 
 /// The head's output rows of the last forward, checked to hold `rows` × `k` values.
-fn logits_of(model: &MultiTaskModel, head: usize, rows: usize, k: usize) -> Result<&[f32]> {
-    let logits = model.logits(head).ok_or_else(|| Error::Invalid("the forward pass produced no logits".into()))?;
+fn logits_of(model: &dyn EvalModel, head: usize, rows: usize, k: usize) -> Result<Cow<'_, [f32]>> {
+    let logits = model.logits(head)?;
     if logits.len() < rows * k {
         return Err(Error::Invalid(format!("expected {rows} × {k} logits, found {}", logits.len())));
     }
@@ -154,7 +156,7 @@ fn stack_rows(rows: &[TaskBatch], pad_id: u32) -> Result<TaskBatch> {
 
 impl Run<'_> {
     fn num_labels(&self) -> usize {
-        self.model.specs[self.head].num_labels
+        self.model.specs()[self.head].num_labels
     }
 
     /// The name of label id `id` of a gold example.
@@ -183,7 +185,7 @@ impl Run<'_> {
                 self.task.name,
                 e.id,
                 e.choices.len(),
-                self.model.specs[self.head].name
+                self.model.specs()[self.head].name
             )));
         }
         let gold: Vec<Option<usize>> = v.iter().map(|e| e.label).collect();
@@ -352,9 +354,7 @@ impl Run<'_> {
             },
             |model, idx, tb, _| {
                 let t = tb.batch.t;
-                let (s, e) = model
-                    .span_logits(head)
-                    .ok_or_else(|| Error::Invalid("the forward pass produced no span logits".into()))?; // (B, T) each
+                let (s, e) = model.span_logits(head)?; // (B, T) each
                 for (row, &i) in idx.iter().enumerate() {
                     let len = set.features[i].ids.len();
                     starts[i] = s[row * t..row * t + len].to_vec();

@@ -27,6 +27,7 @@ use crate::cpu::AdamW;
 use crate::cuda::model::{CudaModel, Precision};
 use crate::cuda::Gpu;
 use crate::error::{Error, Result};
+use crate::eval::EvalModel;
 use crate::eval::{evaluate, EvalOptions};
 use crate::features::mlm::{language_weights, sample_index, LANGUAGE_ALPHA};
 use crate::fsutil::atomic_write;
@@ -560,7 +561,6 @@ impl<'a> Trainer<'a> {
     /// None); returns per-task primary scores and their aggregate (mean over non-MLM tasks,
     /// or over all when only MLM has scores).
     pub fn evaluate_tasks(&mut self, limit: Option<usize>) -> Result<(TaskScores, Option<f64>)> {
-        self.sync_from_gpu()?;
         let mut scores = BTreeMap::new();
         let (mut main, mut mlm) = (Vec::new(), Vec::new());
         for t in &self.tasks {
@@ -571,9 +571,13 @@ impl<'a> Trainer<'a> {
                 limit,
                 mlm_seed: derive(self.cfg.seed, STREAM_MASK),
             };
-            let r =
-                evaluate(&mut self.model, t.head, self.tok, t.spec, &t.label_names, val, t.val_lang.as_deref(), &opts)
-                    .map_err(|e| Error::Invalid(format!("evaluating {}: {e}", t.name)))?;
+            // On the GPU when training there: its weights are the current ones.
+            let model: &mut dyn EvalModel = match &mut self.cuda {
+                Some(cm) => cm,
+                None => &mut self.model,
+            };
+            let r = evaluate(model, t.head, self.tok, t.spec, &t.label_names, val, t.val_lang.as_deref(), &opts)
+                .map_err(|e| Error::Invalid(format!("evaluating {}: {e}", t.name)))?;
             if let Some(p) = r.primary {
                 if t.spec.kind == Kind::MaskedLm {
                     mlm.push(p)
@@ -615,6 +619,7 @@ impl<'a> Trainer<'a> {
             self.state.best_score = Some(score);
             self.state.best_step = Some(step);
             self.state.evals_without_improvement = 0;
+            self.sync_from_gpu()?;
             self.model.save(&self.run_dir.join("best"))?;
         } else {
             self.state.evals_without_improvement += 1;
@@ -715,13 +720,15 @@ impl<'a> Trainer<'a> {
             self.eval_and_track(&hidden)?;
         }
         self.save_checkpoint()?;
-        // Training is over: the host copy (synced by the checkpoint) is the model from here on.
-        self.cuda = None;
         let best = self.run_dir.join("best");
         if self.state.best_step.is_some() && best.join("model.safetensors").is_file() {
             let layout = self.model.layout.clone();
             let cfg = self.model.cfg.clone();
             crate::model::weights::load_into(&mut self.model.params, &layout, &cfg, &best, &|_| true)?;
+            // The final validation below runs on the GPU when there is one: give it these weights.
+            if let Some(cm) = &mut self.cuda {
+                cm.upload_params(&self.model.params)?;
+            }
         }
         let model_dir = self.run_dir.join("model");
         self.model.save(&model_dir)?;
