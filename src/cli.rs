@@ -297,6 +297,12 @@ pub struct EvalArgs {
     /// Write predictions in XTREME's layout to OUT/<task>/<dev|test>-<lang>.{tsv,json}.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Device (retrieval tasks run on the CPU).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// Arithmetic precision on the GPU (default: bf16 where the GPU has it); the CPU is fp32.
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
 }
 
 /// Which manifest entries `xlt average` uses.

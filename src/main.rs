@@ -138,10 +138,18 @@ fn eval(a: EvalArgs) -> Result<()> {
     }
     let max_len = a.max_seq_len.min(model.cfg.max_seq_len());
     let opts = EvalOptions::new(a.batch_size, max_len);
+    let mut gpu_model = match pick_device(a.device, a.precision)?.gpu() {
+        Some((gpu, precision)) => Some(xlt::cuda::model::CudaModel::inference(gpu, &model, precision)?),
+        None => None,
+    };
+    let model: &mut dyn xlt::eval::EvalModel = match &mut gpu_model {
+        Some(g) => g,
+        None => &mut model,
+    };
     let labels = label_names(task);
     let (mut scores, mut metrics) = (serde_json::Map::new(), serde_json::Map::new());
     for (lang, examples) in langs.iter().zip(&data) {
-        let r = evaluate(&mut model, head, &tok, task, &labels, examples, Some(lang), &opts)?;
+        let r = evaluate(&mut *model, head, &tok, task, &labels, examples, Some(lang), &opts)?;
         if let Some(out) = &a.out {
             let ext = if task.kind == Kind::SpanQa { "json" } else { "tsv" };
             write_predictions(&out.join(task.name).join(format!("{split_name}-{lang}.{ext}")), &r.predictions)?;

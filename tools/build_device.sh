@@ -21,4 +21,6 @@ for line in sys.stdin:
             print(".device/tests/" + name)
 '
 cp "$(ls -t target/release/build/xlt-*/out/ptxas.log | head -n1)" .device/ptxas.log
+# Debug info is most of each binary; what travels to the GPU machine is limited in size.
+strip .device/xlt .device/tests/*
 du -sh .device

@@ -17,8 +17,8 @@ exec > >(tee "$out/gpu_check.log") 2>&1
 echo "== machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || true
 # cuBLAS may live only inside a Python wheel there: add every folder holding it.
-libdirs=$(find / -xdev \( -name 'libcublas.so*' -o -name 'libcublasLt.so*' -o -name 'libnvrtc.so*' \) \
-    -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':')
+libdirs=$(find /usr /opt /root /home /lib /lib64 \( -name 'libcublas.so*' -o -name 'libcublasLt.so*' \
+    -o -name 'libnvrtc.so*' \) -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':')
 export LD_LIBRARY_PATH="${libdirs}${LD_LIBRARY_PATH:-}"
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 ldconfig -p | grep -E 'libcuda\.so|libcublas|libnvrtc' | head || true
