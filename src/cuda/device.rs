@@ -504,7 +504,6 @@ fn load_modules(ctx: &Arc<CudaContext>, cc: (i32, i32)) -> Result<(Modules, bool
         }
         return Ok((modules, true));
     }
-    let common = KERNEL_SOURCES.iter().find(|(n, _)| *n == "common.cuh").map(|(_, s)| *s).unwrap_or_default();
     let arch: &'static str = match cc {
         (8, 0) => "compute_80",
         (8, 6) => "compute_86",
@@ -514,22 +513,79 @@ fn load_modules(ctx: &Arc<CudaContext>, cc: (i32, i32)) -> Result<(Modules, bool
         (12, _) => "compute_120",
         _ => "compute_80",
     };
+    for (name, ptx) in compile_with_nvrtc(arch)? {
+        let m = ctx.load_module(ptx).map_err(|e| cuda_err(&format!("loading kernels/{name}"), &e))?;
+        modules.push((name, m));
+    }
+    Ok((modules, false))
+}
+
+/// Compiles every embedded `kernels/*.cu` source with NVRTC for `arch` (e.g. `"compute_90"`):
+/// the fallback when the build had no nvcc. Needs libnvrtc, not a GPU. Returns (file name, PTX).
+pub fn compile_with_nvrtc(arch: &'static str) -> Result<Vec<(String, cudarc::nvrtc::Ptx)>> {
+    // SAFETY: only tries to dlopen the library by name.
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Err(Error::Cuda("NVRTC (libnvrtc) was not found".into()));
+    }
+    let includes = nvrtc_include_dirs();
+    if includes.is_empty() {
+        return Err(Error::Cuda(
+            "NVRTC needs the CUDA headers (cuda_bf16.h, cuda_fp16.h) and none were found: set XLT_CUDA_INCLUDE or \
+             CUDA_HOME, or build with nvcc (tools/install-nvcc.sh) so the kernels are compiled ahead of time"
+                .into(),
+        ));
+    }
+    let common = KERNEL_SOURCES.iter().find(|(n, _)| *n == "common.cuh").map(|(_, s)| *s).unwrap_or_default();
+    let mut out = Vec::new();
     for (name, src) in KERNEL_SOURCES.iter().filter(|(n, _)| n.ends_with(".cu")) {
         // NVRTC has no file system: splice the shared header in place of its include.
         let full = src.replace("#include \"common.cuh\"", common);
         let opts = cudarc::nvrtc::CompileOptions {
             arch: Some(arch),
-            options: vec!["-std=c++17".into(), "--expt-relaxed-constexpr".into()],
-            include_paths: std::env::var("CUDA_HOME").map(|h| vec![format!("{h}/include")]).unwrap_or_default(),
+            options: vec!["-std=c++17".into()],
+            include_paths: includes.clone(),
             name: Some(name.to_string()),
             ..Default::default()
         };
         let ptx = cudarc::nvrtc::compile_ptx_with_opts(full, opts)
             .map_err(|e| Error::Cuda(format!("NVRTC could not compile kernels/{name}: {e:?}")))?;
-        let m = ctx.load_module(ptx).map_err(|e| cuda_err(&format!("loading kernels/{name}"), &e))?;
-        modules.push((name.to_string(), m));
+        out.push((name.to_string(), ptx));
     }
-    Ok((modules, false))
+    Ok(out)
+}
+
+/// Folders holding the CUDA headers for NVRTC: `XLT_CUDA_INCLUDE`, `$CUDA_HOME/include`,
+/// `$CUDA_PATH/include`, `/usr/local/cuda/include`, and `../include` of every `LD_LIBRARY_PATH`
+/// entry (the layout of NVIDIA's Python wheels, whose `lib/` holds libnvrtc), each kept when it
+/// has `cuda_bf16.h`, with its `cccl/` subfolder when there is one.
+fn nvrtc_include_dirs() -> Vec<String> {
+    use std::path::PathBuf;
+    let mut cands: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("XLT_CUDA_INCLUDE") {
+        cands.push(p.into());
+    }
+    for var in ["CUDA_HOME", "CUDA_PATH"] {
+        if let Some(h) = std::env::var_os(var) {
+            cands.push(PathBuf::from(h).join("include"));
+        }
+    }
+    cands.push("/usr/local/cuda/include".into());
+    if let Some(lp) = std::env::var_os("LD_LIBRARY_PATH") {
+        cands.extend(std::env::split_paths(&lp).map(|d| d.join("..").join("include")));
+    }
+    let mut dirs = Vec::new();
+    for c in cands {
+        if c.join("cuda_bf16.h").is_file() {
+            let s = c.display().to_string();
+            if !dirs.contains(&s) {
+                dirs.push(s);
+                if c.join("cccl").is_dir() {
+                    dirs.push(c.join("cccl").display().to_string());
+                }
+            }
+        }
+    }
+    dirs
 }
 
 /// A 1-D launch of `n` threads in blocks of `block`.

@@ -1,0 +1,79 @@
+//! The NVRTC fallback, checked without a GPU: every `kernels/*.cu` compiles with NVRTC (the path
+//! a build without nvcc takes at run time), and every kernel name the Rust wrappers load
+//! (`g.kernel("op", dtype)` → `op_f32`, `op_bf16`, `op_f16`; `g.func("name")`) is an entry point
+//! of the compiled code, so a misspelt or missing instantiation fails here instead of on a GPU.
+//!
+//! Needs libnvrtc on the library path (`tools/install-nvcc.sh` installs it; `.ci/run` puts it on
+//! `LD_LIBRARY_PATH`); skips with a message without it, unless `XLT_REQUIRE_NVRTC` is set.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn nvrtc_or_skip(test: &str) -> bool {
+    // SAFETY: only tries to dlopen the library by name.
+    if unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return true;
+    }
+    if std::env::var_os("XLT_REQUIRE_NVRTC").is_some() {
+        panic!("{test}: XLT_REQUIRE_NVRTC is set but libnvrtc was not found");
+    }
+    eprintln!("skipping {test}: libnvrtc not found");
+    false
+}
+
+/// Kernel names the wrappers in src/cuda load, read from their source.
+fn requested_kernels() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut files = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cuda")];
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).expect("read src/cuda").map(|e| e.expect("entry").path()));
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).expect("read source");
+        for (pat, typed) in [("g.kernel(\"", true), ("g.func(\"", false)] {
+            for (i, _) in text.match_indices(pat) {
+                let rest = &text[i + pat.len()..];
+                let name = &rest[..rest.find('"').expect("closing quote")];
+                let f32_only = rest.split(')').next().is_some_and(|args| args.contains("Dtype::F32"));
+                if typed && !f32_only {
+                    for s in ["f32", "bf16", "f16"] {
+                        names.insert(format!("{name}_{s}"));
+                    }
+                } else if typed {
+                    names.insert(format!("{name}_f32"));
+                } else {
+                    names.insert(name.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn every_kernel_compiles_with_nvrtc_and_every_requested_name_exists() {
+    if !nvrtc_or_skip("every_kernel_compiles_with_nvrtc_and_every_requested_name_exists") {
+        return;
+    }
+    let wanted = requested_kernels();
+    assert!(wanted.len() > 60, "expected the wrappers to request many kernels, found {wanted:?}");
+    for arch in ["compute_80", "compute_90"] {
+        let compiled = xlt::cuda::device::compile_with_nvrtc(arch).unwrap_or_else(|e| panic!("{arch}: {e}"));
+        let mut entries = BTreeSet::new();
+        for (name, ptx) in &compiled {
+            let text = ptx.to_src();
+            let found: Vec<&str> = text
+                .match_indices(".entry ")
+                .map(|(i, _)| {
+                    let rest = &text[i + 7..];
+                    &rest[..rest.find('(').expect("entry name ends at its parameter list")]
+                })
+                .collect();
+            assert!(!found.is_empty(), "{arch}: kernels/{name} compiled to no entry point");
+            entries.extend(found.into_iter().map(|s| s.trim().to_string()));
+        }
+        let missing: Vec<&String> = wanted.iter().filter(|n| !entries.contains(*n)).collect();
+        assert!(missing.is_empty(), "{arch}: kernels the wrappers load but no file defines: {missing:?}");
+    }
+}
