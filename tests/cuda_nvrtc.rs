@@ -1,7 +1,9 @@
 //! The NVRTC fallback, checked without a GPU: every `kernels/*.cu` compiles with NVRTC (the path
 //! a build without nvcc takes at run time), and every kernel name the Rust wrappers load
 //! (`g.kernel("op", dtype)` → `op_f32`, `op_bf16`, `op_f16`; `g.func("name")`) is an entry point
-//! of the compiled code, so a misspelt or missing instantiation fails here instead of on a GPU.
+//! of the compiled code, so a misspelt or missing instantiation fails here instead of on a GPU;
+//! and every launch in the wrappers passes as many arguments, of the same sizes, as its kernel
+//! declares in the PTX.
 //!
 //! Needs libnvrtc on the library path (`tools/install-nvcc.sh` installs it; `.ci/run` puts it on
 //! `LD_LIBRARY_PATH`); skips with a message without it, unless `XLT_REQUIRE_NVRTC` is set.
@@ -76,4 +78,101 @@ fn every_kernel_compiles_with_nvrtc_and_every_requested_name_exists() {
         let missing: Vec<&String> = wanted.iter().filter(|n| !entries.contains(*n)).collect();
         assert!(missing.is_empty(), "{arch}: kernels the wrappers load but no file defines: {missing:?}");
     }
+}
+
+/// (kernel name, byte size of each argument) of every launch in src/cuda, read from the wrappers'
+/// source: after `g.kernel("op", ..)` / `g.func("name")`, each `.arg(&x)` up to `launch(` is an
+/// argument; device pointers (`.ptr`, `*_ptr`) and seeds are 8 bytes, every other scalar (int,
+/// float) 4.
+fn wrapper_launches() -> Vec<(String, bool, Vec<usize>, String)> {
+    let mut out = Vec::new();
+    let mut files = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cuda")];
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).expect("read src/cuda").map(|e| e.expect("entry").path()));
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).expect("read source");
+        let mut current: Option<(String, bool)> = None;
+        let mut args: Vec<usize> = Vec::new();
+        let mut rest = text.as_str();
+        loop {
+            let next = ["g.kernel(\"", "g.func(\"", ".arg(&", "launch(&mut "]
+                .iter()
+                .filter_map(|pat| rest.find(pat).map(|i| (i, *pat)))
+                .min_by_key(|(i, _)| *i);
+            let Some((i, pat)) = next else { break };
+            rest = &rest[i + pat.len()..];
+            match pat {
+                ".arg(&" => {
+                    let expr = &rest[..rest.find(')').expect("closing paren")];
+                    let wide = expr.ends_with(".ptr") || expr.ends_with("_ptr") || expr.contains("seed");
+                    args.push(if wide { 8 } else { 4 });
+                }
+                "launch(&mut " => {
+                    if let Some((name, typed)) = &current {
+                        out.push((name.clone(), *typed, std::mem::take(&mut args), p.display().to_string()));
+                    }
+                    args.clear();
+                }
+                _ => {
+                    let name = &rest[..rest.find('"').expect("closing quote")];
+                    current = Some((name.to_string(), pat == "g.kernel(\""));
+                    args.clear();
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Byte sizes of the parameters of each `.entry` of a PTX text.
+fn ptx_params(text: &str) -> Vec<(String, Vec<usize>)> {
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices(".entry ") {
+        let rest = &text[i + 7..];
+        let open = rest.find('(').expect("parameter list");
+        let close = rest.find(')').expect("end of the parameter list");
+        let sizes = rest[open + 1..close]
+            .split(',')
+            .filter(|p| p.contains(".param"))
+            .map(|p| {
+                if p.contains(".u64") || p.contains(".b64") || p.contains(".s64") || p.contains(".f64") {
+                    8
+                } else {
+                    4
+                }
+            })
+            .collect();
+        out.push((rest[..open].trim().to_string(), sizes));
+    }
+    out
+}
+
+#[test]
+fn every_launch_passes_the_kernels_parameters() {
+    if !nvrtc_or_skip("every_launch_passes_the_kernels_parameters") {
+        return;
+    }
+    let compiled = xlt::cuda::device::compile_with_nvrtc("compute_90").expect("compile");
+    let mut params = std::collections::BTreeMap::new();
+    for (_, ptx) in &compiled {
+        params.extend(ptx_params(&ptx.to_src()));
+    }
+    let launches = wrapper_launches();
+    assert!(launches.len() > 25, "expected many launches, found {}", launches.len());
+    let mut compared = 0;
+    for (name, typed, args, file) in launches {
+        let names: Vec<String> =
+            if typed { ["f32", "bf16", "f16"].iter().map(|s| format!("{name}_{s}")).collect() } else { vec![name] };
+        for n in names {
+            let Some(want) = params.get(&n) else { continue }; // f32-only kernels: the other test
+            assert_eq!(
+                &args, want,
+                "{file}: the launch of {n} passes argument sizes {args:?}, the kernel takes {want:?}"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 60, "only {compared} launches were compared with their kernels");
 }
