@@ -309,3 +309,17 @@ fn inference_model_matches_the_cpu_forward() {
     let tb = task_batch(Kind::Classification, 1);
     assert!(gm.forward_backward(0, &tb, DropoutCfg::OFF).is_err(), "an inference model does not train");
 }
+
+#[test]
+fn out_of_memory_names_the_batch_shape_to_lower() {
+    // Runs everywhere: the message is built on the host.
+    use xlt::cuda::encoder::oom_hint;
+    let e = oom_hint(xlt::Error::OutOfMemory { what: "qkv".into(), bytes: 3 << 30 }, 32, 512);
+    let msg = e.to_string();
+    for part in ["GPU out of memory", "qkv", "32 sequences × 512 tokens", "--train-batch-size 16", "3.00 GiB"] {
+        assert!(msg.contains(part), "{msg:?} should say {part:?}");
+    }
+    assert_eq!(oom_hint(e, 8, 8).to_string(), msg, "the hint is added once");
+    let other = oom_hint(xlt::Error::Cuda("launch failed".into()), 32, 512).to_string();
+    assert_eq!(other, "CUDA: launch failed", "other errors pass through");
+}

@@ -3,7 +3,6 @@
 //! norm and clipping, the mixed-precision casts and the non-finite count, each against its CPU
 //! twin in `cpu::ops` (or a host loop). Without a GPU every test prints a skip line and passes.
 
-use std::sync::{Mutex, MutexGuard};
 use xlt::cpu::ops as cpu;
 use xlt::cpu::ops::AdamWConfig;
 use xlt::cuda::gemm::{self, DMat, Strides};
@@ -12,13 +11,6 @@ use xlt::cuda::testing::{assert_close, gpu_or_skip, rand_vec, round_to, toleranc
 use xlt::cuda::{Buf, Dtype, Gpu};
 
 const DTYPES: [Dtype; 3] = [Dtype::F32, Dtype::Bf16, Dtype::F16];
-
-/// The tests share one GPU and its one scratch area, which a wrapper uses from its first launch
-/// to its last: run them one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn up(g: &Gpu, v: &[f32], d: Dtype) -> Buf {
     g.upload_f32(v, d, "test input").unwrap()
@@ -46,7 +38,6 @@ const SHAPES: [(usize, usize, usize); 3] = [(7, 40, 120), (511, 768, 40), (1, 40
 #[test]
 fn bias_forward_matches_cpu() {
     let Some(g) = gpu_or_skip("bias_forward_matches_cpu") else { return };
-    let _s = serial();
     for d in DTYPES {
         for oc in [40, 768] {
             for n in [1, 7, 511] {
@@ -65,7 +56,6 @@ fn bias_forward_matches_cpu() {
 #[test]
 fn bias_backward_matches_cpu_and_is_deterministic() {
     let Some(g) = gpu_or_skip("bias_backward_matches_cpu_and_is_deterministic") else { return };
-    let _s = serial();
     for d in DTYPES {
         for oc in [40, 768] {
             for n in [1, 7, 511] {
@@ -101,7 +91,6 @@ fn bias_backward_matches_cpu_and_is_deterministic() {
 #[test]
 fn matmul_forward_matches_cpu() {
     let Some(g) = gpu_or_skip("matmul_forward_matches_cpu") else { return };
-    let _s = serial();
     for d in DTYPES {
         for (n, c, oc) in SHAPES {
             for with_bias in [true, false] {
@@ -125,7 +114,6 @@ fn matmul_forward_matches_cpu() {
 #[test]
 fn matmul_forward_t_matches_cpu() {
     let Some(g) = gpu_or_skip("matmul_forward_t_matches_cpu") else { return };
-    let _s = serial();
     for d in DTYPES {
         for (n, c, oc) in SHAPES {
             let inp = round_to(&rand_vec(n * c, 1.0, 30 + n as u64), d);
@@ -145,7 +133,6 @@ fn matmul_forward_t_matches_cpu() {
 #[test]
 fn matmul_backward_matches_cpu() {
     let Some(g) = gpu_or_skip("matmul_backward_matches_cpu") else { return };
-    let _s = serial();
     for d in DTYPES {
         for (n, c, oc) in SHAPES {
             let dout = round_to(&rand_vec(n * oc, 1.0, 40 + n as u64), d);
@@ -219,7 +206,6 @@ fn host_gemm(
 #[test]
 fn gemm_batched_with_transposes_matches_host_loop() {
     let Some(g) = gpu_or_skip("gemm_batched_with_transposes_matches_host_loop") else { return };
-    let _s = serial();
     let (m, n, k, count) = (7, 33, 40, 5);
     let (alpha, beta) = (0.75f32, 0.5f32);
     // (operand dtype, output dtype): same type, and f32 outputs from narrow operands.
@@ -278,7 +264,6 @@ fn gemm_batched_with_transposes_matches_host_loop() {
 #[test]
 fn adamw_matches_cpu_over_steps() {
     let Some(g) = gpu_or_skip("adamw_matches_cpu_over_steps") else { return };
-    let _s = serial();
     let n = 10_007;
     let cfg = AdamWConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
     for wd in [0.0f32, 0.01] {
@@ -332,7 +317,6 @@ fn adamw_matches_cpu_over_steps() {
 #[test]
 fn grad_norm_matches_cpu_and_is_deterministic() {
     let Some(g) = gpu_or_skip("grad_norm_matches_cpu_and_is_deterministic") else { return };
-    let _s = serial();
     for n in [1, 7, 511, 1_000_003] {
         let grads = rand_vec(n, 1.0, 80 + n as u64);
         let want = cpu::grad_norm(&grads);
@@ -349,7 +333,6 @@ fn grad_norm_matches_cpu_and_is_deterministic() {
 #[test]
 fn clip_grad_norm_matches_cpu() {
     let Some(g) = gpu_or_skip("clip_grad_norm_matches_cpu") else { return };
-    let _s = serial();
     let n = 100_003;
     let grads = rand_vec(n, 1.0, 90);
     // The norm is about sqrt(N/3) ≈ 183: 1e6 does not clip, 1.0 does.
@@ -376,7 +359,6 @@ fn clip_grad_norm_matches_cpu() {
 #[test]
 fn scale_inplace_matches_cpu() {
     let Some(g) = gpu_or_skip("scale_inplace_matches_cpu") else { return };
-    let _s = serial();
     for n in [1, 7, 100_003] {
         let grads = rand_vec(n, 3.0, 95 + n as u64);
         let mut want = grads.clone();
@@ -440,7 +422,6 @@ fn assert_same(what: &str, got: &[f32], want: &[f32]) {
 #[test]
 fn casts_round_like_half() {
     let Some(g) = gpu_or_skip("casts_round_like_half") else { return };
-    let _s = serial();
     let x = cast_inputs();
     let n = x.len();
     let x_g = up(&g, &x, Dtype::F32);
@@ -463,7 +444,6 @@ fn casts_round_like_half() {
 #[test]
 fn count_nonfinite_counts_nan_and_inf() {
     let Some(g) = gpu_or_skip("count_nonfinite_counts_nan_and_inf") else { return };
-    let _s = serial();
     let n = 100_003;
     let mut x = rand_vec(n, 1e30, 110);
     x[5] = f32::MAX; // large but finite

@@ -168,7 +168,7 @@ impl Activations {
 /// Turns an out-of-memory error into one that names the batch shape to lower.
 pub fn oom_hint(e: Error, b: usize, t: usize) -> Error {
     match e {
-        Error::OutOfMemory { what, bytes } => Error::OutOfMemory {
+        Error::OutOfMemory { what, bytes } if !what.contains(" for a batch of ") => Error::OutOfMemory {
             what: format!(
                 "{what} for a batch of {b} sequences × {t} tokens; lower the batch size (e.g. \
                  --train-batch-size {} with --gradient-accumulation-steps to keep the effective batch) or \

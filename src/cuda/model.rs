@@ -9,7 +9,7 @@
 //! after [`LossScaler::GROWTH_INTERVAL`] good steps it doubles.
 
 use super::device::{Buf, Dev, Dtype, Gpu};
-use super::encoder::{encoder_backward, encoder_forward, Activations, BackwardScratch};
+use super::encoder::{encoder_backward, encoder_forward, oom_hint, Activations, BackwardScratch};
 use super::heads::*;
 use super::ops::{adamw_update, cast_from_f32, clip_grad_norm, count_nonfinite, grad_norm, scale_inplace};
 use crate::cpu::encoder::DropoutCfg;
@@ -217,7 +217,12 @@ impl CudaModel {
         self.run(head, tb, drop, true)
     }
 
+    /// [`Self::run_inner`], with an out-of-memory error naming the batch shape to lower.
     fn run(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg, backward: bool) -> Result<f32> {
+        self.run_inner(head, tb, drop, backward).map_err(|e| oom_hint(e, tb.batch.b, tb.batch.t))
+    }
+
+    fn run_inner(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg, backward: bool) -> Result<f32> {
         let (b, t, c) = (tb.batch.b, tb.batch.t, self.host.cfg.hidden_size);
         self.ensure(b, t)?;
         let params = self.weights();
