@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds everything a GPU machine needs, on this machine, into .device/ (ignored by git):
-# the xlt binary and the GPU test executables, kernels compiled by nvcc (spills are errors).
+# the xlt binary, the GPU test executables and the kernel benches, kernels compiled by nvcc (spills are errors).
 # Then, on the GPU machine: bash tools/gpu_check.sh OUTDIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,16 @@ for line in sys.stdin:
             shutil.copy(m["executable"], ".device/tests/" + name)
             print(".device/tests/" + name)
 '
+cargo bench --no-run --message-format=json --bench cuda_kernels 2>/dev/null \
+    | python3 -c '
+import json, shutil, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "cuda_kernels":
+        shutil.copy(m["executable"], ".device/cuda_kernels")
+        print(".device/cuda_kernels")
+'
 cp "$(ls -t target/release/build/xlt-*/out/ptxas.log | head -n1)" .device/ptxas.log
 # Debug info is most of each binary; what travels to the GPU machine is limited in size.
-strip .device/xlt .device/tests/*
+strip .device/xlt .device/cuda_kernels .device/tests/*
 du -sh .device

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Everything a GPU must show, in one go, on a GPU machine (binaries from tools/build_device.sh
 # in .device/): the GPU parity tests (every kernel against its CPU twin, the whole model,
-# training, determinism) with a missing GPU counted as a failure, then `xlt bench --device cuda`
+# training, determinism) with a missing GPU counted as a failure, the per-kernel criterion
+# benches (GB/s, FLOP/s), then `xlt bench --device cuda`
 # next to PyTorch + transformers on the same shapes, in the same run. Logs go to OUTDIR
-# (gpu_check.log, tests.log, bench.jsonl); a summary table is printed last.
+# (gpu_check.log, tests.log, kernels.log, bench.jsonl); a summary table is printed last.
 #
 #   bash tools/gpu_check.sh OUTDIR            # tests + benches (PyTorch eager)
 #   XLT_BENCH_COMPILE=1 bash tools/gpu_check.sh OUTDIR   # also torch.compile (slower)
@@ -39,6 +40,29 @@ for t in .device/tests/*; do
     rows+=("$(printf '%-22s %-5s %4ss  %s' "$name" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$secs" "$result")")
     grep -E '^test .* FAILED|panicked|assert' "$out/tests.log" | tail -n 20 || true
 done
+
+kernel_rows=()
+if [ -z "${XLT_SKIP_BENCH:-}" ] && [ -x .device/cuda_kernels ]; then
+    echo "== kernel benches (bf16, XLM-R Base shapes)"
+    .device/cuda_kernels --bench > "$out/kernels.log" 2>&1
+    # criterion prints the name, then "time: [...]" and "thrpt: [lo mid hi]"
+    while IFS= read -r row; do kernel_rows+=("$row"); done < <(python3 - "$out/kernels.log" <<'PY'
+import re, sys
+name = None
+for line in open(sys.argv[1]):
+    m = re.match(r"^(cuda_\S+)", line)
+    if m:
+        name = m.group(1).split("/")[-1]
+    t = re.search(r"time:\s+\[\S+ \S+ (\S+) (\S+)", line)
+    if t and name:
+        time = t.group(1) + " " + t.group(2)
+    h = re.search(r"thrpt:\s+\[\S+ \S+ (\S+) (\S+)", line)
+    if h and name:
+        print(f"{name:<42} {time:>12}  {h.group(1)} {h.group(2)}")
+        name = None
+PY
+)
+fi
 
 echo "== device selection"
 .device/xlt bench --device auto --steps 1 --warmup 0 --batch 2 --seq 16 2>&1 | tail -n2
@@ -85,5 +109,6 @@ fi
 echo
 echo "== summary"
 printf '%s\n' "${rows[@]}"
+[ ${#kernel_rows[@]} -gt 0 ] && printf '%s\n' "${kernel_rows[@]}"
 [ ${#bench_rows[@]} -gt 0 ] && printf '%s\n' "${bench_rows[@]}"
 grep -q FAIL <<<"${rows[*]}" && exit 1 || exit 0
