@@ -63,6 +63,62 @@ fn cuda_type(d: Dtype) -> Result<cudaDataType> {
     })
 }
 
+/// The column-major cuBLAS product that computes a row-major `gemm`: row-major
+/// `out = op(A) · op(B)` is column-major `out^T = op(B)^T · op(A)^T` in the same memory, so
+/// cuBLAS's first operand is the row-major B, its second the row-major A, and M and N swap.
+/// Fields are cublasGemmEx's (strides: cublasGemmStridedBatchedEx's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CublasGemm {
+    /// Transpose of cuBLAS's A (the row-major B).
+    pub transa: bool,
+    /// Transpose of cuBLAS's B (the row-major A).
+    pub transb: bool,
+    /// Rows of cuBLAS's output (= N).
+    pub m: usize,
+    /// Columns of cuBLAS's output (= M).
+    pub n: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// Leading dimension of cuBLAS's A.
+    pub lda: usize,
+    /// Leading dimension of cuBLAS's B.
+    pub ldb: usize,
+    /// Leading dimension of the output.
+    pub ldc: usize,
+    /// Stride between cuBLAS's A operands.
+    pub stride_a: usize,
+    /// Stride between cuBLAS's B operands.
+    pub stride_b: usize,
+    /// Stride between outputs.
+    pub stride_c: usize,
+}
+
+/// The cuBLAS arguments of the row-major product out (M, N) = op(A) (M, K) · op(B) (K, N):
+/// A used transposed when `a_trans`, with row stride `a_ld` (likewise B), out with `ldo`.
+pub fn cublas_gemm_args(
+    m: usize,
+    n: usize,
+    k: usize,
+    ldo: usize,
+    (a_trans, a_ld): (bool, usize),
+    (b_trans, b_ld): (bool, usize),
+    batch: Strides,
+) -> CublasGemm {
+    CublasGemm {
+        transa: b_trans,
+        transb: a_trans,
+        m: n,
+        n: m,
+        k,
+        lda: b_ld,
+        ldb: a_ld,
+        ldc: ldo,
+        stride_a: batch.b,
+        stride_b: batch.a,
+        stride_c: batch.c,
+    }
+}
+
 /// out (M, N) = alpha · op(A) (M, K) · op(B) (K, N) + beta · out, row-major with leading
 /// dimension `ldo`, for each product of `batch`. A and B share a dtype; out has theirs or f32.
 pub fn gemm(
@@ -100,12 +156,13 @@ pub fn gemm(
     let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
     let (ta, tb) = (cuda_type(a.dev.dtype)?, cuda_type(out.dtype)?);
     let i = |x: usize| -> Result<i32> { i32::try_from(x).map_err(|_| Error::Invalid(format!("gemm size {x} > i32"))) };
-    // Row-major out = A·B is column-major out^T = B^T·A^T: swap the operands and m/n.
-    let (alpha, beta) = (alpha, beta);
     g.bind()?;
     let handle = *g.blas.handle();
     let compute = cublasComputeType_t::CUBLAS_COMPUTE_32F;
     let algo = cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT;
+    let cm = cublas_gemm_args(m, n, k, ldo, (a.trans, a.ld), (b.trans, b.ld), batch);
+    // cuBLAS's A is the row-major B and its B the row-major A (see `CublasGemm`).
+    let (first, second) = (b.dev.ptr as *const c_void, a.dev.ptr as *const c_void);
     // SAFETY: every operand is a live device view checked above to cover the elements the
     // product reads or writes; alpha and beta are host f32 (the handle's default pointer mode)
     // matching the f32 compute type.
@@ -113,47 +170,47 @@ pub fn gemm(
         if batch.count == 1 {
             cb::cublasGemmEx(
                 handle,
-                op(b.trans),
-                op(a.trans),
-                i(n)?,
-                i(m)?,
-                i(k)?,
+                op(cm.transa),
+                op(cm.transb),
+                i(cm.m)?,
+                i(cm.n)?,
+                i(cm.k)?,
                 &alpha as *const f32 as *const c_void,
-                b.dev.ptr as *const c_void,
+                first,
                 ta,
-                i(b.ld)?,
-                a.dev.ptr as *const c_void,
+                i(cm.lda)?,
+                second,
                 ta,
-                i(a.ld)?,
+                i(cm.ldb)?,
                 &beta as *const f32 as *const c_void,
                 out.ptr as *mut c_void,
                 tb,
-                i(ldo)?,
+                i(cm.ldc)?,
                 compute,
                 algo,
             )
         } else {
             cb::cublasGemmStridedBatchedEx(
                 handle,
-                op(b.trans),
-                op(a.trans),
-                i(n)?,
-                i(m)?,
-                i(k)?,
+                op(cm.transa),
+                op(cm.transb),
+                i(cm.m)?,
+                i(cm.n)?,
+                i(cm.k)?,
                 &alpha as *const f32 as *const c_void,
-                b.dev.ptr as *const c_void,
+                first,
                 ta,
-                i(b.ld)?,
-                batch.b as i64,
-                a.dev.ptr as *const c_void,
+                i(cm.lda)?,
+                cm.stride_a as i64,
+                second,
                 ta,
-                i(a.ld)?,
-                batch.a as i64,
+                i(cm.ldb)?,
+                cm.stride_b as i64,
                 &beta as *const f32 as *const c_void,
                 out.ptr as *mut c_void,
                 tb,
-                i(ldo)?,
-                batch.c as i64,
+                i(cm.ldc)?,
+                cm.stride_c as i64,
                 i(batch.count)?,
                 compute,
                 algo,
