@@ -396,6 +396,12 @@ pub struct EmbedArgs {
     /// Maximum tokens per sentence including special tokens; longer lines are truncated.
     #[arg(long, default_value_t = 512)]
     pub max_seq_len: usize,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// Arithmetic precision on the GPU (default: bf16 where the GPU has it); the CPU is fp32.
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
 }
 
 /// Where to run.

@@ -6,12 +6,16 @@
 use crate::config::ModelConfig;
 use crate::cpu::encoder::{encoder_forward, Activations, DropoutCfg};
 use crate::cpu::gemm::serial_scope;
+use crate::cuda;
+use crate::cuda::model::Precision;
+use crate::cuda::{Buf, Gpu};
 use crate::error::{Error, Result};
 use crate::features::classification::pad_sequences;
 use crate::model::{weights, EncoderParams, ParamLayout};
 use crate::tokenize::{Encoded, Tokenizer};
 use rayon::prelude::*;
 use std::path::Path;
+use std::sync::Arc;
 
 /// How token states become one sentence vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +36,15 @@ pub struct Embedder {
     pub enc: EncoderParams,
     /// The model's tokenizer.
     pub tok: Tokenizer,
+    /// The weights on a GPU, when [`Embedder::use_gpu`] was called: batches then run there.
+    gpu: Option<GpuWeights>,
+}
+
+/// The encoder weights (inference layout) on a GPU, in the activation dtype.
+struct GpuWeights {
+    gpu: Arc<Gpu>,
+    /// (layout.total) in the precision's dtype.
+    params: Buf,
 }
 
 /// Result of embedding a list of sentences.
@@ -74,7 +87,14 @@ impl Embedder {
         let mut params = vec![0.0; layout.total];
         weights::load_into(&mut params, &layout, &cfg, dir, &|_| true)?;
         enc.transpose_linears_for_inference(&mut params, &cfg);
-        Ok(Embedder { cfg, params, enc, tok })
+        Ok(Embedder { cfg, params, enc, tok, gpu: None })
+    }
+
+    /// Runs every later [`Self::embed`] on `gpu` at `precision` (the weights are uploaded once).
+    pub fn use_gpu(&mut self, gpu: Arc<Gpu>, precision: Precision) -> Result<()> {
+        let params = gpu.upload_f32(&self.params, precision.dtype(), "the encoder weights")?;
+        self.gpu = Some(GpuWeights { gpu, params });
+        Ok(())
     }
 
     /// Embeds `sentences` from hidden_states[`layer`] (0 = embedding output, L = last).
@@ -109,7 +129,9 @@ impl Embedder {
         let per_batch = Activations::bytes(&self.cfg, batch_size, longest);
         let concurrent = threads > 1 && per_batch * threads <= PARALLEL_BATCH_BYTES;
         let run = |acts: &mut Activations, chunk: &&[usize]| self.embed_batch(acts, chunk, &encoded, layer, pool);
-        let pooled: Vec<Vec<f32>> = if concurrent {
+        let pooled: Vec<Vec<f32>> = if let Some(w) = &self.gpu {
+            chunks.iter().map(|ch| self.embed_batch_gpu(w, ch, &encoded, layer, pool)).collect::<Result<_>>()?
+        } else if concurrent {
             chunks
                 .par_iter()
                 .map_init(|| Activations::new(&self.cfg, 0, 0, false), |acts, ch| serial_scope(|| run(acts, ch)))
@@ -158,6 +180,49 @@ impl Embedder {
             );
         }
         out
+    }
+}
+
+impl Embedder {
+    /// [`Self::embed_batch`] on the GPU: the encoder runs there, the chosen hidden state comes
+    /// back to the host for pooling.
+    fn embed_batch_gpu(
+        &self,
+        w: &GpuWeights,
+        chunk: &[usize],
+        encoded: &[Encoded],
+        layer: usize,
+        pool: Pool,
+    ) -> Result<Vec<f32>> {
+        let c = self.cfg.hidden_size;
+        let seqs: Vec<(&[u32], &[u32])> =
+            chunk.iter().map(|&i| (encoded[i].ids.as_slice(), encoded[i].types.as_slice())).collect();
+        let batch = pad_sequences(&seqs, self.tok.pad_id);
+        let (b, t, g) = (batch.b, batch.t, &*w.gpu);
+        let mut acts = cuda::encoder::Activations::new(g, &self.cfg, w.params.dtype(), b, t, false)?;
+        let params = w.params.dev();
+        cuda::encoder::encoder_forward(
+            g,
+            &mut acts,
+            params,
+            &self.enc,
+            &self.cfg,
+            &batch,
+            DropoutCfg::OFF,
+            Some(layer),
+        )?;
+        let hidden = g.read_f32(acts.last())?;
+        let mut out = vec![0.0f32; b * c];
+        for row in 0..b {
+            pool_row(
+                &mut out[row * c..(row + 1) * c],
+                &hidden[row * t * c..(row + 1) * t * c],
+                &batch.mask[row * t..(row + 1) * t],
+                c,
+                pool,
+            );
+        }
+        Ok(out)
     }
 }
 

@@ -43,8 +43,12 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn embed(a: EmbedArgs) -> Result<()> {
-    let model = Embedder::load(&a.model)?;
+    let mut model = Embedder::load(&a.model)?;
     let sentences = read_lines(&a.input)?;
+    // After the inputs are read: a bad path is one error line, with no device line before it.
+    if let Some((gpu, precision)) = pick_device(a.device, a.precision)?.gpu() {
+        model.use_gpu(gpu, precision)?;
+    }
     let layer = a.layer.unwrap_or(model.cfg.num_layers);
     let pool = match a.pool {
         PoolArg::Mean => Pool::Mean,
@@ -95,7 +99,8 @@ fn eval(a: EvalArgs) -> Result<()> {
     if task.kind == Kind::Retrieval {
         use xlt::xtreme::retrieval::{evaluate_bucc, evaluate_tatoeba, RetrievalOptions};
         let out = a.out.clone().with_context(|| format!("{}: pass --out DIR for the predictions", task.name))?;
-        let opts = RetrievalOptions { batch_size: a.batch_size, ..RetrievalOptions::default() };
+        let gpu = pick_device(a.device, a.precision)?.gpu();
+        let opts = RetrievalOptions { batch_size: a.batch_size, gpu, ..RetrievalOptions::default() };
         let refs: Vec<&str> = langs.iter().map(String::as_str).collect();
         let scores = if task.name == "bucc2018" {
             evaluate_bucc(&a.model, &layout, &refs, &out, &opts)?

@@ -323,3 +323,25 @@ fn out_of_memory_names_the_batch_shape_to_lower() {
     let other = oom_hint(xlt::Error::Cuda("launch failed".into()), 32, 512).to_string();
     assert_eq!(other, "CUDA: launch failed", "other errors pass through");
 }
+
+#[test]
+fn gpu_embeddings_match_the_cpu() {
+    let Some(gpu) = gpu_or_skip("gpu_embeddings_match_the_cpu") else { return };
+    use xlt::embed::{Embedder, Pool};
+    let dir = xlt::demo::data::default_model_dir();
+    let sentences: Vec<String> = ["the cat sat", "anna gave tom 3 apples in paris", "a", "who went to rome ?"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let cpu = Embedder::load(&dir).expect("load");
+    for (p, rel) in [(Precision::Fp32, 1e-5), (Precision::Bf16, 3e-2)] {
+        let mut g = Embedder::load(&dir).expect("load");
+        g.use_gpu(gpu.clone(), p).expect("upload");
+        for (layer, pool) in [(cpu.cfg.num_layers, Pool::Mean), (1, Pool::Cls), (0, Pool::Mean)] {
+            let want = cpu.embed(&sentences, layer, pool, 3, 64).expect("cpu");
+            let got = g.embed(&sentences, layer, pool, 3, 64).expect("gpu");
+            assert_eq!((got.n, got.dim), (want.n, want.dim));
+            xlt::cuda::testing::assert_close(&format!("{p:?} layer {layer} {pool:?}"), &got.data, &want.data, rel);
+        }
+    }
+}

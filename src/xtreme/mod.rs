@@ -192,6 +192,7 @@ fn retrieval_task(cfg: &XtremeConfig, task: &'static TaskSpec, layout: &Layout) 
     let opts = RetrievalOptions {
         max_seq_len: cfg.max_seq_length.unwrap_or(512).min(model_cfg.max_seq_len()),
         batch_size: cfg.train.eval_batch_size,
+        gpu: cfg.gpu.clone(),
         ..RetrievalOptions::default()
     };
     let present: Vec<&str> = task

@@ -33,7 +33,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// How sentences are embedded for retrieval.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct RetrievalOptions {
     /// Index into HF hidden_states (0 = embedding output); `None` = [`default_retrieval_layer`].
     pub layer: Option<usize>,
@@ -42,12 +42,14 @@ pub struct RetrievalOptions {
     /// Maximum tokens per sentence, special tokens included (capped at the model's positions);
     /// longer sentences are truncated and counted in [`LanguageScore::extra`].
     pub max_seq_len: usize,
+    /// The GPU the encoder runs on, and its precision (`None`: the CPU).
+    pub gpu: Option<(std::sync::Arc<crate::cuda::Gpu>, crate::cuda::model::Precision)>,
 }
 
 impl Default for RetrievalOptions {
     /// The default layer, batches of 32, 512 tokens (XTREME's `--max_seq_length`).
     fn default() -> Self {
-        RetrievalOptions { layer: None, batch_size: 32, max_seq_len: 512 }
+        RetrievalOptions { layer: None, batch_size: 32, max_seq_len: 512, gpu: None }
     }
 }
 
@@ -77,9 +79,12 @@ struct Encoder {
 
 impl Encoder {
     fn load(model_dir: &Path, opts: &RetrievalOptions) -> Result<Self> {
-        let model = Embedder::load(model_dir)?;
+        let mut model = Embedder::load(model_dir)?;
+        if let Some((gpu, precision)) = &opts.gpu {
+            model.use_gpu(gpu.clone(), *precision)?;
+        }
         let layer = opts.layer.unwrap_or_else(|| default_retrieval_layer(model.cfg.num_layers));
-        Ok(Encoder { model, layer, opts: *opts })
+        Ok(Encoder { model, layer, opts: opts.clone() })
     }
 
     /// Mean-pooled embeddings (n, C) of `sentences`, C, and how many were truncated.
