@@ -60,12 +60,9 @@ pub struct DemoArgs {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Device.
-    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
-    pub device: DeviceArg,
-    /// Arithmetic precision on the GPU (default: bf16 where the GPU has it); the CPU is fp32.
-    #[arg(long, value_enum)]
-    pub precision: Option<Precision>,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -116,12 +113,9 @@ pub struct XtremeArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Device.
-    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
-    pub device: DeviceArg,
-    /// Arithmetic precision on the GPU (default: bf16 where the GPU has it); the CPU is fp32.
-    #[arg(long, value_enum)]
-    pub precision: Option<Precision>,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -234,12 +228,9 @@ pub struct TrainArgs {
     /// Continue the run from its checkpoint.
     #[arg(long)]
     pub resume: bool,
-    /// Device.
-    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
-    pub device: DeviceArg,
-    /// Arithmetic precision on the GPU (default: bf16 where the GPU has it); the CPU is fp32.
-    #[arg(long, value_enum)]
-    pub precision: Option<Precision>,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -297,12 +288,9 @@ pub struct EvalArgs {
     /// Write predictions in XTREME's layout to OUT/<task>/<dev|test>-<lang>.{tsv,json}.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Device (retrieval tasks run on the CPU).
-    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
-    pub device: DeviceArg,
-    /// Arithmetic precision on the GPU (default: bf16 where the GPU has it); the CPU is fp32.
-    #[arg(long, value_enum)]
-    pub precision: Option<Precision>,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
 }
 
 /// Which manifest entries `xlt average` uses.
@@ -396,10 +384,18 @@ pub struct EmbedArgs {
     /// Maximum tokens per sentence including special tokens; longer lines are truncated.
     #[arg(long, default_value_t = 512)]
     pub max_seq_len: usize,
-    /// Device.
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
+}
+
+/// `--device` and `--precision`, shared by every command that runs the model.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct RunOn {
+    /// Device: the GPU when one is usable, else the CPU (auto); the CPU; or the GPU (cuda).
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    /// Arithmetic precision on the GPU (default: bf16 where the GPU has it); the CPU is fp32.
+    /// Arithmetic precision on the GPU (default: bf16); the CPU is fp32.
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
 }

@@ -7,12 +7,12 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{
     AverageArgs, BenchArgs, Cli, Command, DemoArgs, DeviceArg, EmbedArgs, EvalArgs, LayoutArg, LoadModeArg, PoolArg,
-    ScoreCliArgs, SelectArg, SplitArg, TrainArgs, XtremeArgs,
+    RunOn, ScoreCliArgs, SelectArg, SplitArg, TrainArgs, XtremeArgs,
 };
 use std::sync::Arc;
 use xlt::bench::{run_cpu, BenchSpec};
 use xlt::config::ModelConfig;
-use xlt::cuda::model::Precision;
+use xlt::cuda::model::{OnGpu, Precision};
 use xlt::cuda::{Gpu, Probe};
 use xlt::embed::{read_lines, Embedder, Pool};
 use xlt::train::setup::{load_tokenizer, prepare, LoadMode, RunSpec};
@@ -46,7 +46,7 @@ fn embed(a: EmbedArgs) -> Result<()> {
     let mut model = Embedder::load(&a.model)?;
     let sentences = read_lines(&a.input)?;
     // After the inputs are read: a bad path is one error line, with no device line before it.
-    if let Some((gpu, precision)) = pick_device(a.device, a.precision)?.gpu() {
+    if let Some((gpu, precision)) = pick_device(a.run_on)?.gpu() {
         model.use_gpu(gpu, precision)?;
     }
     let layer = a.layer.unwrap_or(model.cfg.num_layers);
@@ -99,7 +99,7 @@ fn eval(a: EvalArgs) -> Result<()> {
     if task.kind == Kind::Retrieval {
         use xlt::xtreme::retrieval::{evaluate_bucc, evaluate_tatoeba, RetrievalOptions};
         let out = a.out.clone().with_context(|| format!("{}: pass --out DIR for the predictions", task.name))?;
-        let gpu = pick_device(a.device, a.precision)?.gpu();
+        let gpu = pick_device(a.run_on)?.gpu();
         let opts = RetrievalOptions { batch_size: a.batch_size, gpu, ..RetrievalOptions::default() };
         let refs: Vec<&str> = langs.iter().map(String::as_str).collect();
         let scores = if task.name == "bucc2018" {
@@ -115,7 +115,7 @@ fn eval(a: EvalArgs) -> Result<()> {
         return Ok(());
     }
     // An xlt model lists its heads; an HF task model has the task's head under HF names.
-    let mut model = if a.model.join(HEADS_FILE).is_file() {
+    let model = if a.model.join(HEADS_FILE).is_file() {
         MultiTaskModel::from_dir(&a.model)?
     } else {
         MultiTaskModel::from_dir_with_heads(&a.model, vec![head_spec(task)])
@@ -143,18 +143,11 @@ fn eval(a: EvalArgs) -> Result<()> {
     }
     let max_len = a.max_seq_len.min(model.cfg.max_seq_len());
     let opts = EvalOptions::new(a.batch_size, max_len);
-    let mut gpu_model = match pick_device(a.device, a.precision)?.gpu() {
-        Some((gpu, precision)) => Some(xlt::cuda::model::CudaModel::inference(gpu, &model, precision)?),
-        None => None,
-    };
-    let model: &mut dyn xlt::eval::EvalModel = match &mut gpu_model {
-        Some(g) => g,
-        None => &mut model,
-    };
+    let mut model = xlt::eval::eval_model(model, pick_device(a.run_on)?.gpu().as_ref())?;
     let labels = label_names(task);
     let (mut scores, mut metrics) = (serde_json::Map::new(), serde_json::Map::new());
     for (lang, examples) in langs.iter().zip(&data) {
-        let r = evaluate(&mut *model, head, &tok, task, &labels, examples, Some(lang), &opts)?;
+        let r = evaluate(model.as_mut(), head, &tok, task, &labels, examples, Some(lang), &opts)?;
         if let Some(out) = &a.out {
             let ext = if task.kind == Kind::SpanQa { "json" } else { "tsv" };
             write_predictions(&out.join(task.name).join(format!("{split_name}-{lang}.{ext}")), &r.predictions)?;
@@ -211,7 +204,7 @@ fn score(a: ScoreCliArgs) -> Result<()> {
 }
 
 fn bench(a: BenchArgs) -> Result<()> {
-    let backend = pick_device(a.device, a.precision)?;
+    let backend = pick_device(RunOn { device: a.device, precision: a.precision })?;
     let base = match &a.preset {
         Some(p) => ModelConfig::preset(p)
             .with_context(|| format!("unknown --preset {p:?}; expected xlmr-base or xlmr-large"))?,
@@ -284,7 +277,7 @@ enum Backend {
 
 impl Backend {
     /// The GPU and precision, if the GPU was picked.
-    fn gpu(&self) -> Option<(Arc<Gpu>, Precision)> {
+    fn gpu(&self) -> Option<OnGpu> {
         match self {
             Backend::Cpu => None,
             Backend::Cuda(g, p) => Some((g.clone(), *p)),
@@ -295,10 +288,10 @@ impl Backend {
 /// Picks the backend and says which in one line: `auto` takes the GPU when one is usable and
 /// the CPU otherwise (saying why); `cuda` without a usable GPU is an error. The probe never
 /// panics when the CUDA libraries are missing.
-fn pick_device(d: DeviceArg, precision: Option<Precision>) -> Result<Backend> {
+fn pick_device(RunOn { device: d, precision }: RunOn) -> Result<Backend> {
     let open = || -> Result<(Arc<Gpu>, Precision)> {
         let gpu = Gpu::open(0)?;
-        let p = precision.unwrap_or_else(|| Precision::default_for(&gpu));
+        let p = precision.unwrap_or(Precision::GPU_DEFAULT);
         eprintln!("device: cuda:0, {} ({p:?})", gpu.describe());
         Ok((gpu, p))
     };
@@ -409,7 +402,7 @@ fn run_spec(a: &TrainArgs) -> Result<RunSpec> {
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    let backend = pick_device(a.device, a.precision)?;
+    let backend = pick_device(a.run_on)?;
     let spec = run_spec(&a)?;
     let run_dir = spec.run_dir();
     if a.resume && run_dir.join("done").is_file() {
@@ -434,7 +427,7 @@ fn train(a: TrainArgs) -> Result<()> {
 
 fn xtreme(a: XtremeArgs) -> Result<()> {
     use xlt::xtreme::{model_label, run, XtremeConfig};
-    let backend = pick_device(a.device, a.precision)?;
+    let backend = pick_device(a.run_on)?;
     let mut train = xlt::train::trainer::TrainConfig {
         max_steps: a.max_steps,
         eval_every_steps: a.eval_every_steps,
@@ -465,7 +458,7 @@ fn xtreme(a: XtremeArgs) -> Result<()> {
 
 fn demo(a: DemoArgs) -> Result<()> {
     use xlt::demo::run::{run, table, write_initial_model, DemoConfig};
-    let backend = pick_device(a.device, a.precision)?;
+    let backend = pick_device(a.run_on)?;
     let defaults = DemoConfig::default();
     if a.write_initial_model {
         write_initial_model(&defaults.model_dir)?;

@@ -326,7 +326,7 @@ impl Gpu {
         Err(Error::Cuda(format!("kernel `{name}` is in none of the loaded modules")))
     }
 
-    /// A launch of kernel `op` instantiated for `dtype` (`op_bf16`), ready for `.arg(..)`.
+    /// The kernel `op` instantiated for `dtype` (`op_bf16`).
     pub fn kernel(&self, op: &str, dtype: Dtype) -> Result<CudaFunction> {
         self.func(&format!("{op}_{}", dtype.suffix()))
     }

@@ -231,11 +231,7 @@ pub fn matmul_forward(
     c: usize,
     oc: usize,
 ) -> Result<()> {
-    gemm(g, n, oc, c, out, oc, DMat::n(inp, c), DMat::t(w, c), 1.0, 0.0, Strides::ONE)?;
-    if let Some(b) = bias {
-        bias_forward(g, out, b, n, oc)?;
-    }
-    Ok(())
+    linear_forward(g, out, inp, DMat::t(w, c), bias, n, c, oc)
 }
 
 /// out (N, OC) = inp (N, C) · wt (C, OC) + bias: weights stored (in, out), as
@@ -250,11 +246,25 @@ pub fn matmul_forward_t(
     c: usize,
     oc: usize,
 ) -> Result<()> {
-    gemm(g, n, oc, c, out, oc, DMat::n(inp, c), DMat::n(wt, oc), 1.0, 0.0, Strides::ONE)?;
-    if let Some(b) = bias {
-        bias_forward(g, out, b, n, oc)?;
+    linear_forward(g, out, inp, DMat::n(wt, oc), bias, n, c, oc)
+}
+
+/// out (N, OC) = inp (N, C) · op(W) (C, OC) + bias, either weight layout.
+fn linear_forward(
+    g: &Gpu,
+    out: Dev,
+    inp: Dev,
+    w: DMat,
+    bias: Option<Dev>,
+    n: usize,
+    c: usize,
+    oc: usize,
+) -> Result<()> {
+    gemm(g, n, oc, c, out, oc, DMat::n(inp, c), w, 1.0, 0.0, Strides::ONE)?;
+    match bias {
+        Some(b) => bias_forward(g, out, b, n, oc),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// dinp (N, C) = dout · w (overwritten); dw (OC, C) f32 += dout^T · inp; dbias (OC) f32 +=

@@ -42,30 +42,33 @@ pub struct HeadActs {
     pub targets: Option<Buf>,
     /// Host copy of the targets (for counts).
     pub targets_host: Vec<i64>,
-    /// (M) f32 per-row losses.
-    pub losses: Option<Buf>,
 }
 
 fn dev(b: &Option<Buf>) -> Result<Dev> {
     b.as_ref().map(|b| b.dev()).ok_or_else(|| crate::Error::Invalid("head backward without its forward".into()))
 }
 
-/// Mean of the losses over rows whose target is not ignored (0 when none is).
-fn mean_loss(g: &Gpu, a: &HeadActs, n: usize, k: usize) -> Result<f32> {
-    let (logits, targets, losses) = (dev(&a.logits)?, dev(&a.targets)?, dev(&a.losses)?);
-    crossentropy_forward(g, losses, logits, targets, n, k)?;
-    let l = g.read_f32(losses)?;
-    let count = a.targets_host.iter().filter(|&&y| y != IGNORE_INDEX).count();
+/// The mean cross-entropy of the logits in `a` (N, K) against `labels` (N), over the rows whose
+/// label is not ignored (0 when none is, or without labels); keeps the targets for the backward.
+fn mean_loss(g: &Gpu, a: &mut HeadActs, labels: Option<&[i64]>, n: usize, k: usize) -> Result<f32> {
+    let Some(y) = labels else { return Ok(0.0) };
+    let t = g.alloc(y.len(), Dtype::I64, "targets")?;
+    g.write_i64(t.dev(), y)?;
+    let losses = g.alloc(y.len(), Dtype::F32, "losses")?;
+    crossentropy_forward(g, losses.dev(), dev(&a.logits)?, t.dev(), n, k)?;
+    let l = g.read_f32(losses.dev())?;
+    (a.targets, a.targets_host) = (Some(t), y.to_vec());
+    let count = y.iter().filter(|&&t| t != IGNORE_INDEX).count();
     Ok(if count == 0 { 0.0 } else { (l.iter().map(|&x| x as f64).sum::<f64>() / count as f64) as f32 })
 }
 
-fn upload_targets(g: &Gpu, a: &mut HeadActs, y: &[i64]) -> Result<()> {
-    let t = g.alloc(y.len(), Dtype::I64, "targets")?;
-    g.write_i64(t.dev(), y)?;
-    a.targets = Some(t);
-    a.targets_host = y.to_vec();
-    a.losses = Some(g.alloc(y.len(), Dtype::F32, "losses")?);
-    Ok(())
+/// Backward of [`mean_loss`] times `scale`: overwrites the logits in `a` (N, K) with their
+/// gradient, in place, and returns that view.
+fn mean_loss_backward(g: &Gpu, a: &HeadActs, scale: f32, n: usize, k: usize) -> Result<Dev> {
+    let count = a.targets_host.iter().filter(|&&y| y != IGNORE_INDEX).count().max(1);
+    let logits = dev(&a.logits)?;
+    crossentropy_backward(g, logits, logits, dev(&a.targets)?, scale / count as f32, n, k)?;
+    Ok(logits)
 }
 
 fn upload_rows(g: &Gpu, rows: &[u32]) -> Result<Buf> {
@@ -107,13 +110,7 @@ pub fn classifier_forward(
     let logits = g.alloc(b * k, x, "logits")?;
     matmul_forward(g, logits.dev(), h.dev(), w(&head.out_w), Some(w(&head.out_b)), b, c, k)?;
     (a.x, a.pre, a.act, a.h, a.logits) = (Some(cls), Some(pre), Some(pooled), Some(h), Some(logits));
-    match labels {
-        Some(y) => {
-            upload_targets(g, a, y)?;
-            mean_loss(g, a, b, k)
-        }
-        None => Ok(0.0),
-    }
+    mean_loss(g, a, labels, b, k)
 }
 
 /// Classification backward from dL/dlogits, which the caller has written over `a.logits`
@@ -168,11 +165,8 @@ pub fn classifier_backward(
     drop: DropoutCfg,
     scale: f32,
 ) -> Result<()> {
-    let k = head.num_labels;
-    let count = a.targets_host.iter().filter(|&&y| y != IGNORE_INDEX).count().max(1);
     // loss = mean CE(logits, labels); the gradient replaces the logits in place
-    let logits = dev(&a.logits)?;
-    crossentropy_backward(g, logits, logits, dev(&a.targets)?, scale / count as f32, b, k)?;
+    mean_loss_backward(g, a, scale, b, head.num_labels)?;
     classifier_backward_logits(g, dhidden, grads, a, params, head, b, t, c, drop)
 }
 
@@ -192,14 +186,8 @@ pub fn multiple_choice_forward(
     drop: DropoutCfg,
 ) -> Result<f32> {
     classifier_forward(g, a, params, scorer, hidden, None, b * num_choices, t, c, drop)?;
-    match labels {
-        // scores (B·K, 1) read as (B, K)
-        Some(y) => {
-            upload_targets(g, a, y)?;
-            mean_loss(g, a, b, num_choices)
-        }
-        None => Ok(0.0),
-    }
+    // scores (B·K, 1) read as (B, K)
+    mean_loss(g, a, labels, b, num_choices)
 }
 
 /// Multiple choice backward of the mean loss (the twin of `multiple_choice_backward`).
@@ -217,10 +205,8 @@ pub fn multiple_choice_backward(
     drop: DropoutCfg,
     scale: f32,
 ) -> Result<()> {
-    let count = a.targets_host.iter().filter(|&&y| y != IGNORE_INDEX).count().max(1);
     // loss = mean CE(scores (B, K), labels)
-    let scores = dev(&a.logits)?;
-    crossentropy_backward(g, scores, scores, dev(&a.targets)?, scale / count as f32, b, num_choices)?;
+    mean_loss_backward(g, a, scale, b, num_choices)?;
     classifier_backward_logits(g, dhidden, grads, a, params, scorer, b * num_choices, t, c, drop)
 }
 
@@ -244,13 +230,7 @@ pub fn tagging_forward(
     let (w, bias) = (params.slice(head.w.clone()), params.slice(head.b.clone()));
     matmul_forward(g, logits.dev(), xb.dev(), w, Some(bias), n, c, k)?;
     (a.x, a.logits) = (Some(xb), Some(logits));
-    match labels {
-        Some(y) => {
-            upload_targets(g, a, y)?;
-            mean_loss(g, a, n, k)
-        }
-        None => Ok(0.0),
-    }
+    mean_loss(g, a, labels, n, k)
 }
 
 /// Tagging backward of the mean loss over labelled tokens (the twin of `tagging_backward`).
@@ -267,9 +247,8 @@ pub fn tagging_backward(
     scale: f32,
 ) -> Result<()> {
     let k = head.num_labels;
-    let count = a.targets_host.iter().filter(|&&y| y != IGNORE_INDEX).count().max(1);
-    let logits = dev(&a.logits)?;
-    crossentropy_backward(g, logits, logits, dev(&a.targets)?, scale / count as f32, n, k)?;
+    // loss = mean CE(logits, labels) over labelled tokens
+    let logits = mean_loss_backward(g, a, scale, n, k)?;
     // logits = x · W^T + b
     let (dw, db) = (grads.slice(head.w.clone()), grads.slice(head.b.clone()));
     matmul_backward(g, dhidden, dw, Some(db), logits, dev(&a.x)?, params.slice(head.w.clone()), n, c, k)?;
@@ -396,14 +375,12 @@ pub fn mlm_step(
     let logits = g.alloc(m * v, x, "MLM logits (masked rows × vocabulary)")?;
     matmul_forward(g, logits.dev(), h3.dev(), w(&head.wte), Some(w(&head.bias)), m, c, v)?;
     a.logits = Some(logits);
-    upload_targets(g, &mut a, &targets)?;
-    let loss = mean_loss(g, &a, m, v)?;
+    let loss = mean_loss(g, &mut a, Some(&targets), m, v)?;
     let Some(dhidden) = dhidden else { return Ok(loss) };
 
     let gr = |r: &Range<usize>| grads.slice(r.clone());
     // loss = mean CE(logits, targets): dlogits overwrite the logits
-    let dlogits = dev(&a.logits)?;
-    crossentropy_backward(g, dlogits, dlogits, dev(&a.targets)?, scale / m as f32, m, v)?;
+    let dlogits = mean_loss_backward(g, &a, scale, m, v)?;
     // logits = h3 · wte^T + bias (the decoder is tied to the word embeddings)
     let dh3 = g.alloc(m * c, x, "MLM dh3")?;
     matmul_backward(g, dh3.dev(), gr(&head.wte), Some(gr(&head.bias)), dlogits, h3.dev(), w(&head.wte), m, c, v)?;

@@ -19,8 +19,7 @@ use crate::{Error, Result};
 use std::sync::Arc;
 
 /// Arithmetic precision of a GPU run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Precision {
     /// Everything in f32 (the reference).
     Fp32,
@@ -40,16 +39,13 @@ impl Precision {
         }
     }
 
-    /// The default on `gpu`: bf16 where the GPU has it (compute capability 8.0 and newer, which
-    /// is every GPU xlt runs on), else fp32.
-    pub fn default_for(gpu: &Gpu) -> Self {
-        if gpu.cc.0 >= 8 {
-            Precision::Bf16
-        } else {
-            Precision::Fp32
-        }
-    }
+    /// The default on a GPU: bf16, which every GPU xlt opens has ([`Gpu::open`] requires
+    /// compute capability 8.0 or newer).
+    pub const GPU_DEFAULT: Precision = Precision::Bf16;
 }
+
+/// A GPU and the precision to run on it: what `--device` and `--precision` pick.
+pub type OnGpu = (Arc<Gpu>, Precision);
 
 /// Dynamic loss scaling for fp16 (PyTorch `GradScaler` semantics).
 #[derive(Clone, Copy, Debug)]
@@ -360,20 +356,16 @@ impl CudaModel {
     }
 
     /// Outputs of the last forward of `head`, as [`MultiTaskModel::logits`]: classification
-    /// logits (B, K), multiple-choice scores (B, K), tagging logits (B·T, K); for span QA the
-    /// start logits (B, T) followed by the end logits (B, T). Read after a `forward`, before a
-    /// backward overwrites them with their gradient.
+    /// logits (B, K), multiple-choice scores (B, K), tagging logits (B·T, K); span QA has
+    /// [`Self::span_logits`] instead. Read after a `forward`, before a backward overwrites them
+    /// with their gradient.
     pub fn logits(&self, head: usize) -> Result<Vec<f32>> {
         let a = self.head_acts.get(head).ok_or_else(|| Error::Invalid(format!("no head {head}")))?;
-        let mut out = Vec::new();
-        if let (Head::Span(_), Some(s)) = (&self.host.heads[head], &a.pre) {
-            out = self.gpu.read_f32(s.dev())?;
+        match (&self.host.heads[head], &a.logits) {
+            (Head::Span(_) | Head::Mlm(_), _) => Err(Error::Invalid("span QA and MLM heads have no logits".into())),
+            (_, Some(l)) => self.gpu.read_f32(l.dev()),
+            (_, None) => Err(Error::Invalid("no forward has run for this head".into())),
         }
-        match &a.logits {
-            Some(l) => out.extend(self.gpu.read_f32(l.dev())?),
-            None => return Err(Error::Invalid("no forward has run for this head".into())),
-        }
-        Ok(out)
     }
 
     /// Start and end logits (B, T) each of the last span-QA forward of `head`.

@@ -8,9 +8,8 @@
 
 use super::data::{self, DemoSplits};
 use crate::cpu::multitask::{assign_prefixes, HeadSpec, MultiTaskModel};
-use crate::cuda::model::CudaModel;
 use crate::error::{Error, Result};
-use crate::eval::{evaluate, EvalModel, EvalOptions};
+use crate::eval::{eval_model, evaluate, EvalOptions};
 use crate::model::{init::init_params, weights, EncoderParams, ParamLayout};
 use crate::report::{LangScore, ModelResults, TaskResult};
 use crate::tasks::{lookup, Examples, Kind, Metric, Suite, TaskSpec, TrainSource};
@@ -80,7 +79,7 @@ pub struct DemoConfig {
     /// Show the progress bar.
     pub progress: bool,
     /// The GPU the training steps run on, and its precision (`None`: the CPU).
-    pub gpu: Option<(std::sync::Arc<crate::cuda::Gpu>, crate::cuda::model::Precision)>,
+    pub gpu: Option<crate::cuda::model::OnGpu>,
 }
 
 impl Default for DemoConfig {
@@ -202,7 +201,7 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
     if cfg.resume && run_dir.join("done").is_file() {
         eprintln!("{} is complete; evaluating its model", run_dir.display());
     }
-    let mut model = if cfg.resume && run_dir.join("done").is_file() {
+    let model = if cfg.resume && run_dir.join("done").is_file() {
         MultiTaskModel::from_dir(&run_dir.join("model"))?
     } else {
         let mut trainer = Trainer::new(model, &tok, tasks, train, features.clone(), &run_dir, cfg.resume)?;
@@ -215,21 +214,14 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
         trainer.run("demo", None)?;
         trainer.model
     };
-    let mut gpu_model = match &cfg.gpu {
-        Some((gpu, precision)) => Some(CudaModel::inference(gpu.clone(), &model, *precision)?),
-        None => None,
-    };
-    let eval_model: &mut dyn EvalModel = match &mut gpu_model {
-        Some(g) => g,
-        None => &mut model,
-    };
+    let mut eval_model = eval_model(model, cfg.gpu.as_ref())?;
     let opts = EvalOptions::new(64, data::MAX_SEQ_LEN);
     let mut results = ModelResults { model: "demo".into(), tasks: Vec::new() };
     for (i, spec) in DEMO_TASKS.iter().enumerate() {
         let labels: Vec<String> = spec.labels.iter().map(|s| s.to_string()).collect();
         let mut languages = BTreeMap::new();
         for (lang, ex) in &evals[i] {
-            let r = evaluate(&mut *eval_model, i, &tok, spec, &labels, ex, Some(lang), &opts)?;
+            let r = evaluate(eval_model.as_mut(), i, &tok, spec, &labels, ex, Some(lang), &opts)?;
             let primary = r.primary.ok_or_else(|| Error::Invalid(format!("demo {} test has no labels", spec.name)))?;
             languages.insert(lang.clone(), LangScore { primary, secondary: r.metrics.get("em").copied() });
         }

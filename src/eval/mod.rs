@@ -19,7 +19,7 @@ use crate::config::ModelConfig;
 use crate::cpu::encoder::DropoutCfg;
 use crate::cpu::multitask::{HeadSpec, MultiTaskModel, TaskBatch};
 use crate::cpu::SequenceClassifier;
-use crate::cuda::model::CudaModel;
+use crate::cuda::model::{CudaModel, OnGpu};
 use crate::error::{Error, Result};
 use crate::features::classification::{collate, featurize_pairs};
 use crate::fsutil::atomic_write;
@@ -155,6 +155,15 @@ pub trait EvalModel {
     fn logits(&self, head: usize) -> Result<Cow<'_, [f32]>>;
     /// Start and end logits (B, T) each of the last span-QA forward of `head`.
     fn span_logits(&self, head: usize) -> Result<SpanLogits<'_>>;
+}
+
+/// `host` as evaluation runs it: uploaded for inference when `gpu` is given (the host copy is
+/// then dropped), else `host` itself.
+pub fn eval_model(host: MultiTaskModel, gpu: Option<&OnGpu>) -> Result<Box<dyn EvalModel>> {
+    Ok(match gpu {
+        Some((g, p)) => Box::new(CudaModel::inference(g.clone(), &host, *p)?),
+        None => Box::new(host),
+    })
 }
 
 impl EvalModel for MultiTaskModel {

@@ -15,9 +15,8 @@
 pub mod retrieval;
 
 use crate::cpu::multitask::MultiTaskModel;
-use crate::cuda::model::CudaModel;
 use crate::error::{Error, Result};
-use crate::eval::{evaluate, write_predictions, EvalModel, EvalOptions, EvalResult};
+use crate::eval::{eval_model, evaluate, write_predictions, EvalOptions, EvalResult};
 use crate::fsutil::atomic_write;
 use crate::report::{LangScore, ModelResults, TaskResult};
 use crate::tasks::{expected_files, expected_splits, lookup, read_split, Kind, Layout, Metric, Split, TaskSpec};
@@ -57,7 +56,7 @@ pub struct XtremeConfig {
     /// Show progress bars.
     pub progress: bool,
     /// The GPU the fine-tuning steps run on, and its precision (`None`: the CPU).
-    pub gpu: Option<(std::sync::Arc<crate::cuda::Gpu>, crate::cuda::model::Precision)>,
+    pub gpu: Option<crate::cuda::model::OnGpu>,
 }
 
 fn metric_name(m: Metric) -> &'static str {
@@ -132,23 +131,15 @@ fn trainable(cfg: &XtremeConfig, task: &'static TaskSpec, layout: &Layout) -> Re
         eprintln!("{}: fine-tuning {} steps into {}", task.name, trainer.total_steps(), run_dir.display());
         trainer.run(name, None)?;
     }
-    let mut host = MultiTaskModel::from_dir(&run_dir.join("model"))?;
     // Zero-shot scoring on the GPU when there is one.
-    let mut gpu_model = match &cfg.gpu {
-        Some((gpu, precision)) => Some(CudaModel::inference(gpu.clone(), &host, *precision)?),
-        None => None,
-    };
-    let model: &mut dyn EvalModel = match &mut gpu_model {
-        Some(g) => g,
-        None => &mut host,
-    };
+    let mut model = eval_model(MultiTaskModel::from_dir(&run_dir.join("model"))?, cfg.gpu.as_ref())?;
     let labels = label_names(task);
     let opts = EvalOptions::new(cfg.train.eval_batch_size, spec.max_seq_length);
     let mut languages = BTreeMap::new();
     let mut splits = Vec::new();
     let tests = readable(task, layout, Split::Test)?;
     for (lang, ex) in &tests {
-        let r = evaluate(&mut *model, 0, &tok, task, &labels, ex, Some(lang), &opts)?;
+        let r = evaluate(model.as_mut(), 0, &tok, task, &labels, ex, Some(lang), &opts)?;
         let ext = if qa { "json" } else { "tsv" };
         let path = cfg.out.join("predictions").join(task.name).join(format!("test-{lang}.{ext}"));
         write_predictions(&path, &r.predictions)?;
@@ -161,7 +152,7 @@ fn trainable(cfg: &XtremeConfig, task: &'static TaskSpec, layout: &Layout) -> Re
         if languages.contains_key(&lang) {
             continue;
         }
-        let r = evaluate(&mut *model, 0, &tok, task, &labels, &ex, Some(&lang), &opts)?;
+        let r = evaluate(model.as_mut(), 0, &tok, task, &labels, &ex, Some(&lang), &opts)?;
         if let Some(s) = lang_score(&r) {
             languages.insert(lang, s);
             splits.push("dev");

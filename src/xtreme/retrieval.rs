@@ -43,7 +43,7 @@ pub struct RetrievalOptions {
     /// longer sentences are truncated and counted in [`LanguageScore::extra`].
     pub max_seq_len: usize,
     /// The GPU the encoder runs on, and its precision (`None`: the CPU).
-    pub gpu: Option<(std::sync::Arc<crate::cuda::Gpu>, crate::cuda::model::Precision)>,
+    pub gpu: Option<crate::cuda::model::OnGpu>,
 }
 
 impl Default for RetrievalOptions {
