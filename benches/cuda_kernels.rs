@@ -132,6 +132,31 @@ fn benches(c: &mut Criterion) {
         })
     });
 
+    // fused (flash) attention on the same shapes; its backward also recomputes Q·K^T and dO·V^T
+    // once more (dK/dV and dQ are separate kernels), but the FLOPs reported are the same
+    // model FLOPs as the unfused path's
+    let lse = g.alloc(B * NH * T, Dtype::F32, "lse").expect("lse");
+    let dsum = g.alloc(B * NH * T, Dtype::F32, "dsum").expect("dsum");
+    grp.throughput(Throughput::Elements(flops));
+    grp.bench_function("flash_attention_forward_flop", |bn| {
+        bn.iter_custom(|it| {
+            timed(g, it, || {
+                flash_attention_forward(g, y.dev(), lse.dev(), qkv.dev(), mask.dev(), B, T, C, NH, 0.1, 3)
+                    .expect("flash attention")
+            })
+        })
+    });
+    grp.throughput(Throughput::Elements(2 * flops));
+    grp.bench_function("flash_attention_backward_flop", |bn| {
+        bn.iter_custom(|it| {
+            timed(g, it, || {
+                let (o, l, m) = (y.dev(), lse.dev(), mask.dev());
+                flash_attention_backward(g, dqkv.dev(), dsum.dev(), dy.dev(), o, qkv.dev(), l, m, B, T, C, NH, 0.1, 3)
+                    .expect("flash attention backward")
+            })
+        })
+    });
+
     // MLM cross-entropy: 15% of the tokens over a 250002-token vocabulary, forward + backward
     // in place (read the logits twice, write them once)
     let (m, v) = (N * 15 / 100, 250_002usize);

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use xlt::bench::{run_cpu, BenchSpec};
 use xlt::config::ModelConfig;
 use xlt::cuda::model::{OnGpu, Precision};
+use xlt::cuda::ops::AttnPath;
 use xlt::cuda::{Gpu, Probe};
 use xlt::embed::{read_lines, Embedder, Pool};
 use xlt::train::setup::{load_tokenizer, prepare, LoadMode, RunSpec};
@@ -228,6 +229,8 @@ fn bench(a: BenchArgs) -> Result<()> {
     if let Backend::Cuda(gpu, precision) = backend {
         let name = gpu.name.clone();
         let (r, mem) = xlt::bench::run_cuda(&spec, gpu, precision)?;
+        let attention =
+            format!("{:?}", AttnPath::choose(precision.dtype(), cfg.hidden_size, cfg.num_heads)?).to_lowercase();
         if a.json {
             let v = serde_json::json!({
                 "impl": "xlt", "device": "cuda", "gpu": name, "precision": format!("{precision:?}").to_lowercase(),
@@ -235,12 +238,12 @@ fn bench(a: BenchArgs) -> Result<()> {
                 "ffn": cfg.intermediate_size, "vocab": cfg.vocab_size,
                 "batch": a.batch, "seq": a.seq, "steps": a.steps,
                 "ms_per_step": r.ms_per_step, "ms_min": r.ms_min, "tokens_per_s": r.tokens_per_s,
-                "loss": r.last_loss, "device_mem_bytes": mem,
+                "loss": r.last_loss, "device_mem_bytes": mem, "attention": attention,
             });
             println!("{v}");
         } else {
             println!(
-                "cuda {name} {precision:?}: C={} L={} NH={} FFN={} V={} B={} T={}: {:.2} ms/step (median of {}), {:.0} tokens/s, loss {:.4}, {:.2} GiB in use",
+                "cuda {name} {precision:?}, {attention} attention: C={} L={} NH={} FFN={} V={} B={} T={}: {:.2} ms/step (median of {}), {:.0} tokens/s, loss {:.4}, {:.2} GiB in use",
                 cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.intermediate_size, cfg.vocab_size, a.batch, a.seq, r.ms_per_step, a.steps, r.tokens_per_s, r.last_loss, mem as f64 / (1u64 << 30) as f64
             );
         }

@@ -117,6 +117,122 @@ fn attention_matches_cpu_t511() {
     check_attention(&g, Dtype::Bf16, (2, 511, 768, 12), 0.0);
 }
 
+/// Fused (flash) attention against the CPU for one shape: out, the log-sum-exps (finite for rows
+/// with a real key, +inf for fully masked ones) and dqkv from the CPU's probabilities; then
+/// against the unfused GPU path. Outputs start as garbage: everything must be overwritten.
+fn check_flash(g: &Gpu, d: Dtype, (b, t, c, nh): (usize, usize, usize, usize), p: f32) {
+    let what = format!("flash {d:?} B={b} T={t} C={c} NH={nh} p={p}");
+    let qkv = round_to(&rand_vec(b * t * 3 * c, 1.0, 11 + (b * t * c) as u64), d);
+    let dout = round_to(&rand_vec(b * t * c, 1.0, 12 + (b * t * c) as u64), d);
+    let mask = make_mask(b, t);
+    let mut out_c = vec![0.0f32; b * t * c];
+    let mut att_c = vec![0.0f32; b * nh * t * t];
+    cpu::attention_forward(&mut out_c, &mut att_c, &qkv, &mask, b, t, c, nh, p, SEED);
+    let mut dqkv_c = vec![0.0f32; b * t * 3 * c];
+    cpu::attention_backward(&mut dqkv_c, &dout, &qkv, &att_c, b, t, c, nh, p, SEED);
+
+    let (qkv_g, mask_g, dout_g) = (up(g, &qkv, d), up(g, &mask, Dtype::F32), up(g, &dout, d));
+    let out_g = up(g, &rand_vec(b * t * c, 9.0, 3), d);
+    let lse_g = up(g, &rand_vec(b * nh * t, 9.0, 4), Dtype::F32);
+    ops::flash_attention_forward(g, out_g.dev(), lse_g.dev(), qkv_g.dev(), mask_g.dev(), b, t, c, nh, p, SEED).unwrap();
+    let out_f = read(g, &out_g);
+    assert_close(&format!("{what}: out"), &out_f, &out_c, tolerance(d));
+    for (i, l) in read(g, &lse_g).iter().enumerate() {
+        let masked = (i / (nh * t)) % 3 == 2;
+        assert!(if masked { *l == f32::INFINITY } else { l.is_finite() }, "{what}: lse[{i}] = {l}");
+    }
+    let dsum_g = g.alloc(b * nh * t, Dtype::F32, "dsum").unwrap();
+    let dqkv_g = up(g, &rand_vec(b * t * 3 * c, 9.0, 5), d);
+    ops::flash_attention_backward(
+        g,
+        dqkv_g.dev(),
+        dsum_g.dev(),
+        dout_g.dev(),
+        out_g.dev(),
+        qkv_g.dev(),
+        lse_g.dev(),
+        mask_g.dev(),
+        b,
+        t,
+        c,
+        nh,
+        p,
+        SEED,
+    )
+    .unwrap();
+    let dqkv_f = read(g, &dqkv_g);
+    assert_close(&format!("{what}: dqkv"), &dqkv_f, &dqkv_c, backward_tol(d));
+
+    // the unfused GPU path on the same inputs agrees within the same bounds
+    let s = AttnScratch::new(g, d, b, t, c, nh).unwrap();
+    let att_g = g.alloc(b * nh * t * t, d, "att").unwrap();
+    ops::attention_forward(g, out_g.dev(), att_g.dev(), qkv_g.dev(), mask_g.dev(), &s, b, t, c, nh, p, SEED).unwrap();
+    assert_close(&format!("{what}: out vs unfused"), &out_f, &read(g, &out_g), tolerance(d));
+    ops::attention_backward(g, dqkv_g.dev(), dout_g.dev(), qkv_g.dev(), att_g.dev(), &s, b, t, c, nh, p, SEED).unwrap();
+    assert_close(&format!("{what}: dqkv vs unfused"), &dqkv_f, &read(g, &dqkv_g), 2.0 * backward_tol(d));
+}
+
+#[test]
+fn flash_attention_matches_cpu() {
+    let Some(g) = gpu_or_skip("flash_attention_matches_cpu") else { return };
+    let _s = serial();
+    for d in [Dtype::Bf16, Dtype::F16] {
+        // every head size; T below, at and across the 64-row tiles; B = 3 includes a fully
+        // masked sequence
+        for shape in [(3, 7, 32, 2), (3, 64, 96, 3), (3, 130, 128, 2), (2, 100, 256, 2), (1, 1, 64, 1)] {
+            for p in [0.0, 0.1] {
+                check_flash(&g, d, shape, p);
+            }
+        }
+    }
+    // XLM-R Base heads at T = 511, and XLM-R Large's head count at T = 512
+    check_flash(&g, Dtype::Bf16, (2, 511, 768, 12), 0.1);
+    check_flash(&g, Dtype::Bf16, (1, 512, 1024, 16), 0.0);
+}
+
+#[test]
+fn flash_attention_is_deterministic() {
+    let Some(g) = gpu_or_skip("flash_attention_is_deterministic") else { return };
+    let _s = serial();
+    let (d, b, t, c, nh, p) = (Dtype::Bf16, 3, 511, 768, 12, 0.1);
+    let qkv = up(&g, &rand_vec(b * t * 3 * c, 1.0, 31), d);
+    let dout = up(&g, &rand_vec(b * t * c, 1.0, 32), d);
+    let mask = up(&g, &make_mask(b, t), Dtype::F32);
+    let (out, lse, dsum) = (
+        g.alloc(b * t * c, d, "out").unwrap(),
+        g.alloc(b * nh * t, Dtype::F32, "lse").unwrap(),
+        g.alloc(b * nh * t, Dtype::F32, "dsum").unwrap(),
+    );
+    let runs: Vec<(Vec<f32>, Vec<f32>)> = (0..2)
+        .map(|_| {
+            ops::flash_attention_forward(&g, out.dev(), lse.dev(), qkv.dev(), mask.dev(), b, t, c, nh, p, SEED)
+                .unwrap();
+            let dqkv = g.alloc(b * t * 3 * c, d, "dqkv").unwrap();
+            let (o, l, m) = (out.dev(), lse.dev(), mask.dev());
+            ops::flash_attention_backward(
+                &g,
+                dqkv.dev(),
+                dsum.dev(),
+                dout.dev(),
+                o,
+                qkv.dev(),
+                l,
+                m,
+                b,
+                t,
+                c,
+                nh,
+                p,
+                SEED,
+            )
+            .unwrap();
+            (read(&g, &out), read(&g, &dqkv))
+        })
+        .collect();
+    assert_eq!(bits(&runs[0].0), bits(&runs[1].0), "flash forward reruns differ");
+    assert_eq!(bits(&runs[0].1), bits(&runs[1].1), "flash backward reruns differ");
+}
+
 #[test]
 fn attention_backward_is_deterministic() {
     let Some(g) = gpu_or_skip("attention_backward_is_deterministic") else { return };

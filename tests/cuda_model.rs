@@ -118,6 +118,34 @@ fn bounds(p: Precision) -> (f32, f32) {
     }
 }
 
+/// One forward + backward of head `h` on the GPU and the CPU from the same weights: the losses
+/// and every gradient must agree within `bounds(p)`. Returns the GPU model for further checks.
+fn step_matches_cpu(
+    gpu: &std::sync::Arc<Gpu>,
+    cpu: &mut MultiTaskModel,
+    p: Precision,
+    h: usize,
+    drop: DropoutCfg,
+    what: &str,
+) -> CudaModel {
+    let (loss_rel, grad_rel) = bounds(p);
+    let mut gm = CudaModel::new(gpu.clone(), cpu, p, None).expect("upload");
+    // A scale that keeps this tiny model's scaled gradients inside fp16's range (the default
+    // 65536 overflows on a first step, which the scaler then backs off from).
+    gm.scaler.scale = 256.0;
+    let tb = task_batch(cpu.specs[h].kind, h as u64);
+    let want = cpu.forward_backward(h, &tb, drop).expect("cpu");
+    let got = gm.forward_backward(h, &tb, drop).expect("gpu");
+    assert!((got - want).abs() <= loss_rel * want.abs().max(1e-3), "{what}: loss {got} vs CPU {want}");
+    let mut grads = gm.download_grads().expect("grads");
+    if p == Precision::Fp16 {
+        let s = gm.scaler.scale;
+        grads.iter_mut().for_each(|g| *g /= s);
+    }
+    check_grads(cpu, &grads, &cpu.grads, grad_rel, what);
+    gm
+}
+
 #[test]
 fn every_head_matches_the_cpu_in_every_precision() {
     let Some(gpu) = gpu_or_skip("every_head_matches_the_cpu_in_every_precision") else { return };
@@ -125,22 +153,10 @@ fn every_head_matches_the_cpu_in_every_precision() {
         let (loss_rel, grad_rel) = bounds(p);
         for (h, spec) in specs().iter().enumerate() {
             let mut cpu = model(3);
-            let mut gm = CudaModel::new(gpu.clone(), &cpu, p, None).expect("upload");
-            // A scale that keeps this tiny model's scaled gradients inside fp16's range (the
-            // default 65536 overflows on a first step, which the scaler then backs off from).
-            gm.scaler.scale = 256.0;
-            let tb = task_batch(spec.kind, h as u64);
             let drop = DropoutCfg::train(&cpu.cfg, 42 + h as u64);
-            let want = cpu.forward_backward(h, &tb, drop).expect("cpu");
-            let got = gm.forward_backward(h, &tb, drop).expect("gpu");
             let what = format!("{p:?} head {}", spec.name);
-            assert!((got - want).abs() <= loss_rel * want.abs().max(1e-3), "{what}: loss {got} vs CPU {want}");
-            let mut grads = gm.download_grads().expect("grads");
-            if p == Precision::Fp16 {
-                let s = gm.scaler.scale;
-                grads.iter_mut().for_each(|g| *g /= s);
-            }
-            check_grads(&cpu, &grads, &cpu.grads, grad_rel, &what);
+            let mut gm = step_matches_cpu(&gpu, &mut cpu, p, h, drop, &what);
+            let tb = task_batch(spec.kind, h as u64);
             // The forward alone returns the same loss and the same outputs.
             cpu.zero_grad();
             let cpu_fwd = cpu.forward(h, &tb, drop).expect("cpu forward");
@@ -342,6 +358,25 @@ fn gpu_embeddings_match_the_cpu() {
             let got = g.embed(&sentences, layer, pool, 3, 64).expect("gpu");
             assert_eq!((got.n, got.dim), (want.n, want.dim));
             xlt::cuda::testing::assert_close(&format!("{p:?} layer {layer} {pool:?}"), &got.data, &want.data, rel);
+        }
+    }
+}
+
+#[test]
+fn fused_attention_model_matches_the_cpu() {
+    let Some(gpu) = gpu_or_skip("fused_attention_model_matches_the_cpu") else { return };
+    // HS = 16: bf16/f16 runs take the fused (flash) attention path; every head's loss and
+    // gradients against the CPU, with attention dropout on.
+    let mut cfg = ModelConfig::xlmr_shape(32, 2, 2, 72, 301, 40);
+    cfg.hidden_dropout = 0.1;
+    cfg.attention_dropout = 0.1;
+    for p in [Precision::Bf16, Precision::Fp16] {
+        for (h, spec) in specs().iter().enumerate() {
+            let mut cpu = MultiTaskModel::new_random(&cfg, specs(), 5).expect("model");
+            let drop = DropoutCfg::train(&cpu.cfg, 7 + h as u64);
+            let what = format!("fused attention {p:?} head {}", spec.name);
+            let gm = step_matches_cpu(&gpu, &mut cpu, p, h, drop, &what);
+            assert_eq!(gm.attention_path(), Some(xlt::cuda::ops::AttnPath::Flash), "HS 16 in {p:?} runs fused");
         }
     }
 }

@@ -205,3 +205,46 @@ fn every_launch_passes_the_kernels_parameters() {
     }
     assert!(compared > 60, "only {compared} launches were compared with their kernels");
 }
+
+/// The kind of a plan argument, as `ptx_params` reads kernel parameters.
+fn karg_kind(a: &xlt::cuda::KArg) -> ArgKind {
+    match a {
+        xlt::cuda::KArg::Ptr(_) | xlt::cuda::KArg::U64(_) => ArgKind::Wide,
+        xlt::cuda::KArg::F32(_) => ArgKind::Float,
+        xlt::cuda::KArg::I32(_) => ArgKind::Int,
+    }
+}
+
+#[test]
+fn every_flash_plan_matches_its_kernel() {
+    if !nvrtc_or_skip("every_flash_plan_matches_its_kernel") {
+        return;
+    }
+    use xlt::cuda::ops::{flash_backward_plans, flash_forward_plan, FLASH_HEAD_SIZES};
+    use xlt::cuda::{Dev, Dtype};
+    let compiled = xlt::cuda::device::compile_with_nvrtc("compute_80").expect("compile");
+    let mut params = std::collections::BTreeMap::new();
+    for (_, ptx) in &compiled {
+        params.extend(ptx_params(&ptx.to_src()));
+    }
+    let (b, t) = (2, 70);
+    let mut compared = 0;
+    for dt in [Dtype::Bf16, Dtype::F16] {
+        for hs in FLASH_HEAD_SIZES {
+            let (nh, c) = (2, 2 * hs);
+            let v = |len: usize, dtype: Dtype| Dev { ptr: 0, len, dtype };
+            let (qkv, out, lse, mask) =
+                (v(b * t * 3 * c, dt), v(b * t * c, dt), v(b * 2 * t, Dtype::F32), v(b * t, Dtype::F32));
+            let fwd = flash_forward_plan(out, lse, qkv, mask, b, t, c, nh, 0.1, 7).expect("forward plan");
+            let bwd = flash_backward_plans(qkv, lse, out, out, qkv, lse, mask, b, t, c, nh, 0.1, 7).expect("backward");
+            for plan in std::iter::once(&fwd).chain(bwd.iter()) {
+                let want = params.get(&plan.name).unwrap_or_else(|| panic!("no kernel named {}", plan.name));
+                let got: Vec<ArgKind> = plan.args.iter().map(karg_kind).collect();
+                assert_eq!(&got, want, "{}: the plan passes {got:?}, the kernel takes {want:?}", plan.name);
+                assert!(plan.block.0 * plan.block.1 * plan.block.2 <= 1024, "{}: block too large", plan.name);
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 2 * FLASH_HEAD_SIZES.len() * 4);
+}

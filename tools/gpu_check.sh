@@ -78,6 +78,10 @@ if [ -z "${XLT_SKIP_BENCH:-}" ]; then
             x=$(.device/xlt bench --device cuda --precision bf16 --preset $preset --batch $b --seq $s \
                 --steps 20 --warmup 5 --json 2>>"$out/gpu_check.log" | tail -n1)
             echo "$x" >> "$out/bench.jsonl"
+            # the same step on the unfused attention path (permute + cuBLAS + row softmax)
+            u=$(XLT_ATTENTION=unfused .device/xlt bench --device cuda --precision bf16 --preset $preset --batch $b \
+                --seq $s --steps 20 --warmup 5 --json 2>>"$out/gpu_check.log" | tail -n1)
+            echo "$u" >> "$out/bench.jsonl"
             p=$(python3 tools/bench_torch_gpu.py --preset $preset --batch $b --seq $s --steps 20 --warmup 10 \
                 2>>"$out/gpu_check.log" | tail -n1)
             echo "$p" >> "$out/bench.jsonl"
@@ -87,7 +91,7 @@ if [ -z "${XLT_SKIP_BENCH:-}" ]; then
                     --compile 2>>"$out/gpu_check.log" | tail -n1)
                 echo "$c" >> "$out/bench.jsonl"
             fi
-            bench_rows+=("$(python3 - "$x" "$p" "$c" "$preset" "$b" "$s" <<'PY'
+            bench_rows+=("$(python3 - "$x" "$p" "$c" "$preset" "$b" "$s" "$u" <<'PY'
 import json, sys
 def tps(s):
     try:
@@ -96,10 +100,12 @@ def tps(s):
         return None
 x, p, c = (tps(a) for a in sys.argv[1:4])
 preset, b, s = sys.argv[4:7]
+u = tps(sys.argv[7])
 f = lambda v: f"{v:>10.0f}" if v else "       n/a"
 ratio = f"{x / p:5.2f}x" if x and p else "  n/a"
 rc = f"{x / c:5.2f}x" if x and c else "  n/a"
-print(f"{preset:<11} B={b:<3} T={s:<4} xlt {f(x)} tok/s  torch {f(p)}  ({ratio})  compile {f(c)}  ({rc})")
+print(f"{preset:<11} B={b:<3} T={s:<4} xlt {f(x)} tok/s (unfused attention {f(u)})  torch {f(p)}  ({ratio})  "
+      f"compile {f(c)}  ({rc})")
 PY
 )")
         done

@@ -9,7 +9,7 @@
 
 use crate::{Error, Result};
 use cudarc::cublas::CudaBlas;
-use cudarc::driver::{result as dr, sys, CudaContext, CudaFunction, CudaModule, CudaStream, LaunchArgs};
+use cudarc::driver::{result as dr, sys, CudaContext, CudaFunction, CudaModule, CudaStream, LaunchArgs, PushKernelArg};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -345,6 +345,26 @@ impl Gpu {
         Ok(s.as_ref().map(|b| b.dev()).expect("set just above"))
     }
 
+    /// Runs a [`Launch`] plan on this GPU's stream.
+    ///
+    /// # Safety
+    /// As [`launch`]: the plan's arguments must match the kernel's parameters and every pointer
+    /// must be a live device view large enough for the launch (plan builders check their views).
+    pub unsafe fn launch_plan(&self, p: &Launch) -> Result<()> {
+        let f = self.func(&p.name)?;
+        let mut l = self.builder(&f);
+        for a in &p.args {
+            match a {
+                KArg::Ptr(v) | KArg::U64(v) => l.arg(v),
+                KArg::I32(v) => l.arg(v),
+                KArg::F32(v) => l.arg(v),
+            };
+        }
+        let cfg = cudarc::driver::LaunchConfig { grid_dim: p.grid, block_dim: p.block, shared_mem_bytes: p.shared };
+        // SAFETY: the caller guarantees the plan matches the kernel (see above).
+        unsafe { launch(&mut l, cfg, &p.name) }
+    }
+
     /// A launch builder for `f` on this GPU's stream.
     pub fn builder<'a>(&'a self, f: &'a CudaFunction) -> LaunchArgs<'a> {
         self.stream.launch_builder(f)
@@ -535,11 +555,10 @@ pub fn compile_with_nvrtc(arch: &'static str) -> Result<Vec<(String, cudarc::nvr
                 .into(),
         ));
     }
-    let common = KERNEL_SOURCES.iter().find(|(n, _)| *n == "common.cuh").map(|(_, s)| *s).unwrap_or_default();
     let mut out = Vec::new();
     for (name, src) in KERNEL_SOURCES.iter().filter(|(n, _)| n.ends_with(".cu")) {
-        // NVRTC has no file system: splice the shared header in place of its include.
-        let full = src.replace("#include \"common.cuh\"", common);
+        // NVRTC has no file system: splice the kernels' own headers in place of their includes.
+        let full = splice_headers(src, &mut Vec::new());
         let opts = cudarc::nvrtc::CompileOptions {
             arch: Some(arch),
             options: vec!["-std=c++17".into()],
@@ -552,6 +571,29 @@ pub fn compile_with_nvrtc(arch: &'static str) -> Result<Vec<(String, cudarc::nvr
         out.push((name.to_string(), ptx));
     }
     Ok(out)
+}
+
+/// `src` with every `#include "<name>.cuh"` of an embedded header replaced by that header's text,
+/// recursively, each header once (`seen` holds those already spliced).
+fn splice_headers(src: &str, seen: &mut Vec<&'static str>) -> String {
+    let mut out = String::with_capacity(src.len());
+    for line in src.lines() {
+        let header = line
+            .trim()
+            .strip_prefix("#include \"")
+            .and_then(|r| r.strip_suffix('"'))
+            .and_then(|h| KERNEL_SOURCES.iter().find(|(n, _)| *n == h && n.ends_with(".cuh")));
+        match header {
+            Some((h, _)) if seen.contains(h) => {}
+            Some((h, text)) => {
+                seen.push(h);
+                out.push_str(&splice_headers(text, seen));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Folders holding the CUDA headers for NVRTC: `XLT_CUDA_INCLUDE`, `$CUDA_HOME/include`,
@@ -586,6 +628,56 @@ fn nvrtc_include_dirs() -> Vec<String> {
         }
     }
     dirs
+}
+
+/// One kernel argument of a [`Launch`], by value, in the kernel's parameter type.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum KArg {
+    /// A device address (`T*`).
+    Ptr(u64),
+    /// `int`
+    I32(i32),
+    /// `float`
+    F32(f32),
+    /// `unsigned long long` (seeds)
+    U64(u64),
+}
+
+impl KArg {
+    /// Size of the argument in bytes, as the kernel's parameter list declares it.
+    pub fn size(&self) -> usize {
+        match self {
+            KArg::Ptr(_) | KArg::U64(_) => 8,
+            KArg::I32(_) | KArg::F32(_) => 4,
+        }
+    }
+
+    /// The argument's bytes, for launchers that take an array of pointers to values.
+    pub fn as_ptr(&self) -> *const std::ffi::c_void {
+        match self {
+            KArg::Ptr(v) | KArg::U64(v) => v as *const u64 as *const std::ffi::c_void,
+            KArg::I32(v) => v as *const i32 as *const std::ffi::c_void,
+            KArg::F32(v) => v as *const f32 as *const std::ffi::c_void,
+        }
+    }
+}
+
+/// A kernel launch as data: name, grid, block, dynamic shared memory and arguments. Wrappers
+/// that build their launch with a pure function (checked views in, `Launch` out) run it with
+/// [`Gpu::launch_plan`]; the same plan can be checked against the kernel's PTX parameters and run
+/// by the host kernel emulator in the tests, without a GPU.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Launch {
+    /// The kernel's C name (`flash_attention_forward_hs64_bf16`).
+    pub name: String,
+    /// Blocks (x, y, z).
+    pub grid: (u32, u32, u32),
+    /// Threads per block (x, y, z).
+    pub block: (u32, u32, u32),
+    /// Dynamic shared memory in bytes.
+    pub shared: u32,
+    /// Arguments in the kernel's parameter order.
+    pub args: Vec<KArg>,
 }
 
 /// A 1-D launch of `n` threads in blocks of `block`.

@@ -31,7 +31,8 @@ use std::ops::Range;
 pub struct LayerActs {
     /// (B, T, 3C)
     pub qkv: Buf,
-    /// (B, NH, T, T) attention probabilities before dropout.
+    /// What the attention backward needs besides qkv and atty: the (B, NH, T, T) probabilities
+    /// before dropout (unfused path) or the (B, NH, T) f32 log-sum-exps (flash path).
     pub att: Buf,
     /// (B, T, C) attention output before the projection.
     pub atty: Buf,
@@ -58,12 +59,15 @@ pub struct LayerActs {
 }
 
 impl LayerActs {
-    fn new(g: &Gpu, cfg: &ModelConfig, x: Dtype, b: usize, t: usize) -> Result<Self> {
+    fn new(g: &Gpu, cfg: &ModelConfig, x: Dtype, b: usize, t: usize, path: AttnPath) -> Result<Self> {
         let (n, c, ffn, nh) = (b * t, cfg.hidden_size, cfg.intermediate_size, cfg.num_heads);
         let a = |len: usize, d: Dtype, what: &str| g.alloc(len, d, what);
         Ok(LayerActs {
             qkv: a(n * 3 * c, x, "qkv")?,
-            att: a(b * nh * t * t, x, "attention probabilities")?,
+            att: match path {
+                AttnPath::Unfused => a(b * nh * t * t, x, "attention probabilities")?,
+                AttnPath::Flash => a(b * nh * t, Dtype::F32, "attention log-sum-exps")?,
+            },
             atty: a(n * c, x, "attention output")?,
             res1: a(n * c, x, "res1")?,
             ln1: a(n * c, x, "ln1")?,
@@ -110,8 +114,8 @@ pub struct Activations {
     pub layers: Vec<LayerActs>,
     /// (B, T, C) inference only: the running hidden state.
     pub x: Option<Buf>,
-    /// Attention scratch shared by every layer.
-    pub attn: AttnScratch,
+    /// Attention kernels and their scratch, shared by every layer.
+    pub attn: AttnState,
     /// Whether every layer is kept for a backward pass.
     pub train: bool,
 }
@@ -126,6 +130,7 @@ impl Activations {
     fn alloc(g: &Gpu, cfg: &ModelConfig, x: Dtype, b: usize, t: usize, train: bool) -> Result<Self> {
         let (n, c) = (b * t, cfg.hidden_size);
         let nl = if train { cfg.num_layers } else { 1 };
+        let path = AttnPath::choose(x, c, cfg.num_heads)?;
         Ok(Activations {
             b,
             t,
@@ -139,9 +144,14 @@ impl Activations {
             emb_mean: g.alloc(n, Dtype::F32, "embedding LN mean")?,
             emb_rstd: g.alloc(n, Dtype::F32, "embedding LN rstd")?,
             x0: g.alloc(n * c, x, "hidden_states[0]")?,
-            layers: (0..nl).map(|_| LayerActs::new(g, cfg, x, b, t)).collect::<Result<_>>()?,
+            layers: (0..nl).map(|_| LayerActs::new(g, cfg, x, b, t, path)).collect::<Result<_>>()?,
             x: if train { None } else { Some(g.alloc(n * c, x, "hidden state")?) },
-            attn: AttnScratch::new(g, x, b, t, c, cfg.num_heads)?,
+            attn: match path {
+                AttnPath::Unfused => AttnState::Unfused(AttnScratch::new(g, x, b, t, c, cfg.num_heads)?),
+                AttnPath::Flash => {
+                    AttnState::Flash { dsum: g.alloc(b * cfg.num_heads * t, Dtype::F32, "attention dsum")? }
+                }
+            },
             train,
         })
     }
@@ -161,6 +171,27 @@ impl Activations {
             (Some(x), _) => x.dev(),
             (None, Some(la)) => la.out.dev(),
             (None, None) => self.x0.dev(),
+        }
+    }
+}
+
+/// The attention kernels of a batch and their scratch, shared by every layer.
+pub enum AttnState {
+    /// `ops::attention` with its permute / product buffers.
+    Unfused(AttnScratch),
+    /// `ops::flash`; `dsum` (B, NH, T) f32 is the backward's row-dot scratch.
+    Flash {
+        /// (B, NH, T) f32
+        dsum: Buf,
+    },
+}
+
+impl AttnState {
+    /// Which path this is.
+    pub fn path(&self) -> AttnPath {
+        match self {
+            AttnState::Unfused(_) => AttnPath::Unfused,
+            AttnState::Flash { .. } => AttnPath::Flash,
         }
     }
 }
@@ -275,7 +306,7 @@ pub fn encoder_forward(
 fn layer_forward(
     g: &Gpu,
     la: &LayerActs,
-    attn: &AttnScratch,
+    attn: &AttnState,
     x: Dev,
     mask: Dev,
     params: Dev,
@@ -290,20 +321,12 @@ fn layer_forward(
     let n = b * t;
     let w = |r: &Range<usize>| params.slice(r.clone());
     linear(g, layout, la.qkv.dev(), x, w(&lp.qkv_w), Some(w(&lp.qkv_b)), n, c, 3 * c)?;
-    attention_forward(
-        g,
-        la.atty.dev(),
-        la.att.dev(),
-        la.qkv.dev(),
-        mask,
-        attn,
-        b,
-        t,
-        c,
-        nh,
-        drop.attention,
-        drop.site(l, SITE_ATTN),
-    )?;
+    let (p_att, seed) = (drop.attention, drop.site(l, SITE_ATTN));
+    let (atty, att, qkv) = (la.atty.dev(), la.att.dev(), la.qkv.dev());
+    match attn {
+        AttnState::Unfused(s) => attention_forward(g, atty, att, qkv, mask, s, b, t, c, nh, p_att, seed)?,
+        AttnState::Flash { .. } => flash_attention_forward(g, atty, att, qkv, mask, b, t, c, nh, p_att, seed)?,
+    }
     linear(g, layout, la.res1.dev(), la.atty.dev(), w(&lp.attn_proj_w), Some(w(&lp.attn_proj_b)), n, c, c)?;
     dropout_forward(g, la.res1.dev(), drop.hidden, drop.site(l, SITE_ATTN_PROJ), n * c)?;
     residual_forward(g, la.res1.dev(), x, n * c)?;
@@ -418,7 +441,8 @@ pub fn encoder_backward(
     let n = b * t;
     for l in (0..cfg.num_layers).rev() {
         let x = if l == 0 { acts.x0.dev() } else { acts.layers[l - 1].out.dev() };
-        layer_backward(g, grads, s, &acts.layers[l], &acts.attn, x, params, &p.layers[l], cfg, batch, drop, l)?;
+        let la = &acts.layers[l];
+        layer_backward(g, grads, s, la, &acts.attn, x, acts.mask.dev(), params, &p.layers[l], cfg, batch, drop, l)?;
     }
     // x0 = dropout(LN(emb)); emb = wte[ids] + wpe[pos] + wtt[types]
     dropout_backward(g, s.dx.dev(), drop.hidden, drop.site(EMB_LAYER, SITE_EMB), n * c)?;
@@ -462,8 +486,9 @@ fn layer_backward(
     grads: Dev,
     s: &BackwardScratch,
     la: &LayerActs,
-    attn: &AttnScratch,
+    attn: &AttnState,
     x: Dev,
+    mask: Dev,
     params: Dev,
     lp: &LayerParams,
     cfg: &ModelConfig,
@@ -500,21 +525,15 @@ fn layer_backward(
     let (dw, db) = (gr(&lp.attn_proj_w), gr(&lp.attn_proj_b));
     matmul_backward(g, s.datty.dev(), dw, Some(db), dtmp, la.atty.dev(), w(&lp.attn_proj_w), n, c, c)?;
     // atty = attention(qkv, mask)
-    let seed = drop.site(l, SITE_ATTN);
-    attention_backward(
-        g,
-        s.dqkv.dev(),
-        s.datty.dev(),
-        la.qkv.dev(),
-        la.att.dev(),
-        attn,
-        b,
-        t,
-        c,
-        nh,
-        drop.attention,
-        seed,
-    )?;
+    let (p_att, seed) = (drop.attention, drop.site(l, SITE_ATTN));
+    let (dqkv, datty, qkv, att) = (s.dqkv.dev(), s.datty.dev(), la.qkv.dev(), la.att.dev());
+    match attn {
+        AttnState::Unfused(sc) => attention_backward(g, dqkv, datty, qkv, att, sc, b, t, c, nh, p_att, seed)?,
+        AttnState::Flash { dsum } => {
+            let (dsum, atty) = (dsum.dev(), la.atty.dev());
+            flash_attention_backward(g, dqkv, dsum, datty, atty, qkv, att, mask, b, t, c, nh, p_att, seed)?
+        }
+    }
     // qkv = x · Wqkv^T + bqkv ; x also feeds the residual of res1
     let (dw, db) = (gr(&lp.qkv_w), gr(&lp.qkv_b));
     matmul_backward(g, dx, dw, Some(db), s.dqkv.dev(), x, w(&lp.qkv_w), n, c, 3 * c)?;

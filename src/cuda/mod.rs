@@ -20,4 +20,4 @@ pub mod model;
 pub mod ops;
 pub mod testing;
 
-pub use device::{probe, Buf, Dev, Dtype, Gpu, Probe};
+pub use device::{probe, Buf, Dev, Dtype, Gpu, KArg, Launch, Probe};

@@ -281,6 +281,11 @@ impl CudaModel {
         Ok(loss)
     }
 
+    /// The attention kernels the last batch ran (None before the first batch).
+    pub fn attention_path(&self) -> Option<super::ops::AttnPath> {
+        self.acts.as_ref().map(|(a, _)| a.attn.path())
+    }
+
     /// Zeroes the gradients.
     pub fn zero_grad(&self) -> Result<()> {
         self.gpu.zero(self.grads.dev())
