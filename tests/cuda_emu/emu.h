@@ -79,28 +79,12 @@ inline void __syncwarp(unsigned = 0xffffffffu) {
     xlt_emu::warp_exchange(&dummy, sizeof dummy);
 }
 
-template <typename T> inline T xlt_emu_shfl(T v, int src_of_lane_xor, int mode, int width) {
+// __shfl_xor_sync, the only shuffle the kernels use: every lane of the warp takes part.
+template <typename T> inline T __shfl_xor_sync(unsigned, T v, int lane_mask, int = 32) {
     const unsigned char* all = xlt_emu::warp_exchange(&v, sizeof(T));
-    const int lane = xlt_emu::current->lane;
-    int src = lane;
-    const int base = lane & ~(width - 1);
-    switch (mode) {
-    case 0: src = lane ^ src_of_lane_xor; break;                               // xor
-    case 1: src = base + (src_of_lane_xor & (width - 1)); break;               // idx
-    case 2: src = (lane & (width - 1)) + src_of_lane_xor < width ? lane + src_of_lane_xor : lane; break;  // down
-    case 3: src = (lane & (width - 1)) >= src_of_lane_xor ? lane - src_of_lane_xor : lane; break;        // up
-    }
     T out;
-    std::memcpy(&out, all + (size_t)src * xlt_emu::SLOT, sizeof(T));
+    std::memcpy(&out, all + (size_t)(xlt_emu::current->lane ^ lane_mask) * xlt_emu::SLOT, sizeof(T));
     return out;
-}
-template <typename T> inline T __shfl_xor_sync(unsigned, T v, int m, int w = 32) { return xlt_emu_shfl(v, m, 0, w); }
-template <typename T> inline T __shfl_sync(unsigned, T v, int s, int w = 32) { return xlt_emu_shfl(v, s, 1, w); }
-template <typename T> inline T __shfl_down_sync(unsigned, T v, unsigned d, int w = 32) {
-    return xlt_emu_shfl(v, (int)d, 2, w);
-}
-template <typename T> inline T __shfl_up_sync(unsigned, T v, unsigned d, int w = 32) {
-    return xlt_emu_shfl(v, (int)d, 3, w);
 }
 
 // Device intrinsics used by the kernels, with their documented meaning.

@@ -85,7 +85,7 @@ fn check_shape(op: &str, dtype: Dtype, b: usize, t: usize, c: usize, nh: usize) 
 }
 
 /// Checks the dropout probability: in [0, 1).
-fn check_p(op: &str, p: f32) -> Result<()> {
+pub(super) fn check_p(op: &str, p: f32) -> Result<()> {
     if !(0.0..1.0).contains(&p) {
         return Err(Error::Invalid(format!("{op}: dropout probability {p} is not in [0, 1)")));
     }

@@ -9,6 +9,7 @@
 //! wrappers run on the GPU and the tests run on the host kernel emulator and check against the
 //! kernels' PTX parameter lists.
 
+use super::attention::check_p;
 use crate::cuda::device::{Dev, Dtype, Gpu, KArg, Launch};
 use crate::{Error, Result};
 
@@ -29,24 +30,24 @@ pub fn flash_supported(dtype: Dtype, c: usize, nh: usize) -> bool {
         && c.is_multiple_of(8)
 }
 
-/// Checks the shape for every flash entry point and returns the head size.
+/// The error for a shape the fused kernels do not serve.
+fn unsupported(op: &str, dtype: Dtype, c: usize, nh: usize) -> Error {
+    Error::Invalid(format!(
+        "{op}: fused attention needs bf16/f16 activations and a head size in {FLASH_HEAD_SIZES:?} \
+         (got {dtype:?}, C = {c}, {nh} heads)"
+    ))
+}
+
+/// Checks the shape for every flash entry point and returns the head size. Offsets inside the
+/// kernels are 64-bit; the sizes they take as `int`, and B and NH as grid dimensions, must fit.
 fn check(op: &str, dtype: Dtype, b: usize, t: usize, c: usize, nh: usize, p_drop: f32) -> Result<usize> {
     if !flash_supported(dtype, c, nh) {
-        return Err(Error::Invalid(format!(
-            "{op}: fused attention needs bf16/f16 activations and a head size in {FLASH_HEAD_SIZES:?} \
-             (got {dtype:?}, C = {c}, {nh} heads)"
-        )));
+        return Err(unsupported(op, dtype, c, nh));
     }
-    let max = i32::MAX as usize;
-    if b > 65535 || nh > 65535 || 3 * c > max || b.saturating_mul(t).saturating_mul(3 * c) > u32::MAX as usize * 8 {
-        return Err(Error::Invalid(format!("{op}: sizes B={b} T={t} C={c} NH={nh} exceed the launch grid")));
+    if b > 65535 || nh > 65535 || t > i32::MAX as usize || 3 * c > i32::MAX as usize {
+        return Err(Error::Invalid(format!("{op}: sizes B={b} T={t} C={c} NH={nh} exceed the launch grid or i32")));
     }
-    if t > max {
-        return Err(Error::Invalid(format!("{op}: T = {t} exceeds i32")));
-    }
-    if !(0.0..1.0).contains(&p_drop) {
-        return Err(Error::Invalid(format!("{op}: dropout probability {p_drop} is not in [0, 1)")));
-    }
+    check_p(op, p_drop)?;
     Ok(c / nh)
 }
 
@@ -243,10 +244,7 @@ impl AttnPath {
             "" | "auto" => Ok(if supported { AttnPath::Flash } else { AttnPath::Unfused }),
             "unfused" => Ok(AttnPath::Unfused),
             "flash" if supported => Ok(AttnPath::Flash),
-            "flash" => Err(Error::Invalid(format!(
-                "XLT_ATTENTION=flash: fused attention needs bf16/f16 activations and a head size in \
-                 {FLASH_HEAD_SIZES:?} (got {dtype:?}, C = {c}, {nh} heads)"
-            ))),
+            "flash" => Err(unsupported("XLT_ATTENTION=flash", dtype, c, nh)),
             other => Err(Error::Invalid(format!("XLT_ATTENTION={other}: expected auto, flash or unfused"))),
         }
     }
