@@ -113,6 +113,10 @@ pub struct XtremeArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Select TyDiQA-GoldP on its English dev set, which is also XTREME's English test set
+    /// (labelled optimistic). Default: keep its last weights, as XTREME does.
+    #[arg(long)]
+    pub select_on_english_dev: bool,
     /// Where to run.
     #[command(flatten)]
     pub run_on: RunOn,
@@ -225,6 +229,10 @@ pub struct TrainArgs {
     /// Skip the final scoring of the full validation sets.
     #[arg(long)]
     pub no_val: bool,
+    /// Select TyDiQA-GoldP on its English dev set, which is also XTREME's English test set
+    /// (labelled optimistic). Default: keep its last weights, as XTREME does.
+    #[arg(long)]
+    pub select_on_english_dev: bool,
     /// Continue the run from its checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -273,10 +281,12 @@ pub struct EvalArgs {
     /// the task's family).
     #[arg(long)]
     pub head: Option<String>,
-    /// Split.
-    #[arg(long, value_enum, default_value_t = SplitArg::Val)]
-    pub split: SplitArg,
-    /// Languages, comma-separated (default: every language of the task).
+    /// Split (default: dev where the data folder has one for the task, else test: XQuAD and
+    /// TyDiQA-GoldP in XTREME's layout).
+    #[arg(long, value_enum)]
+    pub split: Option<SplitArg>,
+    /// Languages, comma-separated (default: every language of the task that has the split;
+    /// the others are named). For MLM: corpora (`mlm`, or the <lang> of mlm_<lang> configs).
     #[arg(long, value_delimiter = ',')]
     pub langs: Vec<String>,
     /// Sequences per batch.

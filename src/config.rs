@@ -76,7 +76,7 @@ impl ModelConfig {
 
     /// Reads and validates `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::fsutil::read_text(path, Some("model configuration (config.json)"))?;
         let v: Value = serde_json::from_str(&text)
             .map_err(|e| Error::format(path, format!("expected an HF config.json (JSON object): {e}")))?;
         Self::from_json(&v, path)

@@ -248,9 +248,11 @@ fn pool_row(dst: &mut [f32], states: &[f32], mask: &[f32], c: usize, pool: Pool)
     }
 }
 
-/// Reads one sentence per line (UTF-8, `\n` or `\r\n`). Errors name the file and line.
+/// Reads one sentence per line (UTF-8, `\n` or `\r\n`, a leading byte-order mark dropped).
+/// Errors name the file and line.
 pub fn read_lines(path: &Path) -> Result<Vec<String>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf".as_slice()).unwrap_or(&bytes);
     let mut lines = Vec::new();
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);

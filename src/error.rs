@@ -8,13 +8,14 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Everything that can go wrong in xlt, with enough context to act on it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An operating-system I/O failure on a named file.
-    #[error("{path}: {source}")]
+    /// An operating-system I/O failure on a named file. The OS error is part of the message
+    /// and deliberately not exposed as a `source`, so a printed error chain names it once.
+    #[error("{path}: {}", io_message(.err))]
     Io {
         /// The file or folder involved.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// A file exists but its content is not what was expected.
     #[error("{path}: {msg}")]
@@ -61,11 +62,36 @@ pub enum Error {
 
 impl Error {
     /// Wraps an I/O error with the path it concerns.
-    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().to_path_buf(), source }
+    pub fn io(path: impl AsRef<Path>, err: std::io::Error) -> Self {
+        Error::Io { path: path.as_ref().to_path_buf(), err }
     }
     /// A format error on `path`.
     pub fn format(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
         Error::Format { path: path.as_ref().to_path_buf(), msg: msg.into() }
+    }
+}
+
+/// An I/O error as one plain phrase: "No such file or directory", without std's
+/// " (os error 2)" suffix.
+pub fn io_message(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text.strip_suffix(&format!(" (os error {code})")).map(str::to_string).unwrap_or(text),
+        None => text,
+    }
+}
+
+/// A TOML parse error as one line: `line L, column C: message`, the message's own lines
+/// joined with "; " (the `toml` crate prints a multi-line snippet of the file instead).
+pub fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {msg}")
+        }
+        None => msg,
     }
 }

@@ -29,7 +29,11 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().context("setting up the thread pool")?;
+        let (n, lowered) = xlt::sys::thread_count(n)?;
+        if lowered {
+            eprintln!("note: --threads lowered to {n}, the number of CPUs here");
+        }
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("setting up the thread pool")?;
     }
     match cli.command {
         Command::Embed(a) => embed(a),
@@ -78,7 +82,8 @@ fn embed(a: EmbedArgs) -> Result<()> {
 fn eval(a: EvalArgs) -> Result<()> {
     use xlt::cpu::multitask::{MultiTaskModel, HEADS_FILE};
     use xlt::eval::{evaluate, write_predictions, EvalOptions};
-    use xlt::tasks::{lookup, read_split, Kind, Layout, Split};
+    use xlt::provenance::Weights;
+    use xlt::tasks::{lookup, read_split, split_present, Kind, Layout, Split};
     use xlt::train::setup::{detect_layout, head_spec, label_names};
     let task = lookup(&a.task)?;
     let layout = match a.layout {
@@ -86,23 +91,36 @@ fn eval(a: EvalArgs) -> Result<()> {
         Some(LayoutArg::Jiant) => Layout::Jiant(a.data_dir.clone()),
         None => detect_layout(&a.data_dir)?,
     };
-    let (split, split_name) = match a.split {
-        SplitArg::Val => (Split::Val, "dev"),
-        SplitArg::Test => (Split::Test, "test"),
+    if a.langs.iter().any(|l| l.trim().is_empty()) {
+        bail!("--langs: expected language codes without empty entries, found {:?}", a.langs.join(","));
+    }
+    // A language (or, for MLM, a corpus: `mlm` is the single `mlm` corpus) and its subset.
+    let subset = |l: &str| -> Option<String> {
+        match task.kind {
+            Kind::MaskedLm => (l != "mlm").then(|| l.to_string()),
+            _ if task.subsets().is_empty() && l == "en" => None,
+            _ => Some(l.to_string()),
+        }
     };
-    let langs: Vec<String> = if !a.langs.is_empty() {
-        a.langs.clone()
+    let all: Vec<String> = if task.kind == Kind::MaskedLm {
+        if a.langs.is_empty() {
+            mlm_corpora(&layout)?
+        } else {
+            a.langs.clone()
+        }
     } else if task.subsets().is_empty() {
         vec!["en".into()]
     } else {
         task.subsets().iter().map(|l| l.to_string()).collect()
     };
+    let candidates: Vec<String> = if a.langs.is_empty() { all.clone() } else { a.langs.clone() };
+    let weights = Weights::of_dir(&a.model)?;
     if task.kind == Kind::Retrieval {
         use xlt::xtreme::retrieval::{evaluate_bucc, evaluate_tatoeba, RetrievalOptions};
         let out = a.out.clone().with_context(|| format!("{}: pass --out DIR for the predictions", task.name))?;
         let gpu = pick_device(a.run_on)?.gpu();
         let opts = RetrievalOptions { batch_size: a.batch_size, gpu, ..RetrievalOptions::default() };
-        let refs: Vec<&str> = langs.iter().map(String::as_str).collect();
+        let refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
         let scores = if task.name == "bucc2018" {
             evaluate_bucc(&a.model, &layout, &refs, &out, &opts)?
         } else {
@@ -110,11 +128,53 @@ fn eval(a: EvalArgs) -> Result<()> {
         };
         let v: serde_json::Map<String, serde_json::Value> = scores
             .iter()
-            .map(|s| (s.lang.clone(), serde_json::json!({"split": s.split, "score": s.primary, "details": s.extra})))
+            .map(|s| {
+                let v = serde_json::json!({
+                    "split": s.split, "score": s.primary, "optimistic": s.optimistic, "details": s.extra,
+                });
+                (s.lang.clone(), v)
+            })
             .collect();
-        println!("{}", serde_json::json!({"task": task.name, "scores": v}));
+        println!("{}", serde_json::json!({"task": task.name, "weights": weights, "scores": v}));
         return Ok(());
     }
+    // The split: --split, else dev where the layout has one for this task, else test (XQuAD
+    // and TyDiQA-GoldP in XTREME's layout).
+    let present = |split: Split, among: &[String]| -> Result<Vec<String>> {
+        let mut v = Vec::new();
+        for l in among {
+            if split_present(task, &layout, split, subset(l).as_deref())? {
+                v.push(l.clone());
+            }
+        }
+        Ok(v)
+    };
+    let split = match a.split {
+        Some(SplitArg::Val) => Split::Val,
+        Some(SplitArg::Test) => Split::Test,
+        None if !present(Split::Val, &all)?.is_empty() => Split::Val,
+        None if !present(Split::Test, &all)?.is_empty() => Split::Test,
+        None => bail!("{}: no dev or test split in {}", task.name, a.data_dir.display()),
+    };
+    let split_name = match (&layout, split) {
+        (Layout::Xtreme(_), Split::Val) => "dev",
+        (_, s) => s.jiant_key(),
+    };
+    // Explicit languages must all be there; by default every language that has the split is
+    // evaluated and the others are named.
+    let (langs, skipped): (Vec<String>, Vec<String>) = if a.langs.is_empty() {
+        let have = present(split, &candidates)?;
+        let skipped: Vec<String> = candidates.iter().filter(|l| !have.contains(l)).cloned().collect();
+        if have.is_empty() {
+            bail!("{}: no {split_name} split for any language in {}", task.name, a.data_dir.display());
+        }
+        if !skipped.is_empty() {
+            eprintln!("note: {}: no {split_name} split for {}; skipped", task.name, skipped.join(" "));
+        }
+        (have, skipped)
+    } else {
+        (candidates.clone(), Vec::new())
+    };
     // An xlt model lists its heads; an HF task model has the task's head under HF names.
     let model = if a.model.join(HEADS_FILE).is_file() {
         MultiTaskModel::from_dir(&a.model)?
@@ -136,8 +196,7 @@ fn eval(a: EvalArgs) -> Result<()> {
         },
     };
     let tok = xlt::tokenize::Tokenizer::from_file(&a.model.join("tokenizer.json"), model.cfg.family)?;
-    let subset = |l: &String| if task.subsets().is_empty() && l == "en" { None } else { Some(l.clone()) };
-    // Read every language first: a missing file fails before any work is done.
+    // Read every language first: a missing or malformed file fails before any work is done.
     let mut data = Vec::with_capacity(langs.len());
     for lang in &langs {
         data.push(read_split(task, &layout, split, subset(lang).as_deref())?);
@@ -150,8 +209,10 @@ fn eval(a: EvalArgs) -> Result<()> {
     for (lang, examples) in langs.iter().zip(&data) {
         let r = evaluate(model.as_mut(), head, &tok, task, &labels, examples, Some(lang), &opts)?;
         if let Some(out) = &a.out {
-            let ext = if task.kind == Kind::SpanQa { "json" } else { "tsv" };
-            write_predictions(&out.join(task.name).join(format!("{split_name}-{lang}.{ext}")), &r.predictions)?;
+            if task.kind != Kind::MaskedLm {
+                let ext = if task.kind == Kind::SpanQa { "json" } else { "tsv" };
+                write_predictions(&out.join(task.name).join(format!("{split_name}-{lang}.{ext}")), &r.predictions)?;
+            }
         }
         if let Some(p) = r.primary {
             scores.insert(lang.clone(), serde_json::json!(p));
@@ -165,9 +226,36 @@ fn eval(a: EvalArgs) -> Result<()> {
     };
     println!(
         "{}",
-        serde_json::json!({"task": task.name, "split": split_name, "scores": scores, "metrics": metrics, "average": avg})
+        serde_json::json!({
+            "task": task.name, "split": split_name, "weights": weights, "scores": scores, "metrics": metrics,
+            "average": avg, "skipped": skipped,
+        })
     );
     Ok(())
+}
+
+/// The MLM corpora of a data folder: `mlm` (the single corpus) when it has `configs/mlm_config.json`,
+/// and every `<lang>` of a `configs/mlm_<lang>_config.json`.
+fn mlm_corpora(layout: &xlt::tasks::Layout) -> Result<Vec<String>> {
+    let xlt::tasks::Layout::Jiant(root) = layout else {
+        bail!("mlm: MLM text is read from jiant's layout (configs/mlm_<lang>_config.json)");
+    };
+    let dir = root.join("configs");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let name = e.with_context(|| format!("reading {}", dir.display()))?.file_name();
+        let name = name.to_string_lossy();
+        if name == "mlm_config.json" {
+            out.push("mlm".to_string());
+        } else if let Some(l) = name.strip_prefix("mlm_").and_then(|n| n.strip_suffix("_config.json")) {
+            out.push(l.to_string());
+        }
+    }
+    out.sort();
+    if out.is_empty() {
+        bail!("mlm: no MLM corpus in {} (expected mlm_config.json or mlm_<lang>_config.json)", dir.display());
+    }
+    Ok(out)
 }
 
 fn average(a: AverageArgs) -> Result<()> {
@@ -217,12 +305,29 @@ fn bench(a: BenchArgs) -> Result<()> {
     cfg.num_heads = a.heads.unwrap_or(cfg.num_heads);
     cfg.intermediate_size = a.ffn.unwrap_or(cfg.intermediate_size);
     cfg.vocab_size = a.vocab.unwrap_or(cfg.vocab_size);
-    cfg.max_position_embeddings = cfg.max_position_embeddings.max(a.seq + 2);
     if let Err(msg) = cfg.validate() {
         bail!("invalid benchmark shape: {msg}");
     }
     if a.batch == 0 || a.seq == 0 || a.steps == 0 {
         bail!("--batch, --seq and --steps must be at least 1");
+    }
+    if a.seq > cfg.max_seq_len() {
+        bail!(
+            "--seq {}: the shape has {} positions (at most {} tokens per sequence)",
+            a.seq,
+            cfg.max_position_embeddings,
+            cfg.max_seq_len()
+        );
+    }
+    if !matches!(backend, Backend::Cuda(..)) {
+        // Weights, gradients, both AdamW moments and the activations of one batch.
+        let mut layout = xlt::model::ParamLayout::default();
+        xlt::model::EncoderParams::register(&mut layout, &cfg, false);
+        let bytes = 16 * layout.total as u64 + xlt::cpu::encoder::Activations::train_bytes(&cfg, a.batch, a.seq);
+        xlt::sys::check_fits(
+            bytes,
+            &format!("a training step of this shape with --batch {} --seq {}", a.batch, a.seq),
+        )?;
     }
     let spec =
         BenchSpec { cfg: cfg.clone(), batch: a.batch, seq: a.seq, steps: a.steps, warmup: a.warmup, seed: a.seed };
@@ -395,6 +500,9 @@ fn run_spec(a: &TrainArgs) -> Result<RunSpec> {
     if a.no_val {
         t.do_val = false;
     }
+    if a.select_on_english_dev {
+        s.select_on_english_dev = true;
+    }
     if s.tasks.is_empty() {
         bail!("no tasks: pass --tasks (e.g. --tasks mnli,squad_v1) or set `tasks` in --config");
     }
@@ -405,13 +513,16 @@ fn run_spec(a: &TrainArgs) -> Result<RunSpec> {
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    let backend = pick_device(a.run_on)?;
-    let spec = run_spec(&a)?;
+    // Every setting is checked before anything is read, written or started.
+    let spec = run_spec(&a)?.complete()?;
     let run_dir = spec.run_dir();
     if a.resume && run_dir.join("done").is_file() {
+        // A finished run made with other settings is not "complete" for this call.
+        xlt::train::setup::check_identity(&run_dir, &spec.identity()?)?;
         eprintln!("{} is already complete (see its val_metrics.json)", run_dir.display());
         return Ok(());
     }
+    let backend = pick_device(a.run_on)?;
     let tok = load_tokenizer(&spec)?;
     let prepared = prepare(spec, &tok, a.resume)?;
     let run_name = prepared.spec.run_name.clone();
@@ -430,7 +541,6 @@ fn train(a: TrainArgs) -> Result<()> {
 
 fn xtreme(a: XtremeArgs) -> Result<()> {
     use xlt::xtreme::{model_label, run, XtremeConfig};
-    let backend = pick_device(a.run_on)?;
     let mut train = xlt::train::trainer::TrainConfig {
         max_steps: a.max_steps,
         eval_every_steps: a.eval_every_steps,
@@ -439,6 +549,8 @@ fn xtreme(a: XtremeArgs) -> Result<()> {
         ..Default::default()
     };
     train.do_val = false;
+    train.validate()?;
+    let backend = pick_device(a.run_on)?;
     let cfg = XtremeConfig {
         model_name: a.model_name.clone().unwrap_or_else(|| model_label(&a.encoder)),
         encoder: a.encoder,
@@ -449,6 +561,7 @@ fn xtreme(a: XtremeArgs) -> Result<()> {
         num_train_epochs: a.num_train_epochs,
         train_batch_size: a.train_batch_size,
         max_seq_length: a.max_seq_length,
+        select_on_english_dev: a.select_on_english_dev,
         train,
         progress: !a.quiet,
         gpu: backend.gpu(),

@@ -54,7 +54,7 @@ const MISSING: &str = "–";
 /// `secondary` the second number where a task has one (EM for QA tasks), both in percent
 /// (0–100). A task's score for averaging across tasks is built from both (see
 /// [`TaskResult::score`]).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct LangScore {
     /// Accuracy or F1, in percent.
@@ -62,10 +62,18 @@ pub struct LangScore {
     /// EM for QA tasks, in percent; `None` for tasks with one number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secondary: Option<f64>,
+    /// The split this language was scored on, as the data folder names it (`test`, `dev`,
+    /// jiant's `val`), with what it is where that is not obvious.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
+    /// Whether the score used its own gold for a choice (a BUCC threshold tuned on the gold it
+    /// is scored on, weights selected on the set they are scored on): optimistic.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optimistic: bool,
 }
 
 /// One task's per-language scores for one model.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TaskResult {
     /// Registry name: `xnli`, `pawsx`, `udpos`, `panx`, `xquad`, `mlqa`, `tydiqa`, `bucc2018`,
@@ -73,10 +81,21 @@ pub struct TaskResult {
     pub task: String,
     /// What the scores are, e.g. `acc`, `f1`, `f1/em`.
     pub metric: String,
-    /// The split the scores come from: `test` or `dev`.
+    /// The split the scores come from: `test` or `dev` (`test+dev` when languages differ;
+    /// each language says which in [`LangScore::split`]).
     pub split: String,
     /// Scores by language code.
     pub languages: BTreeMap<String, LangScore>,
+    /// Which weights produced the scores (the encoder itself for retrieval tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<crate::provenance::Weights>,
+    /// The encoder the task started from: its folder and the hash of its files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<String>,
+    /// What a reader needs to interpret the numbers (which data a split really is, how a
+    /// threshold was tuned, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// All task results of one model (one row of the summary table).
@@ -106,6 +125,26 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 }
 
 impl TaskResult {
+    /// Whether some number of this task is optimistic ([`LangScore::optimistic`], or weights
+    /// selected on an evaluation set).
+    pub fn optimistic(&self) -> bool {
+        self.languages.values().any(|s| s.optimistic) || self.weights.as_ref().is_some_and(|w| w.optimistic())
+    }
+
+    /// The languages of each split, `test (de, fr); dev (kk)`, from [`LangScore::split`]
+    /// (`split` for languages that do not say).
+    pub fn splits(&self) -> String {
+        let mut by: Vec<(String, Vec<&str>)> = Vec::new();
+        for (lang, s) in &self.languages {
+            let split = s.split.clone().unwrap_or_else(|| self.split.clone());
+            match by.iter_mut().find(|(sp, _)| *sp == split) {
+                Some((_, v)) => v.push(lang),
+                None => by.push((split, vec![lang])),
+            }
+        }
+        by.iter().map(|(sp, langs)| format!("{sp} ({})", langs.join(", "))).collect::<Vec<_>>().join("; ")
+    }
+
     /// Mean primary score over all languages (the paper's "mean result across all target
     /// languages"); `None` when there are no languages.
     pub fn average(&self) -> Option<f64> {
@@ -292,7 +331,7 @@ pub fn render_markdown(models: &[ModelResults]) -> String {
         let mut row = vec![md_cell(&m.model)];
         for task in &columns {
             row.push(match m.task(task) {
-                Some(t) => pair(t.average(), t.secondary_average()),
+                Some(t) => mark(pair(t.average(), t.secondary_average()), t.optimistic()),
                 None => MISSING.to_string(),
             });
         }
@@ -325,6 +364,12 @@ pub fn render_markdown(models: &[ModelResults]) -> String {
         }
     }
 
+    if models.iter().flat_map(|m| &m.tasks).any(TaskResult::optimistic) {
+        out.push_str(
+            "† optimistic: a choice was made on the gold the number is scored on (see the task's notes below).\n\n",
+        );
+    }
+
     out.push_str("## Per language\n");
     for task in present {
         let langs = task_languages(models, task);
@@ -345,15 +390,40 @@ pub fn render_markdown(models: &[ModelResults]) -> String {
             let mut row = vec![md_cell(&m.model)];
             for lang in &langs {
                 row.push(match t.and_then(|t| t.languages.get(*lang)) {
-                    Some(s) => pair(Some(s.primary), s.secondary),
+                    Some(s) => mark(pair(Some(s.primary), s.secondary), s.optimistic),
                     None => MISSING.to_string(),
                 });
             }
             row.push(t.map_or(MISSING.to_string(), |t| pair(t.average(), t.secondary_average())));
             out.push_str(&md_row(&row));
         }
+        // Where every number of the table comes from.
+        out.push('\n');
+        for m in models {
+            let Some(t) = m.task(task) else { continue };
+            out.push_str(&format!("- {}: scored on {}", md_cell(&m.model), md_cell(&t.splits())));
+            if let Some(w) = &t.weights {
+                out.push_str(&format!("; weights: {}", md_cell(&w.describe())));
+            }
+            if let Some(e) = &t.encoder {
+                out.push_str(&format!("; encoder: {}", md_cell(e)));
+            }
+            out.push_str(".\n");
+            for note in &t.notes {
+                out.push_str(&format!("  - {}\n", md_cell(note)));
+            }
+        }
     }
     out
+}
+
+/// `cell` with the optimistic mark when `optimistic`.
+fn mark(cell: String, optimistic: bool) -> String {
+    if optimistic {
+        format!("{cell} †")
+    } else {
+        cell
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -572,8 +642,8 @@ pub fn write_all(dir: &Path, models: &[ModelResults]) -> Result<()> {
 /// Reads a `results.json` written by [`write_all`]: `{"models": [...]}` with no unknown fields,
 /// satisfying [`validate`]. Malformed content is `Error::Format` naming the file.
 pub fn read_json(path: &Path) -> Result<Vec<ModelResults>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let file: ResultsFile = serde_json::from_slice(&bytes).map_err(|e| {
+    let text = crate::fsutil::read_text(path, None)?;
+    let file: ResultsFile = serde_json::from_str(&text).map_err(|e| {
         Error::format(path, format!("expected XTREME results {{\"models\": [{{\"model\", \"tasks\"}}, ...]}}: {e}"))
     })?;
     check(&file.models).map_err(|msg| Error::format(path, msg))?;

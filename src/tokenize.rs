@@ -38,7 +38,8 @@ impl Tokenizer {
         if !path.is_file() {
             return Err(Error::format(path, "tokenizer file not found (expected an HF tokenizer.json)"));
         }
-        let mut inner = tokenizers::Tokenizer::from_file(path)
+        let text = crate::fsutil::read_text(path, Some("HF tokenizer.json"))?;
+        let mut inner = tokenizers::Tokenizer::from_bytes(text.as_bytes())
             .map_err(|e| Error::format(path, format!("not a valid HF tokenizer.json: {e}")))?;
         // Truncation and padding are done here, per family, not by the file's settings.
         inner.with_truncation(None).map_err(|e| Error::format(path, format!("cannot disable truncation: {e}")))?;

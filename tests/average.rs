@@ -171,7 +171,12 @@ fn mean_is_exact_over_f32_bf16_and_sharded_snapshots() {
     let mut files: Vec<String> =
         std::fs::read_dir(&out).expect("ls").map(|e| e.expect("entry").file_name().to_string_lossy().into()).collect();
     files.sort();
-    assert_eq!(files, ["config.json", "model.safetensors", "tokenizer.json"]);
+    assert_eq!(files, ["config.json", "model.safetensors", "tokenizer.json", "xlt_weights.json"]);
+    // The record names every averaged snapshot.
+    match xlt::provenance::Weights::of_dir(&out).expect("record") {
+        xlt::provenance::Weights::Average { snapshots } => assert_eq!(snapshots.len(), snaps.len()),
+        other => panic!("expected an average, found {other:?}"),
+    }
     // The average loads as a config + weights folder.
     ModelConfig::from_file(&out.join("config.json")).expect("config loads");
 }

@@ -34,11 +34,29 @@ fn resume_is_bit_identical() {
     for s in 0..steps / 2 {
         train_step(&mut b, &mut ob, &batch, &labels, s);
     }
-    save_checkpoint(&dir, &b.cfg, &b.layout, &b.params, &ob, serde_json::json!({"next_step": steps / 2}))
-        .expect("save");
+    save_checkpoint(
+        &dir,
+        &b.cfg,
+        &b.layout,
+        &b.params,
+        &ob,
+        serde_json::json!({"next_step": steps / 2}),
+        serde_json::Value::Null,
+        &[],
+    )
+    .expect("save");
     // Saving again replaces the checkpoint in place.
-    save_checkpoint(&dir, &b.cfg, &b.layout, &b.params, &ob, serde_json::json!({"next_step": steps / 2}))
-        .expect("resave");
+    save_checkpoint(
+        &dir,
+        &b.cfg,
+        &b.layout,
+        &b.params,
+        &ob,
+        serde_json::json!({"next_step": steps / 2}),
+        serde_json::Value::Null,
+        &[],
+    )
+    .expect("resave");
     let mut c = SequenceClassifier::new_random(&cfg, 3, 999);
     let mut oc = AdamW::new(bench_adamw(), c.layout.total);
     let state = load_checkpoint(&dir, &c.cfg.clone(), &c.layout.clone(), &mut c.params, &mut oc).expect("load");
@@ -59,7 +77,8 @@ fn interrupted_replacement_leaves_the_old_checkpoint_loadable() {
     let opt = AdamW::new(bench_adamw(), m.layout.total);
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("ckpt");
-    save_checkpoint(&dir, &m.cfg, &m.layout, &m.params, &opt, serde_json::Value::Null).expect("save");
+    save_checkpoint(&dir, &m.cfg, &m.layout, &m.params, &opt, serde_json::Value::Null, serde_json::Value::Null, &[])
+        .expect("save");
     // Simulate a kill after the old checkpoint was moved aside and before the new one landed.
     let old = tmp.path().join(".ckpt.old");
     std::fs::rename(&dir, &old).expect("move aside");
@@ -70,7 +89,8 @@ fn interrupted_replacement_leaves_the_old_checkpoint_loadable() {
     load_checkpoint(&dir, &cfg, &n.layout.clone(), &mut n.params, &mut o2).expect("load the survivor");
     assert_eq!(n.params, m.params);
     // The next save cleans up and lands normally.
-    save_checkpoint(&dir, &m.cfg, &m.layout, &m.params, &opt, serde_json::Value::Null).expect("save again");
+    save_checkpoint(&dir, &m.cfg, &m.layout, &m.params, &opt, serde_json::Value::Null, serde_json::Value::Null, &[])
+        .expect("save again");
     assert!(dir.join("state.json").is_file() && !old.exists());
 }
 
@@ -81,7 +101,8 @@ fn mismatched_or_corrupt_checkpoints_are_named() {
     let opt = AdamW::new(bench_adamw(), m.layout.total);
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("ckpt");
-    save_checkpoint(&dir, &m.cfg, &m.layout, &m.params, &opt, serde_json::Value::Null).expect("save");
+    save_checkpoint(&dir, &m.cfg, &m.layout, &m.params, &opt, serde_json::Value::Null, serde_json::Value::Null, &[])
+        .expect("save");
     // A model with a 5-way head does not match a 3-way checkpoint.
     let mut other = SequenceClassifier::new_random(&cfg, 5, 1);
     let mut o5 = AdamW::new(bench_adamw(), other.layout.total);

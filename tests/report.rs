@@ -10,9 +10,11 @@ const EPS: f64 = 1e-9;
 
 /// A task result from `(lang, primary, secondary)` triples.
 fn task(name: &str, metric: &str, split: &str, langs: &[(&str, f64, Option<f64>)]) -> TaskResult {
-    let languages: BTreeMap<String, LangScore> =
-        langs.iter().map(|(l, p, s)| (l.to_string(), LangScore { primary: *p, secondary: *s })).collect();
-    TaskResult { task: name.into(), metric: metric.into(), split: split.into(), languages }
+    let languages: BTreeMap<String, LangScore> = langs
+        .iter()
+        .map(|(l, p, s)| (l.to_string(), LangScore { primary: *p, secondary: *s, ..Default::default() }))
+        .collect();
+    TaskResult { task: name.into(), metric: metric.into(), split: split.into(), languages, ..Default::default() }
 }
 
 fn model(name: &str, tasks: Vec<TaskResult>) -> ModelResults {
@@ -307,7 +309,9 @@ fn the_xml_check_itself_catches_errors() {
 fn svg_is_well_formed_and_escaped() {
     let mut models = two_models();
     models[1].model = "B <large> & \"q\"".into();
-    models[1].tasks[1].languages.insert("fr&xx".into(), LangScore { primary: 120.0, secondary: None });
+    models[1].tasks[1]
+        .languages
+        .insert("fr&xx".into(), LangScore { primary: 120.0, secondary: None, ..Default::default() });
     let svg = render_svg(&models);
     if let Err(e) = check_xml(&svg) {
         panic!("{e}\n{svg}");
@@ -369,7 +373,9 @@ fn write_all_then_read_json() -> xlt::Result<()> {
 fn write_all_rejects_bad_scores_and_writes_nothing() -> xlt::Result<()> {
     let tmp = tempfile::tempdir().map_err(|e| xlt::Error::io("tempdir", e))?;
     let mut models = two_models();
-    models[0].tasks[0].languages.insert("fr".into(), LangScore { primary: f64::NAN, secondary: None });
+    models[0].tasks[0]
+        .languages
+        .insert("fr".into(), LangScore { primary: f64::NAN, secondary: None, ..Default::default() });
     let err = write_all(tmp.path(), &models).expect_err("NaN must be rejected").to_string();
     assert!(err.contains("\"A\"") && err.contains("\"xnli\"") && err.contains("\"fr\""), "{err}");
     assert!(!tmp.path().join("results.json").exists());

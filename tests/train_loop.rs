@@ -155,17 +155,30 @@ fn killed_cli_run_resumes_to_the_same_model() {
 }
 
 #[test]
-fn nan_loss_names_the_step_and_task() {
+fn nan_loss_names_the_step_task_and_tensor_and_stays_resumable() {
     let tmp = tempfile::tempdir().expect("tmp");
     let tok = tok();
-    let mut s = spec(tmp.path(), "nan", &["mnli"], 50);
-    s.learning_rate = Some(1e30);
-    s.train.max_grad_norm = 0.0;
-    s.train.warmup_proportion = 0.0;
-    let mut run = prepare(s, &tok, false).expect("prepare").trainer.quiet();
-    let err = run.run("nan", None).expect_err("diverges");
-    let msg = err.to_string();
-    assert!(msg.contains("step") && msg.contains("mnli"), "{msg}");
+    let mut s = spec(tmp.path(), "nan", &["mnli"], 8);
+    s.train.save_checkpoint_every_steps = 2;
+    let mut run = prepare(s.clone(), &tok, false).expect("prepare").trainer.quiet();
+    assert!(run.run("nan", Some(4)).expect("four good steps").is_none());
+    let ckpt = tmp.path().join("runs/nan/checkpoint");
+    let before = read(&ckpt.join("model.safetensors"));
+    // A weight turns into NaN (as a diverging run's would): the next step stops the run.
+    let t = run.model.layout.find("encoder.layer.1.output.dense.weight").expect("tensor").clone();
+    run.model.params[t.range().start + 3] = f32::NAN;
+    let msg = run.run("nan", None).expect_err("diverges").to_string();
+    for needle in
+        ["step 4", "task mnli", "feature rows", "weight encoder.layer.1.output.dense.weight[3] = NaN", "--resume"]
+    {
+        assert!(msg.contains(needle), "missing {needle:?} in: {msg}");
+    }
+    // Nothing was written over the last good checkpoint, and the run continues from it.
+    assert_eq!(read(&ckpt.join("model.safetensors")), before);
+    assert!(!tmp.path().join("runs/nan/done").exists());
+    let mut again = prepare(s, &tok, true).expect("resume").trainer.quiet();
+    assert_eq!(again.state.step, 4);
+    again.run("nan", None).expect("finishes from the checkpoint");
 }
 
 #[test]

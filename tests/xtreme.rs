@@ -2,6 +2,8 @@
 //! retrieval), predictions land in XTREME's layout and re-score to the reported numbers, the
 //! tables are written, and a re-run skips finished tasks.
 
+mod common;
+use common::copy_dir;
 use std::path::Path;
 use std::process::Command;
 
@@ -93,19 +95,6 @@ fn unknown_tasks_and_missing_data_are_clear_errors() {
         .expect("spawn");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("train-en.tsv") && !err.contains("panicked"), "{err}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).expect("copy");
-        }
-    }
 }
 
 #[test]

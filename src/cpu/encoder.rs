@@ -165,6 +165,17 @@ impl Activations {
         }
     }
 
+    /// Bytes a training `Activations` (every layer kept) and its [`BackwardScratch`] hold for a
+    /// (B, T) batch, an upper bound used to refuse batches that cannot fit in memory.
+    pub fn train_bytes(cfg: &ModelConfig, b: usize, t: usize) -> u64 {
+        let (n, c, ffn, nh) =
+            (b as u64 * t as u64, cfg.hidden_size as u64, cfg.intermediate_size as u64, cfg.num_heads as u64);
+        let layer = n * 3 * c + b as u64 * nh * t as u64 * t as u64 + 5 * n * c + 4 * n + 2 * n * ffn;
+        let embed = n + 2 * n * c + 2 * n;
+        // The backward scratch holds about two layers' worth of gradients.
+        4 * (embed + (cfg.num_layers as u64 + 2) * layer)
+    }
+
     /// Bytes an inference `Activations` holds for a (B, T) batch.
     pub fn bytes(cfg: &ModelConfig, b: usize, t: usize) -> usize {
         let (n, c, ffn, nh) = (b * t, cfg.hidden_size, cfg.intermediate_size, cfg.num_heads);

@@ -66,7 +66,7 @@ pub fn assign_prefixes(specs: &mut [HeadSpec]) {
 /// Reads the head list saved with a model ([`HEADS_FILE`] in `dir`).
 pub fn read_heads(dir: &Path) -> Result<Vec<HeadSpec>> {
     let path = dir.join(HEADS_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = crate::fsutil::read_text(&path, Some("head list of an xlt model"))?;
     serde_json::from_str(&text).map_err(|e| Error::format(&path, format!("not an xlt head list: {e}")))
 }
 
@@ -288,9 +288,18 @@ impl MultiTaskModel {
         self.grads.iter_mut().for_each(|g| *g = 0.0);
     }
 
-    /// Sizes the encoder buffers for (B, T) and the head's buffers for the batch.
-    fn ensure(&mut self, head: usize, b: usize, t: usize) {
+    /// Sizes the encoder buffers for (B, T) and the head's buffers for the batch. A batch
+    /// whose buffers would not fit in the available memory is an error, before allocating.
+    fn ensure(&mut self, head: usize, b: usize, t: usize) -> Result<()> {
         let (c, cfg) = (self.cfg.hidden_size, &self.cfg);
+        let held = self.acts.as_ref().map_or(0, |(a, _)| Activations::train_bytes(cfg, a.b, a.t));
+        let need = Activations::train_bytes(cfg, b, t);
+        if need > held {
+            crate::sys::check_fits(
+                need - held,
+                &format!("a batch of {b} × {t} tokens (lower the batch size or the sequence length)"),
+            )?;
+        }
         match &mut self.acts {
             Some((a, _)) if a.b == b && a.t == t => {}
             Some((a, s)) => {
@@ -300,7 +309,7 @@ impl MultiTaskModel {
             None => self.acts = Some((Activations::new(cfg, b, t, true), BackwardScratch::new(cfg, b, t))),
         }
         if self.bufs_shape[head] == (b, t) && self.bufs[head].is_some() {
-            return;
+            return Ok(());
         }
         // Head buffers are small next to the encoder's; rebuild them when the shape changes.
         let k = self.specs[head].num_labels;
@@ -312,6 +321,7 @@ impl MultiTaskModel {
             Head::Mlm(_) => HeadBufs::Mlm(MlmActs::default()),
         });
         self.bufs_shape[head] = (b, t);
+        Ok(())
     }
 
     /// Checks the targets' shape against the head and the batch.
@@ -379,13 +389,13 @@ impl MultiTaskModel {
     /// [`Self::span_logits`]. The MLM loss is computed in slices of vocabulary rows.
     pub fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
         self.check(head, tb)?;
+        self.ensure(head, tb.batch.b, tb.batch.t)?;
         Ok(self.forward_checked(head, tb, drop))
     }
 
-    /// [`Self::forward`] on a batch [`Self::check`] accepted.
+    /// [`Self::forward`] on a batch [`Self::check`] accepted, with buffers [`Self::ensure`]d.
     fn forward_checked(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> f32 {
         let (b, t, c) = (tb.batch.b, tb.batch.t, self.cfg.hidden_size);
-        self.ensure(head, b, t);
         let (acts, _) = self.acts.as_mut().expect("ensure sets the activations");
         encoder_forward(acts, &self.params, &self.enc, &self.cfg, &tb.batch, drop, None);
         let hidden = acts.last();
@@ -426,8 +436,8 @@ impl MultiTaskModel {
             return Err(Error::Invalid(format!("head `{}`: training needs targets", self.specs[head].name)));
         }
         let (b, t, c) = (tb.batch.b, tb.batch.t, self.cfg.hidden_size);
+        self.ensure(head, b, t)?;
         let loss = if self.specs[head].kind == Kind::MaskedLm {
-            self.ensure(head, b, t);
             let (acts, _) = self.acts.as_mut().expect("ensure sets the activations");
             encoder_forward(acts, &self.params, &self.enc, &self.cfg, &tb.batch, drop, None);
             f32::NAN // replaced below
@@ -481,6 +491,39 @@ impl MultiTaskModel {
         }
     }
 
+    /// Where the first NaN or infinity is: a weight, else an activation of the last forward,
+    /// else a gradient, as `weight NAME[i] = NaN`; `None` when every value is finite.
+    pub fn first_non_finite(&self) -> Option<String> {
+        if let Some(found) = first_non_finite_tensor(&self.layout, &self.params, "weight") {
+            return Some(found);
+        }
+        if let Some((a, _)) = &self.acts {
+            let mut named: Vec<(String, &[f32])> =
+                vec![("embedding sum".into(), &a.emb), ("hidden_states[0]".into(), &a.x0)];
+            for (l, la) in a.layers.iter().enumerate() {
+                for (what, v) in [
+                    ("qkv", &la.qkv),
+                    ("attention probabilities", &la.att),
+                    ("attention output", &la.atty),
+                    ("first residual", &la.res1),
+                    ("first LayerNorm output", &la.ln1),
+                    ("FFN input", &la.fch),
+                    ("FFN GELU", &la.fch_gelu),
+                    ("second residual", &la.res2),
+                    ("output", &la.out),
+                ] {
+                    named.push((format!("layer {l} {what}"), v.as_slice()));
+                }
+            }
+            for (what, v) in named {
+                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                    return Some(format!("activation {what} (B = {}, T = {})[{i}] = {}", a.b, a.t, v[i]));
+                }
+            }
+        }
+        first_non_finite_tensor(&self.layout, &self.grads, "gradient")
+    }
+
     /// hidden_states[l] (B, T, C) of the last forward (0 = embedding output).
     pub fn hidden(&self, l: usize) -> Option<&[f32]> {
         self.acts.as_ref().map(|(a, _)| a.hidden(l))
@@ -514,4 +557,13 @@ fn mlm_eval_loss(
         }
     }
     (total / rows.len() as f64) as f32
+}
+
+/// The first tensor of `layout` whose slice of `buf` holds a NaN or infinity, as
+/// `<what> NAME[i] = value`.
+pub fn first_non_finite_tensor(layout: &ParamLayout, buf: &[f32], what: &str) -> Option<String> {
+    layout.tensors.iter().find_map(|t| {
+        let v = buf.get(t.range())?;
+        v.iter().position(|x| !x.is_finite()).map(|i| format!("{what} {}[{i}] = {}", t.name, v[i]))
+    })
 }

@@ -15,7 +15,7 @@ use crate::report::{LangScore, ModelResults, TaskResult};
 use crate::tasks::{lookup, Examples, Kind, Metric, Suite, TaskSpec, TrainSource};
 use crate::tokenize::Tokenizer;
 use crate::train::batches::{FeatureConfig, Features};
-use crate::train::trainer::{TrainConfig, TrainSource as Source, TrainTask, Trainer};
+use crate::train::trainer::{TrainConfig, TrainSource as Source, TrainTask, Trainer, ValSet, Validation};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -163,8 +163,12 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
             head: i,
             label_names: spec.labels.iter().map(|s| s.to_string()).collect(),
             train: vec![Source { lang: "en".into(), features: Features::new(&tok, &d.train, &features, true)? }],
-            val: Some(d.dev),
-            val_lang: Some("en".into()),
+            val: Validation::Set(ValSet {
+                examples: d.dev,
+                lang: Some("en".into()),
+                data: format!("{} en dev", spec.name),
+                caveat: None,
+            }),
             batch_size: 32,
         });
         evals.push(d.tests);
@@ -181,8 +185,7 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
         head: DEMO_TASKS.len(),
         label_names: Vec::new(),
         train: text,
-        val: None,
-        val_lang: None,
+        val: Validation::None("MLM is co-trained; selection uses the four tasks' dev sets".into()),
         batch_size: 16,
     });
     let train = TrainConfig {
@@ -198,13 +201,26 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
     };
     let model = MultiTaskModel::from_encoder_dir(&cfg.model_dir, heads, cfg.seed)?;
     let run_dir = cfg.out.join("run");
-    if cfg.resume && run_dir.join("done").is_file() {
+    let identity = serde_json::json!({
+        "settings": {
+            "steps": cfg.steps, "seed": cfg.seed, "train_examples": cfg.train_examples,
+            "eval_examples": cfg.eval_examples,
+        },
+        "model": crate::provenance::model_hash(&cfg.model_dir)?,
+    });
+    if cfg.resume {
+        crate::train::setup::check_identity(&run_dir, &identity)?;
+    }
+    let done = cfg.resume && run_dir.join("done").is_file();
+    if done {
         eprintln!("{} is complete; evaluating its model", run_dir.display());
     }
-    let model = if cfg.resume && run_dir.join("done").is_file() {
+    let model = if done {
         MultiTaskModel::from_dir(&run_dir.join("model"))?
     } else {
-        let mut trainer = Trainer::new(model, &tok, tasks, train, features.clone(), &run_dir, cfg.resume)?;
+        let mut trainer = Trainer::new(model, &tok, tasks, train, features.clone(), &run_dir, cfg.resume)?
+            .with_model_files(vec![(cfg.model_dir.join("tokenizer.json"), "tokenizer.json".into())])
+            .with_identity(identity);
         if !cfg.progress {
             trainer = trainer.quiet();
         }
@@ -214,6 +230,8 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
         trainer.run("demo", None)?;
         trainer.model
     };
+    let weights = crate::provenance::Weights::of_dir(&run_dir.join("model"))?;
+    let identity_model = crate::provenance::model_hash(&cfg.model_dir)?;
     let mut eval_model = eval_model(model, cfg.gpu.as_ref())?;
     let opts = EvalOptions::new(64, data::MAX_SEQ_LEN);
     let mut results = ModelResults { model: "demo".into(), tasks: Vec::new() };
@@ -223,7 +241,15 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
         for (lang, ex) in &evals[i] {
             let r = evaluate(eval_model.as_mut(), i, &tok, spec, &labels, ex, Some(lang), &opts)?;
             let primary = r.primary.ok_or_else(|| Error::Invalid(format!("demo {} test has no labels", spec.name)))?;
-            languages.insert(lang.clone(), LangScore { primary, secondary: r.metrics.get("em").copied() });
+            languages.insert(
+                lang.clone(),
+                LangScore {
+                    primary,
+                    secondary: r.metrics.get("em").copied(),
+                    split: Some("test".into()),
+                    ..Default::default()
+                },
+            );
         }
         let metric = match spec.metric {
             Metric::SquadEmF1 => "f1/em",
@@ -235,6 +261,9 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
             metric: metric.into(),
             split: "test".into(),
             languages,
+            weights: Some(weights.clone()),
+            encoder: Some(format!("{} (xxh3 {})", cfg.model_dir.display(), &identity_model[..16])),
+            notes: Vec::new(),
         });
     }
     crate::report::write_all(&cfg.out, std::slice::from_ref(&results))?;

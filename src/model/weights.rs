@@ -26,7 +26,7 @@ pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
-        let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
+        let text = crate::fsutil::read_text(&index, None)?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| Error::format(&index, format!("expected a safetensors index (JSON): {e}")))?;
         let map = v
@@ -134,7 +134,8 @@ pub fn load_selected(
 }
 
 /// Loads the layout tensors `select` picks from the checkpoint in `dir` (others of the layout
-/// are ignored there); those `required` picks must be present.
+/// are ignored there); those `required` picks must be present. A loaded tensor holding a NaN
+/// or an infinity is an error naming it.
 pub fn load_subset(
     params: &mut [f32],
     layout: &ParamLayout,
@@ -162,6 +163,16 @@ pub fn load_subset(
                         });
                     }
                     let v = to_f32(&view, &key, &file)?;
+                    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                        return Err(Error::Checkpoint {
+                            path: file.clone(),
+                            msg: format!(
+                                "tensor {key} holds a non-finite value ({}) at flat index {i}; the weights are \
+                                 corrupt or come from a diverged run",
+                                v[i]
+                            ),
+                        });
+                    }
                     params[t.range()].copy_from_slice(&v);
                     if seen.insert(name.clone()) {
                         report.loaded.push(name);

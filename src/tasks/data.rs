@@ -445,6 +445,36 @@ pub fn expected_splits(task: &TaskSpec, layout: &Layout, subset: Option<&str>) -
     }
 }
 
+/// Whether `split` of `task` for `subset` is in `layout` at all: in XTREME's layout, when the
+/// layout has the split and any of its files exists; in jiant's, when the task config exists
+/// and names the split. A split that is present must then read cleanly: a partly missing,
+/// unreadable or malformed split is an error from [`read_split`] naming the file, never an
+/// absent split. A config that exists but cannot be parsed is an error here already.
+pub fn split_present(task: &TaskSpec, layout: &Layout, split: Split, subset: Option<&str>) -> Result<bool> {
+    if !task.members.is_empty() {
+        return Ok(false);
+    }
+    let subset = task.check_subset(subset)?;
+    match layout {
+        Layout::Xtreme(root) => match xtreme_files(task, root, split, subset) {
+            Ok(files) => Ok(files.paths().iter().any(|p| p.exists())),
+            // The layout has no such split (or no such task).
+            Err(_) => Ok(false),
+        },
+        Layout::Jiant(root) => {
+            let path = Layout::jiant_config_path(root, task, subset);
+            if !path.exists() {
+                return Ok(false);
+            }
+            let config = load_jiant_config(&path)?;
+            Ok(match task.name {
+                "tatoeba" => split == Split::Val,
+                _ => config.has_split(split),
+            })
+        }
+    }
+}
+
 /// The files `split` of `task` for `subset` is read from in `layout`. For the jiant layout this
 /// is the config followed by the files it names for the split (only the config when it is
 /// missing).

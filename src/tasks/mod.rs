@@ -20,7 +20,9 @@ pub mod span_qa;
 pub mod tagging;
 
 pub use classification::PairExample;
-pub use data::{expected_files, expected_splits, missing_files, read_config_split, read_split, Examples, Layout};
+pub use data::{
+    expected_files, expected_splits, missing_files, read_config_split, read_split, split_present, Examples, Layout,
+};
 pub use jiant::{load_jiant_config, PathEntry, TaskConfig};
 pub use mlm::TextExample;
 pub use multiple_choice::ChoiceExample;

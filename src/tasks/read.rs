@@ -9,25 +9,7 @@ use std::path::Path;
 /// Reads `path` as UTF-8 text. A missing file is an I/O error naming the path and `what` was
 /// expected there; a leading byte-order mark is dropped.
 pub(crate) fn read_text(path: &Path, what: &str) -> Result<String> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::io(
-                path,
-                std::io::Error::new(e.kind(), format!("missing file: expected the {what} here")),
-            ))
-        }
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        Error::format(path, format!("line {line}: expected UTF-8 text, found an invalid byte at offset {at}"))
-    })?;
-    Ok(match text.strip_prefix('\u{feff}') {
-        Some(rest) => rest.to_string(),
-        None => text,
-    })
+    crate::fsutil::read_text(path, Some(what))
 }
 
 /// A format error at `line` (1-based) of `path`.

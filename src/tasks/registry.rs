@@ -362,13 +362,21 @@ impl TaskSpec {
 }
 
 /// The task named `name`: a registry name, an alias (`anli+`, `mlm_simple`), or a jiant task
-/// class that names exactly one registered task (`squad` is ambiguous: v1.1 or v2.0).
+/// class that names exactly one registered task (`squad` is ambiguous: v1.1 or v2.0). A
+/// multi-task mixture (ANLI+) has no jiant task class and answers only to its own name; an
+/// empty name is an error.
 pub fn lookup(name: &str) -> Result<&'static TaskSpec> {
+    if name.trim().is_empty() {
+        return Err(Error::Invalid(
+            "empty task name (a stray comma in a task list?); expected a name such as mnli or xnli".into(),
+        ));
+    }
     let name = ALIASES.iter().find(|(a, _)| *a == name).map_or(name, |(_, n)| *n);
     if let Some(t) = TASKS.iter().find(|t| t.name == name) {
         return Ok(t);
     }
-    let by_class: Vec<&TaskSpec> = TASKS.iter().filter(|t| t.jiant_task == name).collect();
+    let by_class: Vec<&TaskSpec> =
+        TASKS.iter().filter(|t| !t.jiant_task.is_empty() && t.members.is_empty() && t.jiant_task == name).collect();
     match by_class.as_slice() {
         [t] => Ok(t),
         [] => Err(Error::Invalid(format!(

@@ -12,9 +12,11 @@
 //! about 8N bytes of sums plus the largest shard file.
 
 use crate::config::ModelConfig;
+use crate::cpu::multitask::{read_heads, HEADS_FILE};
 use crate::error::{Error, Result};
 use crate::fsutil::atomic_write;
 use crate::model::weights::checkpoint_files;
+use crate::provenance::{AveragedSnapshot, Weights};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -129,7 +131,8 @@ struct SnapshotConfig {
 fn read_config(dir: &Path) -> Result<SnapshotConfig> {
     let path = dir.join("config.json");
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let json: Value = serde_json::from_slice(&bytes)
+    let text = crate::fsutil::text_of(&path, bytes.clone())?;
+    let json: Value = serde_json::from_str(&text)
         .map_err(|e| Error::format(&path, format!("expected an HF config.json (JSON object): {e}")))?;
     let cfg = ModelConfig::from_json(&json, &path)?;
     Ok(SnapshotConfig { path, bytes, json, cfg })
@@ -285,6 +288,32 @@ fn check_finite(acc: &Acc, name: &str, file: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The head list ([`HEADS_FILE`]) every snapshot carries, which must be the same in all of
+/// them (averaging tensors of different heads would be meaningless); `None` when none has one.
+fn same_heads(snapshots: &[PathBuf]) -> Result<Option<Vec<u8>>> {
+    let read = |dir: &PathBuf| -> Result<Option<Vec<u8>>> {
+        let p = dir.join(HEADS_FILE);
+        if !p.is_file() {
+            return Ok(None);
+        }
+        let specs = read_heads(dir)?;
+        serde_json::to_vec_pretty(&specs).map(Some).map_err(|e| Error::Invalid(e.to_string()))
+    };
+    let first = read(&snapshots[0])?;
+    for dir in &snapshots[1..] {
+        if read(dir)? != first {
+            return Err(Error::format(
+                dir.join(HEADS_FILE),
+                format!(
+                    "the head list differs from the first snapshot's ({}); snapshots to average must share their heads",
+                    snapshots[0].display()
+                ),
+            ));
+        }
+    }
+    Ok(first)
+}
+
 /// Rejects an empty list, missing or repeated snapshots, and an output folder that is one of
 /// the inputs or holds a sharded index that would shadow the new `model.safetensors`.
 fn check_inputs(out_dir: &Path, snapshots: &[PathBuf]) -> Result<()> {
@@ -340,6 +369,7 @@ pub fn average(out_dir: &Path, snapshots: &[PathBuf]) -> Result<AverageReport> {
     check_inputs(out_dir, snapshots)?;
     let first_dir = &snapshots[0];
     let first = read_config(first_dir)?;
+    let heads = same_heads(snapshots)?;
     let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
     for (i, dir) in snapshots.iter().enumerate() {
         if i > 0 {
@@ -387,6 +417,20 @@ pub fn average(out_dir: &Path, snapshots: &[PathBuf]) -> Result<AverageReport> {
             report.copied.push(name.to_string());
         }
     }
+    // The head list, so the average loads as an xlt model (`xlt eval`, `xlt xtreme --encoder`).
+    if let Some(heads) = &heads {
+        atomic_write(&out_dir.join(HEADS_FILE), heads)?;
+        report.copied.push(HEADS_FILE.to_string());
+    }
+    let mut inputs = Vec::with_capacity(snapshots.len());
+    for dir in snapshots {
+        let weights = match Weights::of_dir(dir)? {
+            Weights::AsLoaded { .. } => None,
+            w => Some(Box::new(w)),
+        };
+        inputs.push(AveragedSnapshot { path: dir.display().to_string(), weights });
+    }
+    Weights::Average { snapshots: inputs }.save(out_dir)?;
     // Last, so a folder with a config.json is a complete one.
     atomic_write(&out_dir.join("config.json"), &first.bytes)?;
     Ok(report)
@@ -472,7 +516,7 @@ impl FromStr for Selection {
 impl Manifest {
     /// Reads `path` without resolving entry paths, checking every entry.
     fn read_raw(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::fsutil::read_text(path, Some("snapshot manifest"))?;
         Self::parse(&text, path)
     }
 
@@ -550,14 +594,20 @@ impl Manifest {
 
     /// Appends `entry` to the manifest at `path` (created with its folder if missing) and
     /// rewrites the file atomically. The entry's path is stored as given: pass it relative to
-    /// the manifest's folder to keep the folder relocatable. One writer per manifest.
+    /// the manifest's folder to keep the folder relocatable. An entry for the same snapshot
+    /// folder, run and step is replaced, not repeated (a resumed run replays the steps after
+    /// its checkpoint and saves their snapshots again); any other repetition is an error. One
+    /// writer per manifest.
     pub fn append(path: &Path, entry: ManifestEntry) -> Result<()> {
-        let mut m = match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text, path)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
-            Err(e) => return Err(Error::io(path, e)),
+        let mut m = if path.exists() {
+            Self::parse(&crate::fsutil::read_text(path, None)?, path)?
+        } else {
+            Manifest::default()
         };
-        m.entries.push(entry);
+        match m.entries.iter_mut().find(|e| e.path == entry.path && e.run == entry.run && e.step == entry.step) {
+            Some(old) => *old = entry,
+            None => m.entries.push(entry),
+        }
         m.validate(path)?;
         let text = serde_json::to_string_pretty(&m)
             .map_err(|e| Error::Invalid(format!("serialising manifest {}: {e}", path.display())))?;

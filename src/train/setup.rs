@@ -10,10 +10,14 @@
 use crate::config::ModelConfig;
 use crate::cpu::multitask::{assign_prefixes, read_heads, HeadSpec, MultiTaskModel};
 use crate::error::{Error, Result};
-use crate::tasks::{lookup, parse_run_name, read_split, Examples, Kind, Layout, Split, Suite, TaskSpec, TrainSource};
+use crate::tasks::{
+    lookup, parse_run_name, read_split, split_present, Examples, Kind, Layout, Split, Suite, TaskSpec, TrainSource,
+};
 use crate::tokenize::Tokenizer;
 use crate::train::batches::{FeatureConfig, Features};
-use crate::train::trainer::{TrainConfig, TrainSource as Source, TrainTask, Trainer};
+use crate::train::trainer::{
+    bad_setting, check_range, TrainConfig, TrainSource as Source, TrainTask, Trainer, ValSet, Validation,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -60,6 +64,10 @@ pub struct RunSpec {
     pub num_train_epochs: Option<f64>,
     /// Peak learning rate (default: 1e-5, 5e-6 with MLM, 3e-6 for XTREME targets).
     pub learning_rate: Option<f64>,
+    /// Select TyDiQA-GoldP on its English dev set, which is also XTREME's English test set
+    /// (the selection is then labelled as optimistic); off: keep its last weights, as XTREME
+    /// does.
+    pub select_on_english_dev: bool,
     /// The remaining optimisation settings (learning rate and epochs are set from above).
     pub train: TrainConfig,
 }
@@ -79,6 +87,7 @@ impl Default for RunSpec {
             train_batch_size: None,
             num_train_epochs: None,
             learning_rate: None,
+            select_on_english_dev: false,
             train: TrainConfig::default(),
         }
     }
@@ -87,13 +96,55 @@ impl Default for RunSpec {
 impl RunSpec {
     /// Reads a TOML run description (every field optional).
     pub fn from_toml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&text).map_err(|e| Error::format(path, format!("not a valid xlt run configuration: {e}")))
+        let text = crate::fsutil::read_text(path, Some("run configuration (TOML)"))?;
+        toml::from_str(&text).map_err(|e| {
+            Error::format(path, format!("not a valid xlt run configuration: {}", crate::error::toml_message(&text, &e)))
+        })
     }
 
     /// The completed description as TOML.
     pub fn to_toml(&self) -> Result<String> {
         toml::to_string_pretty(self).map_err(|e| Error::Invalid(format!("cannot write the run configuration: {e}")))
+    }
+
+    /// Checks every setting before anything is read or written: a run name that is one folder
+    /// name, task and MLM language lists without empty entries, sizes of at least 1, and the
+    /// optimisation settings ([`TrainConfig::validate`]). Errors name the flag.
+    pub fn validate(&self) -> Result<()> {
+        let name = self.run_name.as_str();
+        if name.trim().is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+            return Err(bad_setting("run_name", "a folder name (no slashes)", format!("{name:?}")));
+        }
+        if self.tasks.is_empty() {
+            return Err(Error::Invalid("no tasks: pass --tasks (e.g. --tasks mnli,squad_v1) or set `tasks`".into()));
+        }
+        if self.tasks.iter().any(|t| t.trim().is_empty()) {
+            return Err(bad_setting(
+                "tasks",
+                "task names without empty entries",
+                format!("{:?}", self.tasks.join(",")),
+            ));
+        }
+        if self.mlm_languages.iter().any(|t| t.trim().is_empty()) {
+            return Err(bad_setting(
+                "mlm_languages",
+                "languages without empty entries",
+                format!("{:?}", self.mlm_languages.join(",")),
+            ));
+        }
+        if self.max_seq_length < 4 {
+            return Err(bad_setting("max_seq_length", "at least 4 tokens", self.max_seq_length));
+        }
+        if self.train_batch_size == Some(0) {
+            return Err(bad_setting("train_batch_size", "at least 1", 0));
+        }
+        if let Some(e) = self.num_train_epochs {
+            check_range("num_train_epochs", e, e > 0.0, "a number of epochs > 0")?;
+        }
+        if let Some(lr) = self.learning_rate {
+            check_range("learning_rate", lr, lr > 0.0 && lr <= 1.0, "a number in (0, 1]")?;
+        }
+        self.train.validate()
     }
 
     /// `<exp_dir>/runs/<run_name>`.
@@ -181,24 +232,146 @@ fn train_source(t: &ResolvedTask) -> Result<(&'static TaskSpec, Option<String>)>
     }
 }
 
-/// The validation examples used for early stopping: the task's own English (or only) dev
-/// split, else its training source's dev split, else none (a note is printed).
-fn val_source(t: &ResolvedTask, layout: &Layout) -> Option<(Examples, Option<String>)> {
-    let own_subset = match t.spec.suite {
-        Suite::Xtreme => Some("en".to_string()),
-        Suite::Intermediate => t.subset.clone(),
-    };
-    if let Ok(ex) = read_split(t.spec, layout, Split::Val, own_subset.as_deref()) {
-        return Some((ex, own_subset));
+/// Reads `split` of `task` for `subset` when the layout has it ([`split_present`]); a present
+/// split that cannot be read is an error naming the file and line.
+fn read_if_present(task: &TaskSpec, layout: &Layout, split: Split, subset: Option<&str>) -> Result<Option<Examples>> {
+    if !split_present(task, layout, split, subset)? {
+        return Ok(None);
     }
-    let (src, subset) = train_source(t).ok()?;
-    if src.name != t.spec.name {
-        if let Ok(ex) = read_split(src, layout, Split::Val, subset.as_deref()) {
-            return Some((ex, subset));
+    read_split(task, layout, split, subset).map(Some)
+}
+
+/// `task`'s `split` for `subset` as a record names it: `xnli en val`, `squad_v1 val`.
+fn data_name(task: &TaskSpec, subset: Option<&str>, split: Split) -> String {
+    match subset {
+        Some(s) => format!("{} {s} {split}", task.name),
+        None => format!("{} {split}", task.name),
+    }
+}
+
+/// Why TyDiQA-GoldP keeps its last weights by default.
+pub const TYDIQA_NO_SELECTION: &str = "TyDiQA-GoldP's English dev set is XTREME's English test set, so the last \
+     weights are kept (XTREME's protocol; --select-on-english-dev selects on it, labelled as such)";
+
+/// Where model selection reads the examples of a task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SelectionData {
+    /// The task the examples belong to (SQuAD v1.1 for XQuAD and MLQA).
+    pub task: &'static TaskSpec,
+    /// Its language or round.
+    pub subset: Option<String>,
+    /// The split.
+    pub split: Split,
+    /// How records name it (`squad_v1 val (SQuAD v1.1 dev)`).
+    pub data: String,
+    /// Set when the examples are also an evaluation set.
+    pub caveat: Option<String>,
+}
+
+/// The data model selection scores `task` (of run subset `subset`) on in `layout`, never data
+/// the task is reported on, or why there is none:
+/// - XQuAD and MLQA: SQuAD v1.1 dev (their English "dev" is XQuAD's test set), as jiant does;
+/// - TyDiQA-GoldP: none by default (its English dev is XTREME's English test set: the last
+///   weights are kept, as in XTREME's sample implementation); with `select_on_english_dev`,
+///   that English dev, labelled with a caveat;
+/// - every other task: its own English (or only) dev split, else its training source's.
+///
+/// MLM is handled by the caller (one validation text per corpus).
+pub fn selection_data(
+    task: &'static TaskSpec,
+    subset: Option<&str>,
+    layout: &Layout,
+    select_on_english_dev: bool,
+) -> Result<std::result::Result<SelectionData, String>> {
+    let found = |task, subset: Option<&str>, split, data: String, caveat| {
+        Ok(Ok(SelectionData { task, subset: subset.map(str::to_string), split, data, caveat }))
+    };
+    match task.name {
+        "xquad" | "mlqa" => {
+            let squad = lookup("squad_v1")?;
+            if split_present(squad, layout, Split::Val, None)? {
+                return found(squad, None, Split::Val, "squad_v1 val (SQuAD v1.1 dev)".into(), None);
+            }
+            return Ok(Err(format!(
+                "SQuAD v1.1 dev, on which {} is selected (its English dev is an evaluation set), is not in this \
+                 data folder",
+                task.name
+            )));
+        }
+        "tydiqa" if !select_on_english_dev => return Ok(Err(TYDIQA_NO_SELECTION.into())),
+        "tydiqa" => {
+            // jiant calls the English GoldP dev set `val`; XTREME's download files it as test.
+            let split = if matches!(layout, Layout::Jiant(_)) { Split::Val } else { Split::Test };
+            if split_present(task, layout, split, Some("en"))? {
+                return found(
+                    task,
+                    Some("en"),
+                    split,
+                    "tydiqa en dev (TyDiQA-GoldP English dev)".into(),
+                    Some(
+                        "selected on TyDiQA-GoldP's English dev set, which is also XTREME's English test set: the \
+                         English score is optimistic"
+                            .into(),
+                    ),
+                );
+            }
+            return Ok(Err("TyDiQA-GoldP's English dev set is not in this data folder".into()));
+        }
+        _ => {}
+    }
+    let own = match task.suite {
+        Suite::Xtreme => Some("en"),
+        Suite::Intermediate => subset,
+    };
+    if split_present(task, layout, Split::Val, own)? {
+        return found(task, own, Split::Val, data_name(task, own, Split::Val), None);
+    }
+    if let TrainSource::Task(src, src_subset) = task.train_source {
+        let src = lookup(src)?;
+        if src.name != task.name && split_present(src, layout, Split::Val, src_subset)? {
+            return found(src, src_subset, Split::Val, data_name(src, src_subset, Split::Val), None);
         }
     }
-    eprintln!("note: {} has no validation split here; its last weights count as its best", t.name);
-    None
+    Ok(Err(format!("a validation split of {} is not in this data folder", task.run_name(own))))
+}
+
+/// The validation data of run task `t` ([`selection_data`]; for MLM, the validation text of
+/// each `--mlm-languages` corpus, or of the single `mlm` corpus). A split the data folder has
+/// but that cannot be read is an error naming file and line.
+fn validation(t: &ResolvedTask, layout: &Layout, spec: &RunSpec) -> Result<Validation> {
+    if t.spec.kind == Kind::MaskedLm {
+        let langs: Vec<Option<String>> = if spec.mlm_languages.is_empty() {
+            vec![t.subset.clone()]
+        } else {
+            spec.mlm_languages.iter().map(|l| Some(l.clone())).collect()
+        };
+        let (mut text, mut found) = (Vec::new(), Vec::new());
+        for l in &langs {
+            if let Some(ex) = read_if_present(t.spec, layout, Split::Val, l.as_deref())? {
+                text.extend(ex.into_text()?);
+                found.push(l.clone().unwrap_or_else(|| "mlm".into()));
+            }
+        }
+        if text.is_empty() {
+            return Ok(Validation::None("MLM validation text is not in this data folder".into()));
+        }
+        let missing: Vec<String> =
+            langs.iter().map(|l| l.clone().unwrap_or_else(|| "mlm".into())).filter(|l| !found.contains(l)).collect();
+        if !missing.is_empty() {
+            eprintln!("note: task {}: no MLM validation text for {}", t.name, missing.join(", "));
+        }
+        let data = format!("mlm val ({})", found.join(", "));
+        return Ok(Validation::Set(ValSet { examples: Examples::Text(text), lang: None, data, caveat: None }));
+    }
+    match selection_data(t.spec, t.subset.as_deref(), layout, spec.select_on_english_dev)? {
+        Ok(d) => {
+            let examples = read_split(d.task, layout, d.split, d.subset.as_deref())?;
+            // MLQA's normalisation needs a language: SQuAD dev is English.
+            let lang = d.subset.clone().or_else(|| (t.spec.suite == Suite::Xtreme).then(|| "en".to_string()));
+            Ok(Validation::Set(ValSet { examples, lang, data: d.data, caveat: d.caveat }))
+        }
+        Err(why) => Ok(Validation::None(why)),
+    }
 }
 
 /// Label strings of a task in id order (CCG: the tag ids as strings).
@@ -230,30 +403,137 @@ pub fn load_tokenizer(spec: &RunSpec) -> Result<Tokenizer> {
     Tokenizer::from_file(&path, cfg.family)
 }
 
+impl RunSpec {
+    /// Validates the description and fills in the preset values it leaves open (learning rate
+    /// and epochs, paper Tables 3 and 4), so that two descriptions of the same run compare
+    /// equal.
+    pub fn complete(mut self) -> Result<RunSpec> {
+        self.validate()?;
+        let resolved = resolve_tasks(&self.tasks)?;
+        let with_mlm = resolved.iter().any(|t| t.spec.kind == Kind::MaskedLm);
+        let all_targets = resolved.iter().all(|t| t.spec.suite == Suite::Xtreme);
+        let lr = self.learning_rate.unwrap_or(if all_targets {
+            3e-6
+        } else if with_mlm {
+            5e-6
+        } else {
+            1e-5
+        });
+        let epochs =
+            self.num_train_epochs.unwrap_or(if self.tasks.len() == 1 { preset(&self.tasks[0]).1 } else { 3.0 });
+        self.learning_rate = Some(lr);
+        self.num_train_epochs = Some(epochs);
+        self.train.learning_rate = lr;
+        self.train.num_train_epochs = epochs;
+        Ok(self)
+    }
+
+    /// The run's identity, stored in its checkpoints: every setting that decides the training
+    /// (the completed description without its folder paths and the evaluation batch size), the
+    /// data folder, and the hash of the starting model (and of a separate tokenizer file).
+    pub fn identity(&self) -> Result<serde_json::Value> {
+        let mut v = serde_json::to_value(self).map_err(|e| Error::Invalid(e.to_string()))?;
+        if let Some(m) = v.as_object_mut() {
+            for key in ["exp_dir", "run_name", "model", "tokenizer", "data_dir"] {
+                m.remove(key);
+            }
+            if let Some(t) = m.get_mut("train").and_then(|t| t.as_object_mut()) {
+                t.remove("eval_batch_size");
+                t.remove("do_val");
+            }
+        }
+        let data = self.data_dir.canonicalize().unwrap_or_else(|_| self.data_dir.clone());
+        let tokenizer = match &self.tokenizer {
+            Some(p) => Some(crate::provenance::hash_file(p)?),
+            None => None,
+        };
+        Ok(serde_json::json!({
+            "settings": v,
+            "data_dir": data.display().to_string(),
+            "model": crate::provenance::model_hash(&self.model)?,
+            "tokenizer": tokenizer,
+        }))
+    }
+}
+
+/// For a run about to be resumed (or found finished): an error when the checkpoint in its
+/// folder `run_dir` was made with other settings, another data folder or another starting model
+/// than `identity` ([`RunSpec::identity`] of the completed description), naming what differs.
+/// A checkpoint that does not record its identity is accepted with a note. Nothing to compare
+/// without a complete checkpoint.
+pub fn check_identity(run_dir: &Path, identity: &serde_json::Value) -> Result<()> {
+    let dir = run_dir.join("checkpoint");
+    if !matches!(crate::train::checkpoint::find(&dir), crate::train::checkpoint::Found::Complete(_)) {
+        return Ok(());
+    }
+    let state = crate::train::checkpoint::read_state(&dir)?;
+    if state.run.is_null() {
+        eprintln!("note: {} does not record the settings it was made with; they cannot be compared", dir.display());
+        return Ok(());
+    }
+    let diffs: Vec<String> = crate::provenance::setting_differences(&state.run, identity)
+        .into_iter()
+        .map(|d| {
+            if d.starts_with("setting model:") {
+                "the starting model's files differ".to_string()
+            } else if d.starts_with("setting tokenizer:") {
+                "the tokenizer file differs".to_string()
+            } else {
+                d.replacen("setting settings.", "", 1).replacen("setting ", "", 1)
+            }
+        })
+        .collect();
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    let done = run_dir.join("done").is_file();
+    Err(Error::Invalid(format!(
+        "{} {} with other settings than this call ({}); {}",
+        run_dir.display(),
+        if done { "is a finished run made" } else { "holds a checkpoint made" },
+        diffs.join("; "),
+        if done {
+            "choose another --run-name to train with these settings"
+        } else {
+            "resume with the same settings, or choose another --run-name"
+        }
+    )))
+}
+
+/// The tokenizer files a run copies into every model folder it saves, as (source, name):
+/// its `tokenizer.json` (the `tokenizer` file when one is set) and the companions the model
+/// folder has (`tokenizer_config.json`, `special_tokens_map.json`, `sentencepiece.bpe.model`,
+/// `vocab.txt`), so the saved folders load in xlt and in `transformers`.
+pub fn tokenizer_files(spec: &RunSpec) -> Vec<(PathBuf, String)> {
+    let mut out = vec![(
+        spec.tokenizer.clone().unwrap_or_else(|| spec.model.join("tokenizer.json")),
+        "tokenizer.json".to_string(),
+    )];
+    for name in crate::train::average::TOKENIZER_FILES.iter().filter(|n| **n != "tokenizer.json") {
+        let p = spec.model.join(name);
+        if p.is_file() {
+            out.push((p, name.to_string()));
+        }
+    }
+    out
+}
+
 /// Resolves, validates and loads everything for `spec`; completes the spec with the preset
-/// values actually used. `tok` must be [`load_tokenizer`]'s result for the same spec.
-pub fn prepare<'a>(mut spec: RunSpec, tok: &'a Tokenizer, resume: bool) -> Result<PreparedRun<'a>> {
+/// values actually used. `tok` must be [`load_tokenizer`]'s result for the same spec. With
+/// `resume`, a checkpoint made with other settings is refused ([`check_identity`]).
+pub fn prepare<'a>(spec: RunSpec, tok: &'a Tokenizer, resume: bool) -> Result<PreparedRun<'a>> {
+    let spec = spec.complete()?;
     let resolved = resolve_tasks(&spec.tasks)?;
     let layout = detect_layout(&spec.data_dir)?;
-    let with_mlm = resolved.iter().any(|t| t.spec.kind == Kind::MaskedLm);
-    let all_targets = resolved.iter().all(|t| t.spec.suite == Suite::Xtreme);
-    let lr = spec.learning_rate.unwrap_or(if all_targets {
-        3e-6
-    } else if with_mlm {
-        5e-6
-    } else {
-        1e-5
-    });
-    let epochs = spec.num_train_epochs.unwrap_or(if spec.tasks.len() == 1 { preset(&spec.tasks[0]).1 } else { 3.0 });
-    spec.learning_rate = Some(lr);
-    spec.num_train_epochs = Some(epochs);
-    spec.train.learning_rate = lr;
-    spec.train.num_train_epochs = epochs;
+    let identity = spec.identity()?;
+    if resume {
+        check_identity(&spec.run_dir(), &identity)?;
+    }
     let features = FeatureConfig::new(spec.max_seq_length);
     let cfg = ModelConfig::from_file(&spec.model.join("config.json"))?;
     if spec.max_seq_length > cfg.max_seq_len() {
         return Err(Error::Invalid(format!(
-            "max sequence length {} exceeds the model's {} positions",
+            "--max-seq-length (max_seq_length): {} exceeds the model's {} positions",
             spec.max_seq_length,
             cfg.max_seq_len()
         )));
@@ -298,14 +578,14 @@ pub fn prepare<'a>(mut spec: RunSpec, tok: &'a Tokenizer, resume: bool) -> Resul
             }
             train.push(Source { lang: s.unwrap_or_else(|| "en".into()), features: f });
         }
-        let val = val_source(t, &layout);
+        let val = validation(t, &layout, &spec)
+            .map_err(|e| Error::Invalid(format!("task {} validation data: {e}", t.name)))?;
+        if let Validation::None(why) = &val {
+            eprintln!("note: task {}: no model selection: {why}", t.name);
+        }
         let head_name = t.spec.head;
         let head = heads.iter().position(|h| h.name == head_name).expect("every task's head was registered");
         let batch_size = spec.train_batch_size.unwrap_or(preset(t.spec.name).0);
-        let (val, val_lang) = match val {
-            Some((v, l)) => (Some(v), l),
-            None => (None, None),
-        };
         tasks.push(TrainTask {
             name: t.name.clone(),
             spec: t.spec,
@@ -313,7 +593,6 @@ pub fn prepare<'a>(mut spec: RunSpec, tok: &'a Tokenizer, resume: bool) -> Resul
             label_names: label_names(t.spec),
             train,
             val,
-            val_lang,
             batch_size,
         });
     }
@@ -324,25 +603,21 @@ pub fn prepare<'a>(mut spec: RunSpec, tok: &'a Tokenizer, resume: bool) -> Resul
         LoadMode::All => {
             let saved = read_heads(&spec.model)?;
             if saved != heads {
+                let names = |h: &[HeadSpec]| h.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ");
                 return Err(Error::Invalid(format!(
-                    "--model-load-mode all: {} holds heads {:?}, this run needs {:?}",
+                    "--model-load-mode all: {} holds the heads {}, this run needs {}",
                     spec.model.display(),
-                    saved.iter().map(|h| &h.name).collect::<Vec<_>>(),
-                    heads.iter().map(|h| &h.name).collect::<Vec<_>>()
+                    names(&saved),
+                    names(&heads)
                 )));
             }
             MultiTaskModel::from_dir(&spec.model)?
         }
     };
     let run_dir = spec.run_dir();
-    let trainer = Trainer::new(model, tok, tasks, spec.train.clone(), features, &run_dir, resume)?;
+    let trainer = Trainer::new(model, tok, tasks, spec.train.clone(), features, &run_dir, resume)?
+        .with_model_files(tokenizer_files(&spec))
+        .with_identity(identity);
     crate::fsutil::atomic_write(&run_dir.join("run_config.toml"), spec.to_toml()?.as_bytes())?;
-    // The next phase loads `model/` with its tokenizer.
-    let tok_src = spec.tokenizer.clone().unwrap_or_else(|| spec.model.join("tokenizer.json"));
-    for dir in ["model", "best"] {
-        let d = run_dir.join(dir);
-        std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
-        std::fs::copy(&tok_src, d.join("tokenizer.json")).map_err(|e| Error::io(&tok_src, e))?;
-    }
     Ok(PreparedRun { trainer, spec })
 }

@@ -31,12 +31,13 @@ use crate::eval::EvalModel;
 use crate::eval::{evaluate, EvalOptions};
 use crate::features::mlm::{language_weights, sample_index, LANGUAGE_ALPHA};
 use crate::fsutil::atomic_write;
+use crate::provenance::{Selection, SelectionSource, Weights};
 use crate::rng::{derive, Rng};
 use crate::tasks::{Examples, Kind, TaskSpec};
 use crate::tokenize::Tokenizer;
 use crate::train::average::{Manifest, ManifestEntry};
 use crate::train::batches::{FeatureConfig, Features};
-use crate::train::checkpoint::{load_checkpoint, resolve, save_checkpoint};
+use crate::train::checkpoint::{find, load_checkpoint, save_checkpoint, Found};
 use crate::train::sampler::{EpochOrder, EpochState, SamplerState, SamplingMode, TaskSampler, DEFAULT_CAP};
 use crate::train::schedule::LinearSchedule;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -160,12 +161,42 @@ pub struct TrainTask {
     pub label_names: Vec<String>,
     /// Training data: one source, or one per language for MLM (sampled with α = 0.3).
     pub train: Vec<TrainSource>,
-    /// Validation examples (all of them; training uses the first `eval_subset_num`).
-    pub val: Option<Examples>,
-    /// Language of the validation examples (MLQA normalisation), if any.
-    pub val_lang: Option<String>,
+    /// The data model selection scores this task on, or why there is none.
+    pub val: Validation,
     /// Training examples per micro-batch.
     pub batch_size: usize,
+}
+
+/// Validation data of one task, used for early stopping and choosing the best weights.
+pub struct ValSet {
+    /// The examples (all of them; evaluations during training use the first
+    /// `eval_subset_num`).
+    pub examples: Examples,
+    /// Their language, when it matters for scoring (MLQA's normalisation).
+    pub lang: Option<String>,
+    /// Where they come from, for the record: task, language and split (`squad_v1 val`).
+    pub data: String,
+    /// Set when these examples are also an evaluation set (see [`crate::provenance::Selection`]).
+    pub caveat: Option<String>,
+}
+
+/// A task's validation data, or the reason it has none (then it never takes part in
+/// selection, and a run without any keeps its last weights).
+pub enum Validation {
+    /// Score the task on this set.
+    Set(ValSet),
+    /// No validation, and why.
+    None(String),
+}
+
+impl Validation {
+    /// The set, if there is one.
+    pub fn set(&self) -> Option<&ValSet> {
+        match self {
+            Validation::Set(v) => Some(v),
+            Validation::None(_) => None,
+        }
+    }
 }
 
 impl TrainTask {
@@ -195,8 +226,34 @@ pub struct TrainerState {
     pub last_eval: Option<(u64, f64)>,
 }
 
-/// Primary validation score per task (None for a split without labels).
+/// Selection score per task (None for a split without labels).
 pub type TaskScores = BTreeMap<String, Option<f64>>;
+
+/// Every metric of each task's last full validation (`acc`, `f1`, `em`, `loss`,
+/// `perplexity`, ...).
+pub type TaskMetrics = BTreeMap<String, BTreeMap<String, f64>>;
+
+/// The score model selection compares for one task: jiant's major metric, (F1 + EM) / 2 for
+/// the SQuAD family, the primary score otherwise (minus the perplexity for MLM).
+pub fn selection_score(spec: &TaskSpec, r: &crate::eval::EvalResult) -> Option<f64> {
+    match spec.kind {
+        Kind::SpanQa => Some((r.metrics.get("f1")? + r.metrics.get("em")?) / 2.0),
+        _ => r.primary,
+    }
+}
+
+/// The name of [`selection_score`] for a task.
+pub fn selection_metric(spec: &TaskSpec) -> &'static str {
+    match spec.kind {
+        Kind::SpanQa => "(f1 + em) / 2",
+        Kind::MaskedLm => "-perplexity",
+        _ => match spec.metric {
+            crate::tasks::Metric::AccuracyAndF1 => "(acc + f1) / 2",
+            crate::tasks::Metric::SeqevalF1 => "f1",
+            _ => "acc",
+        },
+    }
+}
 
 /// What a finished run reports.
 #[derive(Clone, Debug, Serialize)]
@@ -211,8 +268,12 @@ pub struct RunSummary {
     pub best_step: Option<u64>,
     /// Whether early stopping ended the run.
     pub stopped_early: bool,
-    /// Full validation scores per task (primary score), when measured.
+    /// Full validation scores per task (the selection score), when measured.
     pub val: BTreeMap<String, Option<f64>>,
+    /// Every metric of the full validations (MLM: `loss` and `perplexity`).
+    pub val_metrics: TaskMetrics,
+    /// Which weights `model/` holds.
+    pub weights: Weights,
     /// Where the final model was written.
     pub model_dir: PathBuf,
 }
@@ -254,6 +315,12 @@ pub struct Trainer<'a> {
     progress: bool,
     /// The GPU copy of the model and optimizer when training on a GPU (see [`Trainer::use_gpu`]).
     cuda: Option<CudaModel>,
+    /// Files copied into every saved model folder (the tokenizer's): source and name there.
+    model_files: Vec<(PathBuf, String)>,
+    /// The run's name in records and the snapshot manifest (set by [`Trainer::run`]).
+    run_label: String,
+    /// The run's identity (settings, starting model), stored in every checkpoint.
+    identity: serde_json::Value,
     /// Whether the GPU has taken steps the host copy has not seen.
     gpu_dirty: bool,
 }
@@ -272,20 +339,69 @@ pub fn total_steps(sizes_and_batches: &[(usize, usize)], cfg: &TrainConfig) -> R
     Ok(total.floor() as u64)
 }
 
+/// The error for setting `key` (`--key-with-dashes` on the command line, `key` in a TOML
+/// file) whose value `found` is not `expected`.
+pub fn bad_setting(key: &str, expected: &str, found: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("--{} ({key}): expected {expected}, found {found}", key.replace('_', "-")))
+}
+
+/// Checks that `x` is finite and inside `range` (written as `shown` in the message).
+pub(crate) fn check_range(key: &str, x: f64, ok: bool, shown: &str) -> Result<()> {
+    if x.is_finite() && ok {
+        Ok(())
+    } else {
+        Err(bad_setting(key, shown, x))
+    }
+}
+
+impl TrainConfig {
+    /// Checks every optimisation setting before anything is written: the learning rate, weight
+    /// decay, Adam's ε and βs, the clipping norm, the warmup proportion and the epochs finite
+    /// and in range; counts at least 1. The error names the flag (and its TOML key).
+    pub fn validate(&self) -> Result<()> {
+        let lr = self.learning_rate;
+        check_range("learning_rate", lr, lr > 0.0 && lr <= 1.0, "a number in (0, 1]")?;
+        let wd = self.weight_decay;
+        check_range("weight_decay", wd, (0.0..1.0).contains(&wd), "a number in [0, 1)")?;
+        let eps = self.adam_epsilon;
+        check_range("adam_epsilon", eps, eps > 0.0 && eps < 1.0, "a number in (0, 1)")?;
+        for (key, b) in [("adam_beta1", self.adam_beta1), ("adam_beta2", self.adam_beta2)] {
+            check_range(key, b, (0.0..1.0).contains(&b), "a number in [0, 1)")?;
+        }
+        let norm = self.max_grad_norm;
+        check_range("max_grad_norm", norm, norm >= 0.0, "a number ≥ 0 (0: no clipping)")?;
+        let w = self.warmup_proportion;
+        check_range("warmup_proportion", w, (0.0..=1.0).contains(&w), "a number in [0, 1]")?;
+        let e = self.num_train_epochs;
+        check_range("num_train_epochs", e, e > 0.0, "a number of epochs > 0")?;
+        for (key, n) in [
+            ("gradient_accumulation_steps", self.gradient_accumulation_steps as u64),
+            ("eval_batch_size", self.eval_batch_size as u64),
+            ("eval_subset_num", self.eval_subset_num as u64),
+        ] {
+            if n == 0 {
+                return Err(bad_setting(key, "at least 1", 0));
+            }
+        }
+        if self.max_steps == Some(0) {
+            return Err(bad_setting("max_steps", "at least 1", 0));
+        }
+        if self.train_examples_cap == Some(0) {
+            return Err(bad_setting("train_examples_cap", "a positive cap (0 on the command line: uncapped)", 0));
+        }
+        if self.snapshot_every == SnapshotEvery::Steps(0) {
+            return Err(bad_setting("snapshot_every", "`epoch`, `never` or a step count ≥ 1", 0));
+        }
+        Ok(())
+    }
+}
+
 fn check_config(cfg: &TrainConfig, tasks: &[TrainTask]) -> Result<()> {
     let bad = |m: String| Err(Error::Invalid(m));
     if tasks.is_empty() {
         return bad("no training tasks".into());
     }
-    if !(cfg.learning_rate.is_finite() && cfg.learning_rate >= 0.0) {
-        return bad(format!("learning rate must be a non-negative number, found {}", cfg.learning_rate));
-    }
-    if cfg.gradient_accumulation_steps == 0 || cfg.eval_batch_size == 0 {
-        return bad("gradient accumulation steps and eval batch size must be at least 1".into());
-    }
-    if cfg.train_examples_cap == Some(0) {
-        return bad("train_examples_cap must be positive".into());
-    }
+    cfg.validate()?;
     for t in tasks {
         if t.batch_size == 0 {
             return bad(format!("task {}: batch size must be at least 1", t.name));
@@ -323,6 +439,17 @@ impl<'a> Trainer<'a> {
             if t.head >= model.specs.len() || model.specs[t.head].kind != t.spec.kind {
                 return Err(Error::Invalid(format!("task {}: head {} does not fit its family", t.name, t.head)));
             }
+            // The largest batch of the task must fit in memory before anything is allocated.
+            let choices = model.specs[t.head].num_labels;
+            let rows = if t.spec.kind == Kind::MultipleChoice { t.batch_size * choices } else { t.batch_size };
+            let bytes = crate::cpu::encoder::Activations::train_bytes(&model.cfg, rows, features.max_seq_len);
+            crate::sys::check_fits(
+                bytes,
+                &format!(
+                    "task {}: a batch of {} × {} tokens (lower --train-batch-size or --max-seq-length)",
+                    t.name, rows, features.max_seq_len
+                ),
+            )?;
         }
         std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
         let probe = run_dir.join(".xlt-write-test");
@@ -341,13 +468,28 @@ impl<'a> Trainer<'a> {
             }
         }
         let ckpt = run_dir.join("checkpoint");
-        let has_ckpt = resolve(&ckpt).is_ok();
-        if has_ckpt && !resume {
-            return Err(Error::Invalid(format!(
-                "{} already holds a checkpoint; pass --resume to continue it or choose another run name",
-                run_dir.display()
-            )));
-        }
+        let has_ckpt = match find(&ckpt) {
+            Found::Complete(_) if !resume => {
+                return Err(Error::Invalid(format!(
+                    "{} already holds a checkpoint; pass --resume to continue it or choose another run name",
+                    run_dir.display()
+                )))
+            }
+            Found::Complete(_) => true,
+            // Never start over on top of a checkpoint that cannot be read: it would be replaced.
+            Found::Incomplete(why) => {
+                return Err(Error::Invalid(format!(
+                    "{} holds an incomplete checkpoint ({why}); {}",
+                    run_dir.display(),
+                    if resume {
+                        "it cannot be resumed: restore it, or remove the folder to start over"
+                    } else {
+                        "remove the folder to start over or choose another run name"
+                    }
+                )))
+            }
+            Found::Absent => false,
+        };
         let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
         let sizes: Vec<usize> = tasks.iter().map(|t| t.size()).collect();
         let mode = match cfg.train_examples_cap {
@@ -438,8 +580,31 @@ impl<'a> Trainer<'a> {
             log,
             progress: true,
             cuda: None,
+            model_files: Vec::new(),
+            run_label: run_dir.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned()),
+            identity: serde_json::Value::Null,
             gpu_dirty: false,
         })
+    }
+
+    /// Copies `files` (the tokenizer's: `tokenizer.json` and what else the model folder has)
+    /// into every model folder the run saves (`best/`, `model/`, snapshots), so each loads on
+    /// its own.
+    pub fn with_model_files(mut self, files: Vec<(PathBuf, String)>) -> Self {
+        self.model_files = files;
+        self
+    }
+
+    /// Sets the run's identity (its settings and starting model, JSON), stored in every
+    /// checkpoint and compared when the run is resumed.
+    pub fn with_identity(mut self, identity: serde_json::Value) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// The run folder.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
     }
 
     /// Turns the progress bar off (tests, non-interactive use).
@@ -515,10 +680,7 @@ impl<'a> Trainer<'a> {
                 None => self.model.forward_backward(head, &tb, drop)?,
             };
             if !loss.is_finite() {
-                return Err(Error::Invalid(format!(
-                    "loss is {loss} at step {step}, micro-batch {micro}: {what}; stopping (the last checkpoint is \
-                     intact; lower the learning rate or check the data)"
-                )));
+                return Err(self.diverged(&format!("loss is {loss} at step {step}, micro-batch {micro}: {what}")));
             }
             loss_sum += loss;
         }
@@ -528,10 +690,8 @@ impl<'a> Trainer<'a> {
             // fp16 may skip a step whose gradients overflowed (the loss scale backs off).
             let norm = cm.step(&self.opt.cfg, acc, self.cfg.max_grad_norm as f32)?.unwrap_or(0.0);
             if !norm.is_finite() {
-                return Err(Error::Invalid(format!(
-                    "gradient norm is {norm} at step {step} (task {}); stopping",
-                    self.tasks[ti].name
-                )));
+                let task = &self.tasks[ti].name;
+                return Err(self.diverged(&format!("gradient norm is {norm} at step {step} (task {task})")));
             }
             self.gpu_dirty = true;
             self.state.step += 1;
@@ -546,10 +706,8 @@ impl<'a> Trainer<'a> {
             crate::cpu::ops::grad_norm(&self.model.grads)
         };
         if !norm.is_finite() {
-            return Err(Error::Invalid(format!(
-                "gradient norm is {norm} at step {step} (task {}); stopping",
-                self.tasks[ti].name
-            )));
+            let task = &self.tasks[ti].name;
+            return Err(self.diverged(&format!("gradient norm is {norm} at step {step} (task {task})")));
         }
         self.opt.step(&mut self.model.params, &self.model.grads, &self.model.layout);
         self.model.zero_grad();
@@ -557,14 +715,39 @@ impl<'a> Trainer<'a> {
         Ok((ti, loss_sum / acc as f32, norm, lr, tokens))
     }
 
+    /// The error for a run that produced a non-finite number: `what` happened, then the first
+    /// non-finite tensor found (weights, then activations, then gradients), and where the run
+    /// can continue from. Nothing is written: the last checkpoint stays as it was.
+    fn diverged(&mut self, what: &str) -> Error {
+        let found = match &self.cuda {
+            Some(cm) => {
+                let on_gpu = |v: Result<Vec<f32>>, what: &str| match v {
+                    Ok(v) => crate::cpu::multitask::first_non_finite_tensor(&self.model.layout, &v, what),
+                    Err(e) => Some(format!("({what} could not be read from the GPU: {e})")),
+                };
+                on_gpu(cm.download_params(), "weight").or_else(|| on_gpu(cm.download_grads(), "gradient"))
+            }
+            None => self.model.first_non_finite(),
+        };
+        let found = found.unwrap_or_else(|| "no weight, activation or gradient holds one".into());
+        let resume = match find(&self.run_dir.join("checkpoint")) {
+            Found::Complete(_) => "the last checkpoint is intact: lower the learning rate or check the data, then \
+                                   continue with --resume"
+                .to_string(),
+            _ => "no checkpoint was written yet".to_string(),
+        };
+        Error::Invalid(format!("{what}; first non-finite value: {found}; stopping ({resume})"))
+    }
+
     /// Scores every task that has validation data on its first `limit` examples (all when
-    /// None); returns per-task primary scores and their aggregate (mean over non-MLM tasks,
-    /// or over all when only MLM has scores).
-    pub fn evaluate_tasks(&mut self, limit: Option<usize>) -> Result<(TaskScores, Option<f64>)> {
+    /// None); returns per-task selection scores ([`selection_score`]), their aggregate (mean
+    /// over non-MLM tasks, or over all when only MLM has scores) and every metric per task.
+    pub fn evaluate_tasks(&mut self, limit: Option<usize>) -> Result<(TaskScores, Option<f64>, TaskMetrics)> {
         let mut scores = BTreeMap::new();
+        let mut metrics = BTreeMap::new();
         let (mut main, mut mlm) = (Vec::new(), Vec::new());
         for t in &self.tasks {
-            let Some(val) = &t.val else { continue };
+            let Validation::Set(val) = &t.val else { continue };
             let opts = EvalOptions {
                 batch_size: self.cfg.eval_batch_size,
                 features: self.features.clone(),
@@ -576,20 +759,75 @@ impl<'a> Trainer<'a> {
                 Some(cm) => cm,
                 None => &mut self.model,
             };
-            let r = evaluate(model, t.head, self.tok, t.spec, &t.label_names, val, t.val_lang.as_deref(), &opts)
-                .map_err(|e| Error::Invalid(format!("evaluating {}: {e}", t.name)))?;
-            if let Some(p) = r.primary {
+            let r =
+                evaluate(model, t.head, self.tok, t.spec, &t.label_names, &val.examples, val.lang.as_deref(), &opts)
+                    .map_err(|e| Error::Invalid(format!("evaluating {} on {}: {e}", t.name, val.data)))?;
+            let score = selection_score(t.spec, &r);
+            if let Some(p) = score {
                 if t.spec.kind == Kind::MaskedLm {
                     mlm.push(p)
                 } else {
                     main.push(p)
                 }
             }
-            scores.insert(t.name.clone(), r.primary);
+            scores.insert(t.name.clone(), score);
+            metrics.insert(t.name.clone(), r.metrics);
         }
         let pool = if main.is_empty() { &mlm } else { &main };
         let agg = if pool.is_empty() { None } else { Some(pool.iter().sum::<f64>() / pool.len() as f64) };
-        Ok((scores, agg))
+        Ok((scores, agg, metrics))
+    }
+
+    /// How the best weights are chosen in this run: the tasks that take part in the aggregate
+    /// of [`Self::evaluate_tasks`], each with its metric, data and number of examples.
+    pub fn selection(&self) -> Selection {
+        let with_val: Vec<(&TrainTask, &ValSet)> =
+            self.tasks.iter().filter_map(|t| t.val.set().map(|v| (t, v))).collect();
+        let only_mlm = with_val.iter().all(|(t, _)| t.spec.kind == Kind::MaskedLm);
+        let sources: Vec<SelectionSource> = with_val
+            .iter()
+            .filter(|(t, _)| only_mlm || t.spec.kind != Kind::MaskedLm)
+            .map(|(t, v)| SelectionSource {
+                task: t.name.clone(),
+                metric: selection_metric(t.spec).to_string(),
+                data: v.data.clone(),
+                examples: v.examples.len().min(self.cfg.eval_subset_num),
+            })
+            .collect();
+        let caveats: Vec<String> = with_val.iter().filter_map(|(_, v)| v.caveat.clone()).collect();
+        let criterion = if sources.len() == 1 { "the score".to_string() } else { "the mean of the task scores".into() };
+        Selection { criterion, sources, caveat: (!caveats.is_empty()).then(|| caveats.join("; ")) }
+    }
+
+    /// Why a run keeps its last weights: the reasons of its tasks without validation data.
+    fn no_selection_reason(&self) -> String {
+        let reasons: Vec<String> = self
+            .tasks
+            .iter()
+            .filter_map(|t| match &t.val {
+                Validation::None(why) => Some(format!("{}: {why}", t.name)),
+                Validation::Set(_) => None,
+            })
+            .collect();
+        if reasons.is_empty() {
+            "no evaluation produced a score".into()
+        } else {
+            format!("no model selection ({})", reasons.join("; "))
+        }
+    }
+
+    /// Writes a complete model folder at `dir` (weights, config, head list, the tokenizer
+    /// files, the [`Weights`] record), replacing any folder there as a whole.
+    fn save_model_dir(&mut self, dir: &Path, weights: &Weights) -> Result<()> {
+        self.sync_from_gpu()?;
+        let (model, files) = (&self.model, &self.model_files);
+        crate::fsutil::replace_dir(dir, |tmp| {
+            model.save(tmp)?;
+            for (src, name) in files {
+                std::fs::copy(src, tmp.join(name)).map_err(|e| Error::io(src, e))?;
+            }
+            weights.save(tmp)
+        })
     }
 
     fn trainer_state_json(&mut self) -> Result<serde_json::Value> {
@@ -598,20 +836,32 @@ impl<'a> Trainer<'a> {
         serde_json::to_value(&self.state).map_err(|e| Error::Invalid(e.to_string()))
     }
 
-    /// Writes `checkpoint/` (replacing the previous one atomically).
+    /// Writes `checkpoint/` (replacing the previous one atomically, head list included).
     pub fn save_checkpoint(&mut self) -> Result<()> {
         self.sync_from_gpu()?;
         let state = self.trainer_state_json()?;
         let dir = self.run_dir.join("checkpoint");
-        save_checkpoint(&dir, &self.model.cfg, &self.model.layout, &self.model.params, &self.opt, state)?;
-        self.model.save_heads(&dir)
+        let heads = serde_json::to_vec_pretty(&self.model.specs).map_err(|e| Error::Invalid(e.to_string()))?;
+        let m = &self.model;
+        save_checkpoint(
+            &dir,
+            &m.cfg,
+            &m.layout,
+            &m.params,
+            &self.opt,
+            state,
+            self.identity.clone(),
+            &[(crate::cpu::multitask::HEADS_FILE, &heads)],
+        )
     }
 
     /// Evaluates, logs, keeps the best weights and updates early stopping.
     fn eval_and_track(&mut self, bar: &ProgressBar) -> Result<Option<f64>> {
-        let (scores, agg) = self.evaluate_tasks(Some(self.cfg.eval_subset_num))?;
+        let (scores, agg, metrics) = self.evaluate_tasks(Some(self.cfg.eval_subset_num))?;
         let step = self.state.step;
-        self.log.write(serde_json::json!({"event": "eval", "step": step, "score": agg, "tasks": scores}))?;
+        self.log.write(
+            serde_json::json!({"event": "eval", "step": step, "score": agg, "tasks": scores, "metrics": metrics}),
+        )?;
         let Some(score) = agg else { return Ok(None) };
         self.state.last_eval = Some((step, score));
         let improved = self.state.best_score.is_none_or(|b| score > b);
@@ -619,8 +869,9 @@ impl<'a> Trainer<'a> {
             self.state.best_score = Some(score);
             self.state.best_step = Some(step);
             self.state.evals_without_improvement = 0;
-            self.sync_from_gpu()?;
-            self.model.save(&self.run_dir.join("best"))?;
+            let w =
+                Weights::Best { run: self.run_label.clone(), step, steps: step, score, selection: self.selection() };
+            self.save_model_dir(&self.run_dir.join("best"), &w)?;
         } else {
             self.state.evals_without_improvement += 1;
         }
@@ -653,7 +904,9 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    fn snapshot(&mut self, epoch: Option<u64>, run_name: &str) -> Result<()> {
+    /// Saves a complete model folder `snapshots/step-<N>/` and lists it in the manifest (a
+    /// step replayed after a resume replaces its entry instead of adding a second one).
+    fn snapshot(&mut self, epoch: Option<u64>) -> Result<()> {
         let step = self.state.step;
         let score = match self.state.last_eval {
             Some((s, v)) if s == step => Some(v),
@@ -661,11 +914,11 @@ impl<'a> Trainer<'a> {
         };
         let rel = PathBuf::from(format!("step-{step:08}"));
         let dir = self.run_dir.join("snapshots");
-        self.sync_from_gpu()?;
-        self.model.save(&dir.join(&rel))?;
+        let w = Weights::Snapshot { run: self.run_label.clone(), step, epoch, dev_score: score };
+        self.save_model_dir(&dir.join(&rel), &w)?;
         Manifest::append(
             &dir.join("manifest.json"),
-            ManifestEntry { path: rel, run: run_name.to_string(), step, epoch, dev_score: score },
+            ManifestEntry { path: rel, run: self.run_label.clone(), step, epoch, dev_score: score },
         )
     }
 
@@ -673,6 +926,7 @@ impl<'a> Trainer<'a> {
     /// done (the run can then be resumed). On completion the best weights are restored, saved
     /// as `model/`, optionally scored on the full validation sets, and `done` is written.
     pub fn run(&mut self, run_name: &str, stop_at: Option<u64>) -> Result<Option<RunSummary>> {
+        self.run_label = run_name.to_string();
         let total = self.total_steps();
         let bar = if self.progress { ProgressBar::new(total) } else { ProgressBar::hidden() };
         bar.set_style(
@@ -703,7 +957,7 @@ impl<'a> Trainer<'a> {
                 self.eval_and_track(&bar)?;
             }
             if let Some(epoch) = self.snapshot_due(step) {
-                self.snapshot(epoch, run_name)?;
+                self.snapshot(epoch)?;
             }
             let every = self.cfg.save_checkpoint_every_steps;
             if (every > 0 && step.is_multiple_of(every)) || (every == 0 && eval_due) {
@@ -720,19 +974,56 @@ impl<'a> Trainer<'a> {
             self.eval_and_track(&hidden)?;
         }
         self.save_checkpoint()?;
-        let best = self.run_dir.join("best");
-        if self.state.best_step.is_some() && best.join("model.safetensors").is_file() {
-            let layout = self.model.layout.clone();
-            let cfg = self.model.cfg.clone();
-            crate::model::weights::load_into(&mut self.model.params, &layout, &cfg, &best, &|_| true)?;
-            // The final validation below runs on the GPU when there is one: give it these weights.
-            if let Some(cm) = &mut self.cuda {
-                cm.upload_params(&self.model.params)?;
+        let weights = match (self.state.best_step, self.state.best_score) {
+            (Some(step), Some(score)) => {
+                let best = self.run_dir.join("best");
+                let best = crate::fsutil::complete_dir(&best).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{}: the best weights (step {step}) are missing; the run cannot say which weights it \
+                         ends with",
+                        best.display()
+                    ))
+                })?;
+                match Weights::of_dir(&best)? {
+                    Weights::Best { step: s, .. } if s == step => {}
+                    other => {
+                        return Err(Error::Invalid(format!(
+                            "{}: expected the best weights of step {step}, found {}",
+                            best.display(),
+                            other.describe()
+                        )))
+                    }
+                }
+                let layout = self.model.layout.clone();
+                let cfg = self.model.cfg.clone();
+                crate::model::weights::load_into(&mut self.model.params, &layout, &cfg, &best, &|_| true)?;
+                // The final validation below runs on the GPU when there is one: give it these weights.
+                if let Some(cm) = &mut self.cuda {
+                    cm.upload_params(&self.model.params)?;
+                    self.gpu_dirty = false;
+                }
+                Weights::Best {
+                    run: self.run_label.clone(),
+                    step,
+                    steps: self.state.step,
+                    score,
+                    selection: self.selection(),
+                }
             }
-        }
+            _ => Weights::Last {
+                run: self.run_label.clone(),
+                steps: self.state.step,
+                reason: self.no_selection_reason(),
+            },
+        };
         let model_dir = self.run_dir.join("model");
-        self.model.save(&model_dir)?;
-        let val = if self.cfg.do_val { self.evaluate_tasks(None)?.0 } else { BTreeMap::new() };
+        self.save_model_dir(&model_dir, &weights)?;
+        let (val, val_metrics) = if self.cfg.do_val {
+            let (scores, _, metrics) = self.evaluate_tasks(None)?;
+            (scores, metrics)
+        } else {
+            (BTreeMap::new(), BTreeMap::new())
+        };
         let summary = RunSummary {
             steps: self.state.step,
             total_steps: self.total_steps(),
@@ -740,6 +1031,8 @@ impl<'a> Trainer<'a> {
             best_step: self.state.best_step,
             stopped_early: self.state.stopped_early,
             val,
+            val_metrics,
+            weights,
             model_dir,
         };
         let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;

@@ -4,13 +4,25 @@
 //! Each trainable task is one run (`<out>/runs/<task>/`, the trainer's folder layout) with the
 //! paper's Table 4 presets (learning rate 3e-6; XNLI batch 4 × 2 epochs, PAWS-X 32 × 5, QA
 //! 16 × 2, POS / NER 32 × 10), the encoder loaded `partial`ly (fresh heads). XQuAD and MLQA
-//! share one SQuAD run, as in XTREME. Every language whose files are present is then scored:
-//! on its test split when that carries labels, else on its dev split. Predictions of every
-//! available test split go to `<out>/predictions/<task>/test-<lang>.{tsv,json}` (XTREME's
-//! submission layout); BUCC and Tatoeba come straight from the encoder's embeddings
-//! ([`retrieval`]). A finished task leaves `<out>/<task>.result.json`; re-running skips it, and
-//! an interrupted fine-tuning resumes from its checkpoint. `results.json`, `results.md` and
-//! `results.svg` ([`crate::report`]) are rewritten after every task.
+//! share one SQuAD run, as in XTREME. Model selection never uses data a task is scored on
+//! (see [`crate::train::setup`]): XQuAD and MLQA select on SQuAD v1.1 dev, TyDiQA-GoldP keeps
+//! its last weights unless `--select-on-english-dev`, the others select on their English dev.
+//!
+//! Every language whose files are present is then scored: on its test split when that carries
+//! labels, else on its dev split; each score records its split and the weights that produced
+//! it ([`crate::provenance::Weights`]). Predictions of the test sets go to
+//! `<out>/predictions/<task>/test-<lang>.{tsv,json}` (XTREME's submission layout), in jiant's
+//! layout too, where XQuAD's and TyDiQA-GoldP's test sets are jiant's `val` split. BUCC and
+//! Tatoeba come straight from the encoder's embeddings ([`retrieval`]).
+//!
+//! Before the first training step every file of every task to run is read and parsed, so a
+//! malformed file fails in seconds. A finished task leaves `<out>/<task>.result.json`: its
+//! result and the [`Fingerprint`] of what made it (the encoder's files, every data file read,
+//! the settings). A re-run reuses a finished task only when the fingerprint matches; otherwise
+//! it says what changed, moves the old result and run folder to `<out>/replaced/<time>/` and
+//! runs the task again. An interrupted fine-tuning resumes from its checkpoint (when its
+//! folder's fingerprint matches). `results.json`, `results.md` and `results.svg`
+//! ([`crate::report`]) list every finished task in the folder and are rewritten after each task.
 
 pub mod retrieval;
 
@@ -18,17 +30,24 @@ use crate::cpu::multitask::MultiTaskModel;
 use crate::error::{Error, Result};
 use crate::eval::{eval_model, evaluate, write_predictions, EvalOptions, EvalResult};
 use crate::fsutil::atomic_write;
+use crate::provenance::{model_hash, Fingerprint, Weights};
 use crate::report::{LangScore, ModelResults, TaskResult};
-use crate::tasks::{expected_files, expected_splits, lookup, read_split, Kind, Layout, Metric, Split, TaskSpec};
-use crate::train::setup::{detect_layout, label_names, load_tokenizer, prepare, LoadMode, RunSpec};
+use crate::tasks::TrainSource;
+use crate::tasks::{expected_files, lookup, read_split, split_present, Kind, Layout, Metric, Split, TaskSpec};
+use crate::train::setup::{detect_layout, label_names, load_tokenizer, prepare, selection_data, LoadMode, RunSpec};
 use crate::train::trainer::TrainConfig;
 use retrieval::{evaluate_bucc, evaluate_tatoeba, RetrievalOptions};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The nine XTREME tasks in XTREME's order.
 pub const XTREME_TASKS: [&str; 9] =
     ["pawsx", "xnli", "udpos", "panx", "xquad", "mlqa", "tydiqa", "bucc2018", "tatoeba"];
+
+/// File in a task's run folder recording what the run was started from (a [`Fingerprint`]
+/// of its training part).
+const RUN_FINGERPRINT: &str = "xtreme_run.json";
 
 /// Settings of an `xlt xtreme` run.
 #[derive(Clone, Debug)]
@@ -51,12 +70,23 @@ pub struct XtremeConfig {
     pub train_batch_size: Option<usize>,
     /// Sequence length instead of 128 (classification, tagging) / 384 (QA).
     pub max_seq_length: Option<usize>,
+    /// Select TyDiQA-GoldP on its English dev set (XTREME's English test set), labelled as
+    /// optimistic; off: keep its last weights.
+    pub select_on_english_dev: bool,
     /// Optimisation settings shared by the runs (seed, max steps, evaluation interval, ...).
     pub train: TrainConfig,
     /// Show progress bars.
     pub progress: bool,
     /// The GPU the fine-tuning steps run on, and its precision (`None`: the CPU).
     pub gpu: Option<crate::cuda::model::OnGpu>,
+}
+
+/// What `<out>/<task>.result.json` holds: the result and what it was made from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct TaskRecord {
+    result: TaskResult,
+    fingerprint: Fingerprint,
 }
 
 fn metric_name(m: Metric) -> &'static str {
@@ -75,49 +105,248 @@ fn run_task(task: &str) -> &str {
     }
 }
 
-/// Whether every file `split` of `task` needs for `lang` exists in `layout`.
-fn has_files(task: &TaskSpec, layout: &Layout, split: Split, lang: &str) -> bool {
-    expected_files(task, layout, split, Some(lang)).is_ok_and(|f| !f.is_empty() && f.iter().all(|p| p.exists()))
+/// The split that holds XTREME's test set of `task` in `layout`: jiant files XQuAD's test set
+/// and TyDiQA-GoldP's dev set (XTREME's test set) as `val`.
+fn submission_split(task: &TaskSpec, layout: &Layout) -> Split {
+    match (task.name, layout) {
+        ("xquad" | "tydiqa", Layout::Jiant(_)) => Split::Val,
+        _ => Split::Test,
+    }
 }
 
-/// The languages of `task` whose `split` files are present, read. A present but malformed
-/// file is an error, not a missing language.
-fn readable(task: &TaskSpec, layout: &Layout, split: Split) -> Result<Vec<(String, crate::tasks::Examples)>> {
-    task.languages
-        .iter()
-        .filter(|l| has_files(task, layout, split, l))
-        .map(|l| Ok((l.to_string(), read_split(task, layout, split, Some(l))?)))
-        .collect()
+/// The name a layout gives `split`: XTREME's `dev`, jiant's `val`.
+fn split_name(split: Split, layout: &Layout) -> &'static str {
+    match (split, layout) {
+        (Split::Val, Layout::Xtreme(_)) => "dev",
+        (s, _) => s.jiant_key(),
+    }
 }
 
-fn lang_score(r: &EvalResult) -> Option<LangScore> {
+fn lang_score(r: &EvalResult, split: &str) -> Option<LangScore> {
     let primary = r.primary?;
-    Some(LangScore { primary, secondary: r.metrics.get("em").copied() })
+    Some(LangScore {
+        primary,
+        secondary: r.metrics.get("em").copied(),
+        split: Some(split.to_string()),
+        optimistic: false,
+    })
 }
 
-/// Fine-tunes (or reuses the finished run of) a trainable task and scores its languages.
-fn trainable(cfg: &XtremeConfig, task: &'static TaskSpec, layout: &Layout) -> Result<TaskResult> {
+/// A registry task and the subsets of it that a result reads.
+type TaskSubsets = (&'static TaskSpec, Vec<Option<&'static str>>);
+
+/// The registry tasks whose files `task`'s result depends on: itself and its training source.
+fn related(task: &'static TaskSpec) -> Result<Vec<TaskSubsets>> {
+    let mut out = vec![(task, task.languages.iter().map(|l| Some(*l)).collect::<Vec<_>>())];
+    if let TrainSource::Task(src, subset) = task.train_source {
+        let src = lookup(src)?;
+        if src.name != task.name {
+            out.push((src, vec![subset]));
+        }
+        if matches!(task.name, "xquad" | "mlqa") {
+            // XQuAD and MLQA select on SQuAD v1.1 dev: it is read too.
+            out.push((lookup("squad_v1")?, vec![None]));
+        }
+    }
+    Ok(out)
+}
+
+/// Every (task, subset, split) of `task`'s result that the data folder has.
+fn present_splits(task: &'static TaskSpec, layout: &Layout) -> Result<Vec<(&'static TaskSpec, Option<String>, Split)>> {
+    let mut out = Vec::new();
+    for (t, subsets) in related(task)? {
+        for s in subsets {
+            for split in Split::ALL {
+                if split_present(t, layout, split, s)? {
+                    out.push((t, s.map(str::to_string), split));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every data file `task`'s result is made from (training, selection and evaluation data) that
+/// the data folder has.
+fn task_files(task: &'static TaskSpec, layout: &Layout) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for (t, subset, split) in present_splits(task, layout)? {
+        for f in expected_files(t, layout, split, subset.as_deref())? {
+            if f.is_file() && !files.contains(&f) {
+                files.push(f);
+            }
+        }
+    }
+    // Tatoeba's alignment file in XTREME's layout, when one was added beside the sentences.
+    if task.name == "tatoeba" && matches!(layout, Layout::Xtreme(_)) {
+        for l in task.languages {
+            for f in expected_files(task, layout, Split::Test, Some(l))? {
+                let labels = f.with_extension("labels");
+                if f.extension().is_some_and(|e| e == "en") && labels.is_file() && !files.contains(&labels) {
+                    files.push(labels);
+                }
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Reads and parses every file of `task` (every split of every language, its training and
+/// selection data), dropping the examples: a malformed file is an error naming it now, before
+/// any training.
+fn check_readable(task: &'static TaskSpec, layout: &Layout) -> Result<()> {
+    for (t, subset, split) in present_splits(task, layout)? {
+        read_split(t, layout, split, subset.as_deref())
+            .map_err(|e| Error::Invalid(format!("{}: checking the data before training: {e}", task.name)))?;
+    }
+    Ok(())
+}
+
+/// The run description of a trainable task, completed with its presets.
+fn run_spec(cfg: &XtremeConfig, task: &TaskSpec, max_positions: usize) -> Result<RunSpec> {
     let qa = task.kind == Kind::SpanQa;
-    let max_len = cfg.max_seq_length.unwrap_or(if qa { 384 } else { 128 });
     let name = run_task(task.name);
-    let mut spec = RunSpec {
+    let spec = RunSpec {
         run_name: name.to_string(),
         exp_dir: cfg.out.clone(),
         data_dir: cfg.data_dir.clone(),
         tasks: vec![name.to_string()],
         model: cfg.encoder.clone(),
         model_load_mode: LoadMode::Partial,
-        max_seq_length: max_len,
+        max_seq_length: cfg.max_seq_length.unwrap_or(if qa { 384 } else { 128 }).min(max_positions),
         train_batch_size: cfg.train_batch_size,
         num_train_epochs: cfg.num_train_epochs,
         learning_rate: cfg.learning_rate,
+        select_on_english_dev: cfg.select_on_english_dev,
         train: cfg.train.clone(),
         ..RunSpec::default()
     };
-    let model_cfg = crate::config::ModelConfig::from_file(&cfg.encoder.join("config.json"))?;
-    spec.max_seq_length = spec.max_seq_length.min(model_cfg.max_seq_len());
+    spec.complete()
+}
+
+/// The settings that decide a task's numbers, for its fingerprint: the completed run
+/// description without its paths (fine-tuned tasks), the pooling and sequence length
+/// (retrieval).
+fn task_settings(task: &TaskSpec, spec: Option<&RunSpec>, retrieval_len: usize) -> serde_json::Value {
+    match spec {
+        Some(spec) => {
+            let mut v = serde_json::to_value(spec).unwrap_or(serde_json::Value::Null);
+            if let Some(m) = v.as_object_mut() {
+                for key in ["exp_dir", "model", "data_dir", "tokenizer", "run_name"] {
+                    m.remove(key);
+                }
+                // The completed description repeats the learning rate and epochs under `train`.
+                if let Some(t) = m.get_mut("train").and_then(|t| t.as_object_mut()) {
+                    for key in ["eval_batch_size", "do_val", "learning_rate", "num_train_epochs"] {
+                        t.remove(key);
+                    }
+                }
+                m.insert("task".into(), task.name.into());
+            }
+            v
+        }
+        None => {
+            serde_json::json!({ "task": task.name, "pool": "mean", "layer": "default", "max_seq_len": retrieval_len })
+        }
+    }
+}
+
+/// Reads a finished task's record; `Ok(None)` when there is none, and for a result written
+/// without a fingerprint (then it is re-run, saying so).
+fn read_record(path: &Path) -> Result<Option<std::result::Result<TaskRecord, String>>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = crate::fsutil::read_text(path, None)?;
+    if let Ok(r) = serde_json::from_str::<TaskRecord>(&text) {
+        return Ok(Some(Ok(r)));
+    }
+    match serde_json::from_str::<TaskResult>(&text) {
+        Ok(_) => Ok(Some(Err("it records no fingerprint of the encoder, data and settings that made it".into()))),
+        Err(e) => Err(Error::format(path, format!("not an xlt task result: {e}"))),
+    }
+}
+
+/// `<out>/replaced/<time>/`, created, where stale results are moved.
+fn replaced_dir(out: &Path, stamp: &str) -> Result<PathBuf> {
+    let d = out.join("replaced").join(stamp);
+    std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+    Ok(d)
+}
+
+/// Moves `path` (a file or folder inside `out`) to the same relative place under `to`.
+fn move_aside(out: &Path, path: &Path, to: &Path) -> Result<PathBuf> {
+    let rel = path.strip_prefix(out).unwrap_or(path);
+    let dst = to.join(rel);
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    std::fs::rename(path, &dst).map_err(|e| Error::io(path, e))?;
+    Ok(dst)
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH-MM-SS` (a folder name).
+fn stamp() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Makes sure the run folder of a trainable task belongs to `fp` (the training part of its
+/// fingerprint): a folder made from another encoder, data or settings (or without a record)
+/// is moved aside, saying why; the record is written before training starts.
+fn claim_run_folder(cfg: &XtremeConfig, run_dir: &Path, fp: &Fingerprint, stamp: &str) -> Result<()> {
+    let record = run_dir.join(RUN_FINGERPRINT);
+    if run_dir.exists() {
+        let why = if record.is_file() {
+            let text = crate::fsutil::read_text(&record, None)?;
+            let old: Fingerprint = serde_json::from_str(&text)
+                .map_err(|e| Error::format(&record, format!("not an xlt run fingerprint: {e}")))?;
+            old.differences(fp)
+        } else {
+            vec!["it does not record what it was started from".to_string()]
+        };
+        if why.is_empty() {
+            return Ok(());
+        }
+        let to = move_aside(&cfg.out, run_dir, &replaced_dir(&cfg.out, stamp)?)?;
+        eprintln!(
+            "{}: the run folder was made from something else ({}); moved to {}",
+            run_dir.display(),
+            why.join("; "),
+            to.display()
+        );
+    }
+    std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
+    let text = serde_json::to_string_pretty(fp).map_err(|e| Error::Invalid(e.to_string()))?;
+    atomic_write(&record, text.as_bytes())
+}
+
+/// Fine-tunes (or reuses the finished run of) a trainable task and scores its languages.
+fn trainable(
+    cfg: &XtremeConfig,
+    task: &'static TaskSpec,
+    layout: &Layout,
+    spec: RunSpec,
+    train_fp: &Fingerprint,
+    encoder: &str,
+    stamp: &str,
+) -> Result<TaskResult> {
     let run_dir = spec.run_dir();
+    let name = spec.run_name.clone();
     let tok = load_tokenizer(&spec)?;
+    claim_run_folder(cfg, &run_dir, train_fp, stamp)?;
     if !run_dir.join("done").is_file() {
         let resume = run_dir.join("checkpoint").exists();
         let prepared = prepare(spec.clone(), &tok, resume)?;
@@ -129,69 +358,110 @@ fn trainable(cfg: &XtremeConfig, task: &'static TaskSpec, layout: &Layout) -> Re
             trainer.use_gpu(gpu.clone(), *precision)?;
         }
         eprintln!("{}: fine-tuning {} steps into {}", task.name, trainer.total_steps(), run_dir.display());
-        trainer.run(name, None)?;
+        trainer.run(&name, None)?;
     }
     // Zero-shot scoring on the GPU when there is one.
-    let mut model = eval_model(MultiTaskModel::from_dir(&run_dir.join("model"))?, cfg.gpu.as_ref())?;
+    let model_dir = run_dir.join("model");
+    let weights = Weights::of_dir(&model_dir)?;
+    let mut model = eval_model(MultiTaskModel::from_dir(&model_dir)?, cfg.gpu.as_ref())?;
     let labels = label_names(task);
     let opts = EvalOptions::new(cfg.train.eval_batch_size, spec.max_seq_length);
+    let qa = task.kind == Kind::SpanQa;
+    let ext = if qa { "json" } else { "tsv" };
+    let submission = submission_split(task, layout);
     let mut languages = BTreeMap::new();
-    let mut splits = Vec::new();
-    let tests = readable(task, layout, Split::Test)?;
-    for (lang, ex) in &tests {
-        let r = evaluate(model.as_mut(), 0, &tok, task, &labels, ex, Some(lang), &opts)?;
-        let ext = if qa { "json" } else { "tsv" };
-        let path = cfg.out.join("predictions").join(task.name).join(format!("test-{lang}.{ext}"));
-        write_predictions(&path, &r.predictions)?;
-        if let Some(s) = lang_score(&r) {
-            languages.insert(lang.clone(), s);
-            splits.push("test");
+    let mut notes = Vec::new();
+    let mut dev_only = Vec::new();
+    for lang in task.languages {
+        // XTREME's test set first: predictions in the submission layout, scored where labelled.
+        if split_present(task, layout, submission, Some(lang))? {
+            let ex = read_split(task, layout, submission, Some(lang))?;
+            let r = evaluate(model.as_mut(), 0, &tok, task, &labels, &ex, Some(lang), &opts)?;
+            let path = cfg.out.join("predictions").join(task.name).join(format!("test-{lang}.{ext}"));
+            write_predictions(&path, &r.predictions)?;
+            if let Some(s) = lang_score(&r, split_name(submission, layout)) {
+                languages.insert(lang.to_string(), s);
+                continue;
+            }
+        }
+        if submission != Split::Val && split_present(task, layout, Split::Val, Some(lang))? {
+            let ex = read_split(task, layout, Split::Val, Some(lang))?;
+            let r = evaluate(model.as_mut(), 0, &tok, task, &labels, &ex, Some(lang), &opts)?;
+            if let Some(s) = lang_score(&r, split_name(Split::Val, layout)) {
+                languages.insert(lang.to_string(), s);
+                dev_only.push(*lang);
+            }
         }
     }
-    for (lang, ex) in readable(task, layout, Split::Val)? {
-        if languages.contains_key(&lang) {
-            continue;
-        }
-        let r = evaluate(model.as_mut(), 0, &tok, task, &labels, &ex, Some(&lang), &opts)?;
-        if let Some(s) = lang_score(&r) {
-            languages.insert(lang, s);
-            splits.push("dev");
-        }
+    if submission == Split::Val {
+        notes.push(format!(
+            "jiant's {} `val` split is XTREME's test set ({}): its scores are test scores, and its predictions \
+             are written as predictions/{}/test-<lang>.{ext}",
+            task.name,
+            if task.name == "xquad" { "XQuAD" } else { "TyDiQA-GoldP's dev set" },
+            task.name
+        ));
+    }
+    if !dev_only.is_empty() {
+        notes.push(format!("scored on the dev split where the test split carries no labels: {}", dev_only.join(", ")));
     }
     let missing: Vec<&str> = task.languages.iter().copied().filter(|l| !languages.contains_key(*l)).collect();
     if !missing.is_empty() {
         eprintln!("note: {}: no labelled data for {}", task.name, missing.join(" "));
     }
+    if weights.optimistic() {
+        if let Some(en) = languages.get_mut("en") {
+            en.optimistic = true;
+        }
+        notes.push("the weights were selected on English data that is also scored here: English is optimistic".into());
+    }
     Ok(TaskResult {
         task: task.name.into(),
         metric: metric_name(task.metric).into(),
-        split: split_of(&splits),
+        split: split_of(&languages),
         languages,
+        weights: Some(weights),
+        encoder: Some(encoder.to_string()),
+        notes,
     })
 }
 
-fn split_of(splits: &[&str]) -> String {
-    match (splits.contains(&"test"), splits.contains(&"dev")) {
+/// `test`, `dev` or `test+dev` from the languages' splits.
+fn split_of(languages: &BTreeMap<String, LangScore>) -> String {
+    let is_test = |s: &LangScore| s.split.as_deref().is_some_and(|x| x == "test");
+    let (test, other) = (languages.values().any(is_test), languages.values().any(|s| !is_test(s)));
+    match (test, other) {
         (true, true) => "test+dev".into(),
-        (false, true) => "dev".into(),
+        (false, true) => languages.values().find_map(|s| s.split.clone()).unwrap_or_else(|| "dev".into()),
         _ => "test".into(),
     }
 }
 
-fn retrieval_task(cfg: &XtremeConfig, task: &'static TaskSpec, layout: &Layout) -> Result<TaskResult> {
-    let model_cfg = crate::config::ModelConfig::from_file(&cfg.encoder.join("config.json"))?;
+fn retrieval_task(
+    cfg: &XtremeConfig,
+    task: &'static TaskSpec,
+    layout: &Layout,
+    max_seq_len: usize,
+    encoder: &str,
+) -> Result<TaskResult> {
     let opts = RetrievalOptions {
-        max_seq_len: cfg.max_seq_length.unwrap_or(512).min(model_cfg.max_seq_len()),
+        max_seq_len,
         batch_size: cfg.train.eval_batch_size,
         gpu: cfg.gpu.clone(),
         ..RetrievalOptions::default()
     };
-    let present: Vec<&str> = task
-        .languages
-        .iter()
-        .copied()
-        .filter(|l| expected_splits(task, layout, Some(l)).into_iter().all(|sp| has_files(task, layout, sp, l)))
-        .collect();
+    let mut present = Vec::new();
+    for l in task.languages {
+        let needed: &[Split] =
+            if task.name == "bucc2018" { &[Split::Val, Split::Test] } else { &[submission(task, layout)] };
+        let mut all = true;
+        for sp in needed {
+            all &= split_present(task, layout, *sp, Some(l))?;
+        }
+        if all {
+            present.push(*l);
+        }
+    }
     if present.is_empty() {
         return Err(Error::Invalid(format!("{}: no language files in {}", task.name, cfg.data_dir.display())));
     }
@@ -202,12 +472,33 @@ fn retrieval_task(cfg: &XtremeConfig, task: &'static TaskSpec, layout: &Layout) 
         evaluate_tatoeba(&cfg.encoder, layout, &present, &pred_dir, &opts)?
     };
     let mut languages = BTreeMap::new();
-    let mut splits = Vec::new();
+    let mut notes = Vec::new();
+    let layer = scores.first().and_then(|s| s.extra["layer"].as_u64());
+    notes.push(format!(
+        "no fine-tuning: sentences embedded as the mean of hidden_states[{}] of the encoder",
+        layer.map_or("?".to_string(), |l| l.to_string())
+    ));
+    let mut tuned_on_own_gold = Vec::new();
     for s in scores {
         if let Some(p) = s.primary {
-            languages.insert(s.lang, LangScore { primary: p, secondary: None });
-            splits.push(if s.split == "dev" { "dev" } else { "test" });
+            if s.optimistic {
+                tuned_on_own_gold.push(s.lang.clone());
+            }
+            languages.insert(
+                s.lang,
+                LangScore { primary: p, secondary: None, split: Some(s.split.clone()), optimistic: s.optimistic },
+            );
         }
+    }
+    if !tuned_on_own_gold.is_empty() {
+        notes.push(format!(
+            "BUCC: the test gold is not in this data folder, so the F1 of {} is measured on the dev gold the \
+             threshold was tuned on: optimistic (XTREME reports test F1 with the dev-tuned threshold)",
+            tuned_on_own_gold.join(", ")
+        ));
+    }
+    if task.name == "tatoeba" && matches!(layout, Layout::Jiant(_)) {
+        notes.push("jiant files Tatoeba as a `val` split; it is the same set XTREME reports as test".into());
     }
     if languages.is_empty() {
         eprintln!("note: {}: predictions written, no gold alignment to score them", task.name);
@@ -215,17 +506,48 @@ fn retrieval_task(cfg: &XtremeConfig, task: &'static TaskSpec, layout: &Layout) 
     Ok(TaskResult {
         task: task.name.into(),
         metric: metric_name(task.metric).into(),
-        split: split_of(&splits),
+        split: split_of(&languages),
         languages,
+        weights: Some(Weights::AsLoaded { path: cfg.encoder.display().to_string() }),
+        encoder: Some(encoder.to_string()),
+        notes,
     })
 }
 
-/// Runs every requested task (skipping finished ones) and writes the results; returns them.
+/// The split a retrieval task is read from in `layout` (Tatoeba: jiant's `val`, XTREME's test).
+fn submission(task: &TaskSpec, layout: &Layout) -> Split {
+    match (task.name, layout) {
+        ("tatoeba", Layout::Jiant(_)) => Split::Val,
+        _ => Split::Test,
+    }
+}
+
+/// What to do with one requested task.
+enum Plan {
+    /// Its finished result matches: reuse it.
+    Reuse(Box<TaskResult>),
+    /// Run it; the reasons a finished result (if any) no longer matches.
+    Run { stale: Vec<String> },
+}
+
+/// Every finished task result in `out`, in XTREME's order.
+fn finished_results(out: &Path) -> Result<Vec<TaskResult>> {
+    let mut results = Vec::new();
+    for name in XTREME_TASKS {
+        if let Some(Ok(rec)) = read_record(&out.join(format!("{name}.result.json")))? {
+            results.push(rec.result);
+        }
+    }
+    Ok(results)
+}
+
+/// Runs every requested task (reusing finished ones whose fingerprint matches) and writes the
+/// results; returns every finished result in the output folder.
 pub fn run(cfg: &XtremeConfig) -> Result<ModelResults> {
     let layout = detect_layout(&cfg.data_dir)?;
     let names: Vec<String> =
         if cfg.tasks.is_empty() { XTREME_TASKS.iter().map(|s| s.to_string()).collect() } else { cfg.tasks.clone() };
-    let mut specs = Vec::new();
+    let mut specs: Vec<&'static TaskSpec> = Vec::new();
     for n in &names {
         let t = lookup(n)?;
         if !XTREME_TASKS.contains(&t.name) {
@@ -234,25 +556,86 @@ pub fn run(cfg: &XtremeConfig) -> Result<ModelResults> {
                 XTREME_TASKS.join(" ")
             )));
         }
+        if specs.iter().any(|s| s.name == t.name) {
+            return Err(Error::Invalid(format!("--tasks: {} is listed twice", t.name)));
+        }
         specs.push(t);
     }
+    // Settings first: a bad value fails before anything is read or written.
+    let model_cfg = crate::config::ModelConfig::from_file(&cfg.encoder.join("config.json"))?;
+    let positions = model_cfg.max_seq_len();
+    let mut run_specs = BTreeMap::new();
+    for t in &specs {
+        if t.kind != Kind::Retrieval {
+            run_specs.insert(t.name, run_spec(cfg, t, positions)?);
+        }
+    }
+    let retrieval_len = cfg.max_seq_length.unwrap_or(512).min(positions);
+    let hash = model_hash(&cfg.encoder)?;
+    let encoder = format!("{} (xxh3 {})", cfg.encoder.display(), &hash[..16]);
+    // Plan: a finished result is reused only when it was made from the same encoder, data and
+    // settings.
+    let mut plans = Vec::new();
+    for t in &specs {
+        let fp = Fingerprint {
+            encoder: hash.clone(),
+            data: Fingerprint::hash_data(&cfg.data_dir, &task_files(t, &layout)?)?,
+            settings: task_settings(t, run_specs.get(t.name), retrieval_len),
+        };
+        let record = cfg.out.join(format!("{}.result.json", t.name));
+        let plan = match read_record(&record)? {
+            Some(Ok(rec)) if rec.fingerprint == fp => Plan::Reuse(Box::new(rec.result)),
+            Some(Ok(rec)) => Plan::Run { stale: rec.fingerprint.differences(&fp) },
+            Some(Err(why)) => Plan::Run { stale: vec![why] },
+            None => Plan::Run { stale: Vec::new() },
+        };
+        plans.push((t, fp, plan));
+    }
+    // Every file of every task to run is read before the first training step.
+    for (t, _, plan) in &plans {
+        if matches!(plan, Plan::Run { .. }) {
+            check_readable(t, &layout)?;
+        }
+    }
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
-    let mut results = ModelResults { model: cfg.model_name.clone(), tasks: Vec::new() };
-    for task in specs {
-        let done = cfg.out.join(format!("{}.result.json", task.name));
-        let result = if done.is_file() {
-            let text = std::fs::read_to_string(&done).map_err(|e| Error::io(&done, e))?;
-            eprintln!("{}: already done ({})", task.name, done.display());
-            serde_json::from_str(&text).map_err(|e| Error::format(&done, e.to_string()))?
-        } else {
-            let r = if task.kind == Kind::Retrieval {
-                retrieval_task(cfg, task, &layout)?
-            } else {
-                trainable(cfg, task, &layout)?
-            };
-            let text = serde_json::to_string_pretty(&r).map_err(|e| Error::Invalid(e.to_string()))?;
-            atomic_write(&done, text.as_bytes())?;
-            r
+    let stamp = stamp();
+    for (task, fp, plan) in plans {
+        let record = cfg.out.join(format!("{}.result.json", task.name));
+        let result = match plan {
+            Plan::Reuse(r) => {
+                eprintln!("{}: already done with this encoder, data and settings ({})", task.name, record.display());
+                *r
+            }
+            Plan::Run { stale } => {
+                if !stale.is_empty() {
+                    let to = replaced_dir(&cfg.out, &stamp)?;
+                    move_aside(&cfg.out, &record, &to)?;
+                    let preds = cfg.out.join("predictions").join(task.name);
+                    if preds.exists() {
+                        move_aside(&cfg.out, &preds, &to)?;
+                    }
+                    eprintln!(
+                        "{}: re-running: {}; the previous result is in {}",
+                        task.name,
+                        stale.join("; "),
+                        to.display()
+                    );
+                }
+                let r = match run_specs.remove(task.name) {
+                    None => retrieval_task(cfg, task, &layout, retrieval_len, &encoder)?,
+                    Some(spec) => {
+                        // The run folder is judged by the training part of the fingerprint:
+                        // everything but the evaluation files of the languages.
+                        let mut train_fp = fp.clone();
+                        train_fp.data = training_files(task, &layout, cfg)?;
+                        trainable(cfg, task, &layout, spec, &train_fp, &encoder, &stamp)?
+                    }
+                };
+                let rec = TaskRecord { result: r.clone(), fingerprint: fp };
+                let text = serde_json::to_string_pretty(&rec).map_err(|e| Error::Invalid(e.to_string()))?;
+                atomic_write(&record, text.as_bytes())?;
+                r
+            }
         };
         eprintln!(
             "{}: average {} over {} languages",
@@ -260,10 +643,40 @@ pub fn run(cfg: &XtremeConfig) -> Result<ModelResults> {
             result.average().map_or("-".into(), |a| format!("{a:.1}")),
             result.languages.len()
         );
-        results.tasks.push(result);
-        crate::report::write_all(&cfg.out, std::slice::from_ref(&results))?;
+        let all = ModelResults { model: cfg.model_name.clone(), tasks: finished_results(&cfg.out)? };
+        crate::report::write_all(&cfg.out, std::slice::from_ref(&all))?;
     }
-    Ok(results)
+    let all = ModelResults { model: cfg.model_name.clone(), tasks: finished_results(&cfg.out)? };
+    let encoders: Vec<&str> = all.tasks.iter().filter_map(|t| t.encoder.as_deref()).collect();
+    if encoders.iter().any(|e| *e != encoder) {
+        eprintln!(
+            "note: {} also holds results of other encoders; results.md names each task's encoder",
+            cfg.out.display()
+        );
+    }
+    Ok(all)
+}
+
+/// Hashes of the files a task's fine-tuning reads (its training source's training split and its
+/// selection data), keyed like [`Fingerprint::data`].
+fn training_files(task: &'static TaskSpec, layout: &Layout, cfg: &XtremeConfig) -> Result<BTreeMap<String, String>> {
+    let mut reads = Vec::new();
+    if let TrainSource::Task(src, subset) = task.train_source {
+        reads.push((lookup(src)?, subset.map(str::to_string), Split::Train));
+    }
+    if let Ok(d) = selection_data(task, None, layout, cfg.select_on_english_dev)? {
+        reads.push((d.task, d.subset, d.split));
+    }
+    let mut files = Vec::new();
+    for (t, subset, split) in reads {
+        for f in expected_files(t, layout, split, subset.as_deref())? {
+            if f.is_file() && !files.contains(&f) {
+                files.push(f);
+            }
+        }
+    }
+    files.sort();
+    Fingerprint::hash_data(&cfg.data_dir, &files)
 }
 
 /// The default row label: the encoder folder's name (its parent's for a run's `model/`).

@@ -58,12 +58,16 @@ impl Default for RetrievalOptions {
 pub struct LanguageScore {
     /// Language code (`de`, ...).
     pub lang: String,
-    /// The split `primary` was measured on: `"test"`, or `"dev"` for BUCC when the test gold is
-    /// absent (as in XTREME's download). Tatoeba has one set, `"test"` (jiant calls it `val`).
+    /// The split `primary` was measured on, as the layout names it: `"test"`, or for BUCC the
+    /// dev split (`"dev"` in XTREME's layout, `"val"` in jiant's) when the test gold is absent,
+    /// as in both downloads. Tatoeba has one set: XTREME's `"test"`, jiant's `"val"`.
     pub split: String,
     /// Percent: BUCC F1, Tatoeba accuracy. `None` for Tatoeba when no gold alignment is found
     /// (the predictions are still written).
     pub primary: Option<f64>,
+    /// Whether `primary` was measured on the gold the BUCC threshold was tuned on (no test
+    /// gold): optimistic.
+    pub optimistic: bool,
     /// Everything else, JSON: the layer and pooling used, precision, recall and threshold
     /// (BUCC), sentence, candidate and prediction counts, truncated sentences, the prediction
     /// file.
@@ -218,14 +222,16 @@ fn bucc_language(enc: &Encoder, task: &TaskSpec, layout: &Layout, lang: &str, di
     let dev_path = dir.join(format!("dev-{lang}.tsv"));
     write_pairs(&test_path, &r.test_pairs)?;
     write_pairs(&dev_path, &dev_pairs)?;
+    let dev_name = if matches!(layout, Layout::Jiant(_)) { "val" } else { "dev" };
     let (split, scored) = match &r.test {
         Some(t) => ("test", t),
-        None => ("dev", &r.dev),
+        None => (dev_name, &r.dev),
     };
     let mut extra = enc.describe();
     extra["precision"] = json!(100.0 * scored.precision);
     extra["recall"] = json!(100.0 * scored.recall);
     extra["threshold"] = json!(r.threshold);
+    extra["threshold_tuned_on"] = json!(dev_name);
     extra["dev"] = prf_json(&r.dev);
     extra["test"] = r.test.as_ref().map_or(Value::Null, prf_json);
     extra["sentences"] = json!({
@@ -237,7 +243,13 @@ fn bucc_language(enc: &Encoder, task: &TaskSpec, layout: &Layout, lang: &str, di
     extra["duplicate_ids_dropped"] = json!({ "dev": dev.duplicate_ids, "test": test.duplicate_ids });
     extra["truncated"] = json!(dev.truncated + test.truncated);
     extra["predictions"] = json!({ "dev": dev_path, "test": test_path });
-    Ok(LanguageScore { lang: lang.to_string(), split: split.into(), primary: Some(100.0 * scored.f1), extra })
+    Ok(LanguageScore {
+        lang: lang.to_string(),
+        split: split.into(),
+        primary: Some(100.0 * scored.f1),
+        optimistic: r.test.is_none(),
+        extra,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,5 +321,6 @@ fn tatoeba_language(enc: &Encoder, task: &TaskSpec, layout: &Layout, lang: &str,
     extra["gold"] = labels.map_or(Value::Null, |p| json!(p));
     extra["truncated"] = json!(tb + tq);
     extra["predictions"] = json!(path);
-    Ok(LanguageScore { lang: lang.to_string(), split: "test".into(), primary, extra })
+    let split = if matches!(layout, Layout::Jiant(_)) { "val" } else { "test" };
+    Ok(LanguageScore { lang: lang.to_string(), split: split.into(), primary, optimistic: false, extra })
 }

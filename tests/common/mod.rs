@@ -1,4 +1,4 @@
-//! Helpers shared by the gradient-check tests.
+//! Helpers shared by the integration tests: finite-difference checks and fixture copies.
 
 #![allow(dead_code)]
 
@@ -45,4 +45,18 @@ pub fn check(
         );
     }
     println!("{name}: worst error relative to max |g| = {worst:.2e}");
+}
+
+/// Copies the folder `from` into `to` (created), recursively: a fixture the test may change.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let dst = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).expect("copy");
+        }
+    }
 }
