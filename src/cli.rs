@@ -343,13 +343,15 @@ pub struct ScoreCliArgs {
     /// classification task, bucc2018 or tatoeba.
     #[arg(long, required_unless_present = "xtreme_dir")]
     pub task: Option<String>,
-    /// Gold file (SQuAD JSON, token<TAB>tag TSV, labelled data file, or pairs).
+    /// Gold file (SQuAD JSON, token<TAB>tag TSV, labelled data file: labels, XTREME TSV, jiant's
+    /// raw PAWS-X TSV or JSON lines; or pairs). Files without labels or answers are refused.
     #[arg(long, requires = "pred")]
     pub gold: Option<PathBuf>,
     /// Prediction file ({"id": "answer"} JSON, one tag or label per line, or pairs).
     #[arg(long, requires = "gold")]
     pub pred: Option<PathBuf>,
-    /// Language: selects MLQA's normalisation (accepted and ignored for SQuAD-style tasks).
+    /// Language: selects MLQA's normalisation, and the rows of one language in an XNLI JSON-lines
+    /// gold file (accepted and ignored elsewhere).
     #[arg(long)]
     pub lang: Option<String>,
     /// An XTREME prediction folder (<task>/test-<lang>.{tsv,json}) to score as a whole.

@@ -4,26 +4,53 @@
 //! scripts print.
 //!
 //! Input rules (the official scripts are laxer; here bad input is an error naming the file and
-//! line, or the question id, never a silently different score):
+//! line, or the question id, never a silently different score). Every file may start with a
+//! UTF-8 byte-order mark and use `\n` or `\r\n` line endings.
 //! - QA (`squad`, `xquad`, `tydiqa`, `mlqa`): gold in SQuAD JSON (`{"data": [...]}` or the bare
 //!   list), predictions `{"id": "answer"}`. A gold question without a prediction scores 0, as
 //!   officially, and is counted under `missing`; predicted ids that are not gold questions are
 //!   ignored, as officially, and counted under `extra`. Gold answers must lie inside their
-//!   context (`answer_start` + length ≤ context length, in characters); ids must be unique.
+//!   context (`answer_start` + length ≤ context length, in characters) and have a non-empty
+//!   text; ids must be unique.
 //! - Tagging (`panx`, `udpos`): one `tag` or `token<TAB>tag` per line (the same column count
-//!   throughout a file), a blank line between sentences (the last sentence needs none; repeated
-//!   blank lines are one break). Gold and prediction must have the same sentences and the same
-//!   number of tags in each; every tag must belong to the task's label set.
-//! - Classification: one label per line, or `sentence1<TAB>sentence2<TAB>label` (XTREME
-//!   layout); equal line counts; labels from the task's label set. Blank lines are allowed only
-//!   at the end of a file.
+//!   throughout a file; jiant's and XTREME's `word<TAB>tag` files), a blank line between
+//!   sentences (the last sentence needs none; repeated blank lines are one break). Gold and
+//!   prediction must have the same sentences and the same number of tags in each; every tag
+//!   must belong to the task's label set.
+//! - Classification: predictions one label per line. Gold in any of these layouts, told apart
+//!   by content, not by file name:
+//!   - one label per line, or `sentence1<TAB>sentence2<TAB>label` (XTREME's `dev-<l>.tsv`);
+//!   - raw PAWS-X (jiant's `dev_2k.tsv` / `test_2k.tsv`): line 1 the header
+//!     `id<TAB>sentence1<TAB>sentence2<TAB>label`, the label in the 4th column;
+//!   - JSON lines (a first non-blank line starting with `{`, without a tab): jiant's
+//!     `val.jsonl` / `test.jsonl` of XNLI (`gold_label`), MNLI, SNLI (HF or original format;
+//!     rows without a gold label are dropped, as jiant does), ANLI (labels `c`/`e`/`n`), QQP,
+//!     HellaSwag, Cosmos QA and CommonsenseQA, read by the training readers. An XNLI file with
+//!     rows of several languages needs `--lang` to pick one, as jiant's reader does.
+//!
+//!   Equal example counts; labels from the task's label set. In line files blank lines are
+//!   allowed only at the end.
 //! - `bucc2018`: `src_id<TAB>en_id` per line, scored as sets. `tatoeba`: one index per line.
+//!
+//! A gold file without gold is refused with an error saying so, never scored 0: XTREME's public
+//! test files (QA with one `{"answer_start": 0, "text": ""}` per question, classification with
+//! `sentence1<TAB>sentence2` only, tagging with words only, found when the first line's single
+//! column is not a tag of the task) and unlabelled test splits (JSON rows whose label is absent,
+//! null, -1 or empty; raw PAWS-X without labels). A QA gold file where only some answers are
+//! empty is an error naming the first such question.
 
 use crate::error::{Error, Result};
 use crate::metrics::bucc::{self, Pair};
 use crate::metrics::mlqa::MlqaLang;
 use crate::metrics::squad::{self, AnswerNorm, QaExample};
 use crate::metrics::{Accuracy, Seqeval};
+use crate::tasks::classification::{
+    read_jsonl_pairs, read_pawsx_raw, JsonPairFields, ANLI_FIELDS, MNLI_FIELDS, QQP_FIELDS, SNLI_HF_FIELDS,
+    SNLI_ORIGINAL_FIELDS, XNLI_FIELDS,
+};
+use crate::tasks::multiple_choice::{read_commonsenseqa, read_cosmosqa, read_hellaswag};
+use crate::tasks::read::{json_rows, read_text};
+use crate::tasks::Split;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -39,7 +66,8 @@ pub struct ScoreArgs {
     pub gold: Option<PathBuf>,
     /// Prediction file.
     pub pred: Option<PathBuf>,
-    /// Language code: selects MLQA's normalisation (required for `mlqa`, ignored elsewhere).
+    /// Language code: selects MLQA's normalisation (required for `mlqa`) and the rows of one
+    /// language in an XNLI JSON-lines gold file; ignored elsewhere.
     pub lang: Option<String>,
     /// An XTREME prediction folder (`<task>/test-<lang>.{tsv,json}`).
     pub xtreme_dir: Option<PathBuf>,
@@ -239,7 +267,9 @@ impl Scores {
 }
 
 /// Scores one prediction file against its gold file. `lang` selects MLQA's normalisation and
-/// is required for [`Task::Mlqa`]; other tasks ignore it.
+/// is required for [`Task::Mlqa`]; for [`Task::Xnli`] it picks the rows of that language in a
+/// JSON-lines gold file; other tasks ignore it. A gold file without labels or answers is an
+/// error (see the module doc).
 pub fn score_task(task: Task, gold: &Path, pred: &Path, lang: Option<&str>) -> Result<Scores> {
     match task {
         Task::Squad | Task::Xquad | Task::Tydiqa => score_qa(gold, pred, AnswerNorm::Squad),
@@ -252,7 +282,7 @@ pub fn score_task(task: Task, gold: &Path, pred: &Path, lang: Option<&str>) -> R
         Task::Panx | Task::Udpos => score_tagging(task, gold, pred),
         Task::Bucc2018 => score_bucc(gold, pred),
         Task::Tatoeba => score_tatoeba(gold, pred),
-        _ => score_classification(task, gold, pred),
+        _ => score_classification(task, gold, pred, lang),
     }
 }
 
@@ -344,12 +374,35 @@ fn columns<'a>(
 // ---------------------------------------------------------------------------------------------
 // Classification.
 
-/// Labels of a classification file, with their line numbers.
-fn read_labels(path: &Path, task: Task) -> Result<Vec<(usize, String)>> {
+/// Why a gold file cannot be scored: it carries no labels, tags or answers (`what`). `found`
+/// says what the file holds instead, `has` what it has (`"words but "`, or empty); the message
+/// names the file through [`Error::format`].
+fn stripped(path: &Path, found: &str, has: &str, what: &str) -> Error {
+    Error::format(
+        path,
+        format!(
+            "{found}: this gold file has {has}no {what} (XTREME's public test files and other unlabelled test \
+             splits have them removed); score against a gold file that has them"
+        ),
+    )
+}
+
+/// Labels of a line-based classification file (`label` or `sentence1<TAB>sentence2<TAB>label`
+/// per line), with their line numbers. A `gold` file of two columns is XTREME's unlabelled
+/// test layout and is refused as such.
+fn read_labels(path: &Path, task: Task, gold: bool) -> Result<Vec<(usize, String)>> {
     let mut expected = None;
     let layout = "`label` or `sentence1<TAB>sentence2<TAB>label`";
     let mut out = Vec::new();
     for (no, line) in data_lines(path, "a label")? {
+        if gold && expected.is_none() && line.split('\t').count() == 2 {
+            return Err(stripped(
+                path,
+                &format!("line {no}: expected {layout}, found 2 tab-separated columns (sentence1, sentence2)"),
+                "",
+                "labels",
+            ));
+        }
         let cols = columns(path, no, &line, &mut expected, &[1, 3], layout)?;
         let label = cols[cols.len() - 1].trim();
         check_label(path, no, label, task)?;
@@ -358,9 +411,146 @@ fn read_labels(path: &Path, task: Task) -> Result<Vec<(usize, String)>> {
     Ok(out)
 }
 
-fn score_classification(task: Task, gold_path: &Path, pred_path: &Path) -> Result<Scores> {
-    let gold = read_labels(gold_path, task)?;
-    let pred = read_labels(pred_path, task)?;
+/// Layout of a classification gold file, told from its content by [`gold_layout`].
+#[derive(Clone, Copy)]
+enum GoldLayout {
+    /// JSON lines (jiant's XNLI, MNLI, SNLI, ANLI, QQP, HellaSwag, Cosmos QA, CommonsenseQA).
+    JsonLines,
+    /// Raw PAWS-X TSV with the header `id<TAB>sentence1<TAB>sentence2[<TAB>label]` (jiant).
+    PawsxRaw,
+    /// One label, or `sentence1<TAB>sentence2<TAB>label` (XTREME), per line.
+    Lines,
+}
+
+/// JSON lines when the first non-blank line starts with `{` and has no tab (a JSON row cannot
+/// hold a raw tab inside a string; an XTREME TSV row whose first sentence starts with `{` has
+/// one); raw PAWS-X when line 1 is the header `id<TAB>sentence1<TAB>sentence2...`; else lines.
+fn gold_layout(text: &str) -> GoldLayout {
+    let first_data = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    let header: Vec<&str> = text.lines().next().unwrap_or_default().trim().split('\t').collect();
+    if first_data.trim_start().starts_with('{') && !first_data.contains('\t') {
+        GoldLayout::JsonLines
+    } else if header.starts_with(&["id", "sentence1", "sentence2"]) {
+        GoldLayout::PawsxRaw
+    } else {
+        GoldLayout::Lines
+    }
+}
+
+/// Gold labels of a classification file in any layout of [`GoldLayout`]. `lang` picks the rows
+/// of one language in an XNLI JSON-lines file (jiant's reader does the same).
+fn read_gold_labels(path: &Path, task: Task, lang: Option<&str>) -> Result<Vec<String>> {
+    let text = read_text(path, "gold file")?;
+    match gold_layout(&text) {
+        GoldLayout::Lines => Ok(read_labels(path, task, true)?.into_iter().map(|(_, l)| l).collect()),
+        GoldLayout::PawsxRaw => read_pawsx_gold(path, &text, task),
+        GoldLayout::JsonLines => read_jsonl_gold(path, &text, task, lang),
+    }
+}
+
+/// A raw PAWS-X file (jiant's `dev_2k.tsv` / `test_2k.tsv`): read by the training reader, after
+/// refusing a file without labels (no `label` column, or every label empty).
+fn read_pawsx_gold(path: &Path, text: &str, task: Task) -> Result<Vec<String>> {
+    let labels = task.labels();
+    let header_cols = text.lines().next().unwrap_or_default().trim().split('\t').count();
+    if header_cols == 3 {
+        return Err(stripped(path, "line 1: the header has no `label` column", "", "labels"));
+    }
+    let rows: Vec<&str> = text.lines().skip(1).filter(|l| !l.trim().is_empty()).collect();
+    if !rows.is_empty() && rows.iter().all(|l| l.trim().split('\t').nth(3).is_none_or(|x| x.trim().is_empty())) {
+        return Err(stripped(path, "every row's `label` column is empty", "", "labels"));
+    }
+    read_pawsx_raw(path, text, labels)?.into_iter().map(|ex| label_name(path, task, ex.label)).collect()
+}
+
+/// A JSON-lines file of one of the intermediate tasks or XNLI, read by the training readers.
+/// Every row must carry a label; a file where none does is refused as unlabelled.
+fn read_jsonl_gold(path: &Path, text: &str, task: Task, lang: Option<&str>) -> Result<Vec<String>> {
+    let labels = task.labels();
+    let language = if task == Task::Xnli { xnli_language(path, text, lang)? } else { None };
+    let formats: &[JsonPairFields] = match task {
+        Task::Xnli => &[XNLI_FIELDS],
+        Task::Mnli => &[MNLI_FIELDS],
+        Task::Snli => &[SNLI_HF_FIELDS, SNLI_ORIGINAL_FIELDS],
+        Task::Anli => &[ANLI_FIELDS],
+        Task::Qqp => &[QQP_FIELDS],
+        _ => &[],
+    };
+    // The test split allows rows without a label; the val split names the first such row.
+    let read = |split: Split| -> Result<Vec<Option<usize>>> {
+        let ids = match task {
+            Task::Hellaswag => read_hellaswag(path, text, labels, split)?.into_iter().map(|e| e.label).collect(),
+            Task::Cosmosqa => read_cosmosqa(path, text, labels, split)?.into_iter().map(|e| e.label).collect(),
+            Task::Commonsenseqa => {
+                read_commonsenseqa(path, text, labels, split)?.into_iter().map(|e| e.label).collect()
+            }
+            _ if !formats.is_empty() => {
+                read_jsonl_pairs(path, text, formats, labels, split, language)?.into_iter().map(|e| e.label).collect()
+            }
+            _ => {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "expected a {} gold file of `label` or `sentence1<TAB>sentence2<TAB>label` lines{}, found \
+                         JSON lines",
+                        task.name(),
+                        if task == Task::Pawsx { " or a raw PAWS-X TSV with a header" } else { "" }
+                    ),
+                ))
+            }
+        };
+        Ok(ids)
+    };
+    let ids = read(Split::Test)?;
+    if ids.iter().all(Option::is_none) {
+        return Err(stripped(path, "no row has a label (all absent, null, -1 or empty)", "", "labels"));
+    }
+    if ids.iter().any(Option::is_none) {
+        read(Split::Val)?;
+    }
+    ids.into_iter().map(|id| label_name(path, task, id)).collect()
+}
+
+/// The label string of a label id from a task reader.
+fn label_name(path: &Path, task: Task, id: Option<usize>) -> Result<String> {
+    match id.and_then(|i| task.labels().get(i)) {
+        Some(l) => Ok((*l).to_string()),
+        None => {
+            Err(Error::format(path, format!("expected a {} label on every row, found a row without one", task.name())))
+        }
+    }
+}
+
+/// The `language` to keep in an XNLI JSON-lines file: `lang` when given (it must occur), none
+/// when every row has the same language (or none), else an error asking for `--lang`.
+fn xnli_language<'a>(path: &Path, text: &str, lang: Option<&'a str>) -> Result<Option<&'a str>> {
+    let mut seen: Vec<String> = Vec::new();
+    for row in json_rows(path, text)? {
+        if let Some(Value::String(l)) = row.obj.get("language") {
+            if !seen.contains(l) {
+                seen.push(l.clone());
+            }
+        }
+    }
+    seen.sort();
+    match lang {
+        _ if seen.is_empty() => Ok(None),
+        Some(l) if seen.iter().any(|s| s == l) => Ok(Some(l)),
+        Some(l) => Err(Error::format(
+            path,
+            format!("expected rows with language {l:?}, found only languages {}", seen.join(", ")),
+        )),
+        None if seen.len() == 1 => Ok(None),
+        None => Err(Error::format(
+            path,
+            format!("rows of {} languages ({}): give --lang to score one of them", seen.len(), seen.join(", ")),
+        )),
+    }
+}
+
+fn score_classification(task: Task, gold_path: &Path, pred_path: &Path, lang: Option<&str>) -> Result<Scores> {
+    let gold = read_gold_labels(gold_path, task, lang)?;
+    let pred = read_labels(pred_path, task, false)?;
     if gold.is_empty() {
         return Err(Error::format(gold_path, "no gold labels"));
     }
@@ -370,7 +560,7 @@ fn score_classification(task: Task, gold_path: &Path, pred_path: &Path) -> Resul
             format!("{} predictions but {} gold labels in {}", pred.len(), gold.len(), gold_path.display()),
         ));
     }
-    let g: Vec<&str> = gold.iter().map(|(_, l)| l.as_str()).collect();
+    let g: Vec<&str> = gold.iter().map(String::as_str).collect();
     let p: Vec<&str> = pred.iter().map(|(_, l)| l.as_str()).collect();
     let mut acc = Accuracy::new();
     acc.update(&g, &p)?;
@@ -390,8 +580,10 @@ struct TagSentence {
     tags: Vec<String>,
 }
 
-/// Sentences of a tag file (`tag` or `token<TAB>tag` lines, blank lines between sentences).
-fn read_tags(path: &Path, task: Task) -> Result<Vec<TagSentence>> {
+/// Sentences of a tag file (`tag` or `token<TAB>tag` lines, blank lines between sentences). A
+/// `gold` file whose first line is one column that is not a tag of the task holds words only
+/// (XTREME's unlabelled test layout) and is refused as such.
+fn read_tags(path: &Path, task: Task, gold: bool) -> Result<Vec<TagSentence>> {
     let mut expected = None;
     let layout = "`tag` or `token<TAB>tag`";
     let mut out: Vec<TagSentence> = Vec::new();
@@ -402,8 +594,17 @@ fn read_tags(path: &Path, task: Task) -> Result<Vec<TagSentence>> {
             out.extend(cur.take());
             continue;
         }
+        let first = expected.is_none();
         let cols = columns(path, no, &line, &mut expected, &[1, 2], layout)?;
         let tag = cols[cols.len() - 1].trim();
+        if gold && first && cols.len() == 1 && !tag.is_empty() && !task.labels().contains(&tag) {
+            return Err(stripped(
+                path,
+                &format!("line {no}: expected {layout}, found the word {tag:?}, which is not a {} tag", task.name()),
+                "words but ",
+                "tags",
+            ));
+        }
         if tag.is_empty() {
             return Err(Error::format(path, format!("line {no}: empty tag")));
         }
@@ -415,8 +616,8 @@ fn read_tags(path: &Path, task: Task) -> Result<Vec<TagSentence>> {
 }
 
 fn score_tagging(task: Task, gold_path: &Path, pred_path: &Path) -> Result<Scores> {
-    let gold = read_tags(gold_path, task)?;
-    let pred = read_tags(pred_path, task)?;
+    let gold = read_tags(gold_path, task, true)?;
+    let pred = read_tags(pred_path, task, false)?;
     if gold.is_empty() {
         return Err(Error::format(gold_path, "no gold sentences"));
     }
@@ -534,7 +735,9 @@ fn string<'a>(v: &'a Value, key: &str, at: &str, path: &Path) -> Result<&'a str>
 }
 
 /// Gold questions of a SQuAD-format file, checked: unique ids, at least one answer each, every
-/// answer span inside its context.
+/// answer span inside its context, no empty answer text. A file whose every answer text is empty
+/// is XTREME's stripped test layout (one `{"answer_start": 0, "text": ""}` per question) and is
+/// refused as such; an empty answer in a file that has others is an error naming the question.
 fn read_squad_gold(path: &Path) -> Result<Vec<QaExample>> {
     let root = read_json(path)?;
     let articles = match &root {
@@ -544,6 +747,8 @@ fn read_squad_gold(path: &Path) -> Result<Vec<QaExample>> {
     };
     let mut out = Vec::new();
     let mut ids = HashSet::new();
+    let (mut answer_count, mut empty_count) = (0usize, 0usize);
+    let mut first_empty: Option<String> = None;
     for (a, article) in articles.iter().enumerate() {
         let at = format!("data[{a}]");
         for (p, para) in array(article, "paragraphs", &at, path)?.iter().enumerate() {
@@ -575,6 +780,11 @@ fn read_squad_gold(path: &Path) -> Result<Vec<QaExample>> {
                             ));
                         }
                     }
+                    answer_count += 1;
+                    if text.is_empty() {
+                        empty_count += 1;
+                        first_empty.get_or_insert(at);
+                    }
                     answers.push(text.to_string());
                 }
                 if answers.is_empty() {
@@ -583,6 +793,16 @@ fn read_squad_gold(path: &Path) -> Result<Vec<QaExample>> {
                 out.push(QaExample { id, answers });
             }
         }
+    }
+    if answer_count > 0 && empty_count == answer_count {
+        let found = format!("every gold answer text is empty ({} questions)", out.len());
+        return Err(stripped(path, &found, "", "answers"));
+    }
+    if let Some(at) = first_empty {
+        return Err(Error::format(
+            path,
+            format!("{at}: expected a non-empty answer text, found \"\" (other questions have answers)"),
+        ));
     }
     Ok(out)
 }
@@ -666,7 +886,9 @@ pub const XTREME_GROUPS: [(&str, &[&str]); 4] = [
 /// `avg_metric` of the 9 tasks, only when all are present) and each group whose tasks are all
 /// present. QA tasks also list `total`, `missing` and `extra` per language (not averaged);
 /// `udpos` also has `accuracy` / `avg_accuracy`, while its `avg_metric` stays `avg_f1`.
-/// `skipped` lists XTREME tasks found in only one of the two folders.
+/// `skipped` lists XTREME tasks found in only one of the two folders. Gold files are read as in
+/// [`score_task`] with the file's language, so a `test-<lang>.tsv` may also hold jiant's raw
+/// PAWS-X or XNLI JSON lines; a gold file without labels or answers is an error naming it.
 pub fn score_xtreme_dir(pred_dir: &Path, gold_dir: &Path) -> Result<Value> {
     for d in [pred_dir, gold_dir] {
         if !d.is_dir() {

@@ -1,6 +1,9 @@
 //! `xlt score` (library side): every task family scored from small synthetic files under
 //! tests/fixtures/score/ with hand-worked expected values, the XTREME folder aggregation, and
-//! bad input that must be an error naming the file and the line or question id.
+//! bad input that must be an error naming the file and the line or question id. jiant's gold
+//! files (tests/fixtures/tasks/jiant/) score; XTREME's stripped test files
+//! (tests/fixtures/tasks/xtreme/) and unlabelled test splits are refused as such; BOM + CRLF
+//! variants are written to a tempdir. One test runs the real binary.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -313,4 +316,296 @@ fn xtreme_folder_missing_language_file_is_an_error() {
         ..ScoreArgs::default()
     };
     fails(&a, &["no XTREME task folder"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// jiant's gold files, told apart by content
+
+/// A task data fixture (tests/fixtures/tasks/...): jiant's and XTREME's download layouts.
+fn data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tasks").join(rel)
+}
+
+fn paths(task: &str, gold: &Path, pred: &Path, lang: Option<&str>) -> ScoreArgs {
+    ScoreArgs {
+        task: Some(task.into()),
+        gold: Some(gold.to_path_buf()),
+        pred: Some(pred.to_path_buf()),
+        lang: lang.map(Into::into),
+        ..ScoreArgs::default()
+    }
+}
+
+fn score_paths(task: &str, gold: &Path, pred: &Path, lang: Option<&str>) -> Value {
+    match run(&paths(task, gold, pred, lang)) {
+        Ok(v) => v,
+        Err(e) => panic!("{task} {} {}: {e}", gold.display(), pred.display()),
+    }
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+fn put(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+/// `text` with a UTF-8 byte-order mark and CRLF line endings.
+fn bom_crlf(text: &str) -> String {
+    format!("\u{feff}{}", text.replace('\n', "\r\n"))
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).expect("read fixture")
+}
+
+#[test]
+fn jiant_pawsx_and_xnli_gold_files_score() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t = tmp.path();
+    // pawsx_en/dev_2k.tsv: header, then one row labelled 1.
+    let en = data("jiant/data/pawsx_en/dev_2k.tsv");
+    assert_close(&score_paths("pawsx", &en, &put(t, "p1", "1\n"), None), "accuracy", 100.0);
+    assert_close(&score_paths("pawsx", &en, &put(t, "p0", "0\n"), None), "accuracy", 0.0);
+    // pawsx_de/dev_2k.tsv: labels 1 0; pred 1 1 → 1/2. With BOM + CRLF in both files: the same.
+    let de = data("jiant/data/pawsx_de/dev_2k.tsv");
+    assert_close(&score_paths("pawsx", &de, &put(t, "p11", "1\n1\n"), None), "accuracy", 50.0);
+    let de_crlf = put(t, "dev_2k.tsv", &bom_crlf(&read(&de)));
+    let pred_crlf = put(t, "p10", &bom_crlf("1\n0\n"));
+    assert_close(&score_paths("pawsx", &de_crlf, &pred_crlf, None), "accuracy", 100.0);
+    // test_2k.tsv has labels too (label 0).
+    let test = data("jiant/data/pawsx_de/test_2k.tsv");
+    assert_close(&score_paths("pawsx", &test, &put(t, "p0b", "0\n"), None), "accuracy", 100.0);
+
+    // xnli_de/val.jsonl: de neutral, en entailment, de contradiction. --lang de keeps the de rows
+    // as jiant's reader does: pred neutral entailment → 1/2.
+    let val = data("jiant/data/xnli_de/val.jsonl");
+    let pred = put(t, "xnli_pred", "neutral\nentailment\n");
+    assert_close(&score_paths("xnli", &val, &pred, Some("de")), "accuracy", 50.0);
+    let val_crlf = put(t, "val.jsonl", &bom_crlf(&read(&val)));
+    let pred_crlf = put(t, "xnli_pred_crlf", &bom_crlf("neutral\ncontradiction\n"));
+    assert_close(&score_paths("xnli", &val_crlf, &pred_crlf, Some("de")), "accuracy", 100.0);
+    // Several languages and no --lang: which rows to score is ambiguous.
+    fails(&paths("xnli", &val, &pred, None), &["val.jsonl", "2 languages (de, en)", "--lang"]);
+    fails(&paths("xnli", &val, &pred, Some("fr")), &["val.jsonl", "language \"fr\"", "de, en"]);
+    // A one-language file (as jiant's download writes per language) needs no --lang: gold
+    // entailment neutral, pred neutral entailment → 0; the other way round → 100.
+    let one = put(
+        t,
+        "one.jsonl",
+        &bom_crlf(concat!(
+            r#"{"language": "de", "gold_label": "entailment", "sentence1": "a", "sentence2": "b"}"#,
+            "\n\n",
+            r#"{"language": "de", "gold_label": "neutral", "sentence1": "c", "sentence2": "d"}"#,
+            "\n"
+        )),
+    );
+    assert_close(&score_paths("xnli", &one, &pred, None), "accuracy", 0.0);
+    let swapped = put(t, "xnli_pred_swapped", "entailment\nneutral\n");
+    assert_close(&score_paths("xnli", &one, &swapped, None), "accuracy", 100.0);
+    // An unknown label names the gold file and line.
+    let bad = put(t, "bad.jsonl", r#"{"language": "de", "gold_label": "maybe", "sentence1": "a", "sentence2": "b"}"#);
+    fails(&paths("xnli", &bad, &put(t, "pe", "entailment\n"), None), &["bad.jsonl", "line 1", "\"maybe\""]);
+    // JSON lines are not a PAWS-X gold format.
+    fails(&paths("pawsx", &one, &pred, None), &["one.jsonl", "found JSON lines"]);
+}
+
+#[test]
+fn jiant_intermediate_task_gold_files_score() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t = tmp.path();
+    let p = |name: &str, text: &str| put(t, name, text);
+    // MNLI val: entailment contradiction.
+    let v = score_paths("mnli", &data("jiant/data/mnli/val.jsonl"), &p("mnli", "entailment\nneutral\n"), None);
+    assert_close(&v, "accuracy", 50.0);
+    // SNLI val in the original format: the `-` row is dropped as jiant drops it → entailment
+    // contradiction.
+    let v = score_paths("snli", &data("jiant/data/snli/val.jsonl"), &p("snli", "entailment\ncontradiction\n"), None);
+    assert_close(&v, "accuracy", 100.0);
+    // ANLI keeps jiant's c/e/n labels: val is `n`.
+    let anli = data("jiant/data/adversarial_nli_r1/val.jsonl");
+    assert_close(&score_paths("adversarial_nli", &anli, &p("anli", "n\n"), None), "accuracy", 100.0);
+    fails(&paths("anli", &anli, &p("anli_long", "neutral\n"), None), &["anli_long", "unknown label \"neutral\""]);
+    // QQP val: `1` → accuracy and F1 of class 1.
+    let v = score_paths("qqp", &data("jiant/data/qqp/val.jsonl"), &p("qqp", "1\n"), None);
+    assert_close(&v, "accuracy", 100.0);
+    assert_close(&v, "f1", 100.0);
+    // Multiple choice: HellaSwag val `2`, CommonsenseQA val `E`.
+    let v = score_paths("hellaswag", &data("jiant/data/hellaswag/val.jsonl"), &p("hs", "1\n"), None);
+    assert_close(&v, "accuracy", 0.0);
+    let v = score_paths("commonsenseqa", &data("jiant/data/commonsenseqa/val.jsonl"), &p("csqa", "E\n"), None);
+    assert_close(&v, "accuracy", 100.0);
+    // BOM + CRLF, integer labels (QQP from HF) and a blank line.
+    let qqp = p(
+        "qqp.jsonl",
+        &bom_crlf("{\"text_a\": \"a\", \"text_b\": \"b\", \"label\": 0}\n\n{\"text_a\": \"c\", \"text_b\": \"d\", \"label\": 1}\n"),
+    );
+    assert_close(&score_paths("qqp", &qqp, &p("qqp2", &bom_crlf("0\n0\n")), None), "accuracy", 50.0);
+    // A row without a label among labelled rows is an error at its line, not a stripped file.
+    let mixed = p(
+        "mixed.jsonl",
+        "{\"premise\": \"a\", \"hypothesis\": \"b\", \"label\": \"entailment\"}\n{\"premise\": \"c\", \"hypothesis\": \"d\", \"label\": -1}\n",
+    );
+    let msg = fails(&paths("mnli", &mixed, &p("m2", "entailment\nneutral\n"), None), &["mixed.jsonl", "line 2"]);
+    assert!(!msg.contains("no labels"), "{msg}");
+}
+
+#[test]
+fn jiant_gold_files_in_a_folder() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (pred, gold) = xtreme_folders(tmp.path());
+    // The same gold labels as xtreme_folders, as jiant writes them: raw PAWS-X with a header and
+    // XNLI JSON lines, under the folder's file names; BOM + CRLF in PAWS-X.
+    for l in PAWSX {
+        let raw = "id\tsentence1\tsentence2\tlabel\n1\ta\tb\t0\n2\tc\td\t1\n3\te\tf\t1\n4\tg\th\t0\n";
+        write(&gold, "pawsx", l, "tsv", &bom_crlf(raw));
+    }
+    for l in XNLI {
+        let row = |label: &str| {
+            format!(r#"{{"language": "{l}", "gold_label": "{label}", "sentence1": "s", "sentence2": "t"}}"#)
+        };
+        write(&gold, "xnli", l, "tsv", &format!("{}\n{}\n", row("entailment"), row("neutral")));
+    }
+    let v = match run(&ScoreArgs { xtreme_dir: Some(pred), gold_dir: Some(gold), ..ScoreArgs::default() }) {
+        Ok(v) => v,
+        Err(e) => panic!("{e}"),
+    };
+    assert_close(&v["tasks"]["pawsx"], "avg_metric", 425.0 / 7.0);
+    assert_close(&v["tasks"]["xnli"], "avg_metric", 1400.0 / 15.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gold files without labels or answers
+
+const NO_LABELS: &str = "this gold file has no labels (XTREME's public test files";
+
+#[test]
+fn stripped_classification_gold_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t = tmp.path();
+    let pred = put(t, "pred", "entailment\n");
+    let bin = put(t, "pred01", "0\n");
+    // XTREME's test-<lang>.tsv: sentence1, sentence2, no label.
+    for (task, file, p) in [("xnli", "xtreme/xnli/test-de.tsv", &pred), ("pawsx", "xtreme/pawsx/test-de.tsv", &bin)] {
+        fails(
+            &paths(task, &data(file), p, None),
+            &["test-de.tsv", "line 1", "found 2 tab-separated columns", NO_LABELS],
+        );
+    }
+    // jiant's test splits: -1 (MNLI, QQP, Cosmos QA), "" (HellaSwag, CommonsenseQA).
+    for (task, file) in [
+        ("mnli", "jiant/data/mnli/test.jsonl"),
+        ("qqp", "jiant/data/qqp/test.jsonl"),
+        ("hellaswag", "jiant/data/hellaswag/test.jsonl"),
+        ("commonsenseqa", "jiant/data/commonsenseqa/test.jsonl"),
+        ("cosmosqa", "jiant/data/cosmosqa_hf/test.jsonl"),
+    ] {
+        fails(&paths(task, &data(file), &pred, None), &["test.jsonl", "no row has a label", NO_LABELS]);
+    }
+    // XNLI JSON lines without gold_label, BOM + CRLF.
+    let xnli = put(
+        t,
+        "xnli_test.jsonl",
+        &bom_crlf("{\"language\": \"de\", \"sentence1\": \"a\", \"sentence2\": \"b\"}\n{\"language\": \"de\", \"sentence1\": \"c\", \"sentence2\": \"d\", \"gold_label\": null}\n"),
+    );
+    fails(&paths("xnli", &xnli, &pred, Some("de")), &["xnli_test.jsonl", NO_LABELS]);
+    // Raw PAWS-X without a label column, or with every label empty.
+    let no_col = put(t, "no_col.tsv", &bom_crlf("id\tsentence1\tsentence2\n1\ta\tb\n"));
+    fails(&paths("pawsx", &no_col, &bin, None), &["no_col.tsv", "line 1", "no `label` column", NO_LABELS]);
+    let empty = put(t, "empty.tsv", &bom_crlf("id\tsentence1\tsentence2\tlabel\n1\ta\tb\t\n2\tc\td\t\n"));
+    fails(&paths("pawsx", &empty, &bin, None), &["empty.tsv", "label` column is empty", NO_LABELS]);
+    // A prediction file of two columns is a plain column-count error, not a stripped gold file.
+    let msg = fails(&paths("xnli", &fx("xnli_gold.tsv"), &data("xtreme/xnli/test-de.tsv"), None), &["test-de.tsv"]);
+    assert!(!msg.contains("gold file has no"), "{msg}");
+}
+
+#[test]
+fn stripped_tagging_gold_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pred = put(tmp.path(), "pred", "O\nO\n");
+    // XTREME's test files: words only.
+    fails(
+        &paths("udpos", &data("xtreme/udpos/test-en.tsv"), &pred, None),
+        &["test-en.tsv", "line 1", "the word \"Run\"", "not a udpos tag", "has words but no tags"],
+    );
+    fails(
+        &paths("panx", &data("xtreme/panx/test-de.tsv"), &pred, None),
+        &["test-de.tsv", "line 1", "the word \"Die\"", "has words but no tags (XTREME's public test files"],
+    );
+    let words = put(tmp.path(), "words.tsv", &bom_crlf("Die\nUNO\n"));
+    fails(&paths("panx", &words, &pred, None), &["words.tsv", "has words but no tags"]);
+    // A one-column gold of tags still scores; a prediction of words is an unknown label.
+    let tags = put(tmp.path(), "tags.tsv", &bom_crlf("O\nB-ORG\n"));
+    assert_close(&score_paths("panx", &tags, &pred, None), "recall", 0.0);
+    let msg = fails(&paths("panx", &tags, &words, None), &["words.tsv", "line 1", "unknown label \"Die\""]);
+    assert!(!msg.contains("no tags"), "{msg}");
+}
+
+#[test]
+fn stripped_qa_gold_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pred = put(tmp.path(), "pred.json", r#"{"xq-1": "Deutschland"}"#);
+    // XTREME's xquad.<l>.json: one {"answer_start": 0, "text": ""} per question.
+    for task in ["xquad", "squad", "tydiqa"] {
+        fails(
+            &paths(task, &data("xtreme/xquad/xquad.de.json"), &pred, None),
+            &["xquad.de.json", "every gold answer text is empty (2 questions)", "this gold file has no answers"],
+        );
+    }
+    fails(
+        &paths("tydiqa", &data("xtreme/tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.fi.dev.json"), &pred, None),
+        &["tydiqa.goldp.fi.dev.json", "has no answers"],
+    );
+    // Only some questions without an answer text: an error naming the question.
+    let partial = put(
+        tmp.path(),
+        "partial.json",
+        &bom_crlf(concat!(
+            r#"{"data": [{"paragraphs": [{"context": "Paris is big.", "qas": ["#,
+            "\n",
+            r#"{"id": "q1", "answers": [{"answer_start": 0, "text": "Paris"}]},"#,
+            "\n",
+            r#"{"id": "q2", "answers": [{"answer_start": 0, "text": ""}]}]}]}]}"#,
+            "\n"
+        )),
+    );
+    let msg = fails(
+        &paths("squad", &partial, &pred, None),
+        &["partial.json", "question \"q2\"", "expected a non-empty answer text"],
+    );
+    assert!(!msg.contains("has no answers"), "{msg}");
+}
+
+#[test]
+fn stripped_gold_in_a_folder_names_the_file() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (pred, gold) = xtreme_folders(tmp.path());
+    write(&gold, "xnli", "bg", "tsv", "Ein Satz.\tNoch einer.\nA\tB\n");
+    let a = ScoreArgs { xtreme_dir: Some(pred), gold_dir: Some(gold), ..ScoreArgs::default() };
+    fails(&a, &["xnli", "test-bg.tsv", "line 1", NO_LABELS]);
+}
+
+/// `xlt score` itself: jiant's PAWS-X dev file scores; a stripped gold file is one error line.
+#[test]
+fn cli_scores_jiant_gold_and_refuses_stripped_gold() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pred = put(tmp.path(), "pred.txt", &bom_crlf("1\n0\n"));
+    let xlt = |gold: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_xlt"))
+            .args(["score", "--task", "pawsx", "--gold"])
+            .arg(gold)
+            .arg("--pred")
+            .arg(&pred)
+            .output()
+            .expect("run xlt")
+    };
+    let o = xlt(&data("jiant/data/pawsx_de/dev_2k.tsv"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(o.stdout.trim_ascii()).expect("json");
+    assert_close(&v, "accuracy", 100.0);
+    let o = xlt(&data("xtreme/pawsx/test-de.tsv"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && !err.contains("panicked"), "{err}");
+    assert!(err.contains("test-de.tsv") && err.contains(NO_LABELS), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }

@@ -13,7 +13,7 @@ pub mod data;
 pub mod jiant;
 pub mod mlm;
 pub mod multiple_choice;
-mod read;
+pub(crate) mod read;
 pub mod registry;
 pub mod retrieval;
 pub mod span_qa;
