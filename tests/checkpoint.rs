@@ -70,15 +70,25 @@ fn resume_is_bit_identical() {
     assert!(oa.m.iter().zip(&oc.m).all(|(x, y)| x.to_bits() == y.to_bits()));
 }
 
-#[test]
-fn interrupted_replacement_leaves_the_old_checkpoint_loadable() {
+/// A 3-way classifier, its optimizer, and a temp folder with its checkpoint in `ckpt/`.
+fn saved() -> (ModelConfig, SequenceClassifier, AdamW, tempfile::TempDir) {
     let cfg = cfg();
     let m = SequenceClassifier::new_random(&cfg, 3, 1);
     let opt = AdamW::new(bench_adamw(), m.layout.total);
     let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path().join("ckpt");
-    save_checkpoint(&dir, &m.cfg, &m.layout, &m.params, &opt, serde_json::Value::Null, serde_json::Value::Null, &[])
+    save(&tmp.path().join("ckpt"), &m, &opt);
+    (cfg, m, opt, tmp)
+}
+
+fn save(dir: &std::path::Path, m: &SequenceClassifier, opt: &AdamW) {
+    save_checkpoint(dir, &m.cfg, &m.layout, &m.params, opt, serde_json::Value::Null, serde_json::Value::Null, &[])
         .expect("save");
+}
+
+#[test]
+fn interrupted_replacement_leaves_the_old_checkpoint_loadable() {
+    let (cfg, m, opt, tmp) = saved();
+    let dir = tmp.path().join("ckpt");
     // Simulate a kill after the old checkpoint was moved aside and before the new one landed.
     let old = tmp.path().join(".ckpt.old");
     std::fs::rename(&dir, &old).expect("move aside");
@@ -89,20 +99,14 @@ fn interrupted_replacement_leaves_the_old_checkpoint_loadable() {
     load_checkpoint(&dir, &cfg, &n.layout.clone(), &mut n.params, &mut o2).expect("load the survivor");
     assert_eq!(n.params, m.params);
     // The next save cleans up and lands normally.
-    save_checkpoint(&dir, &m.cfg, &m.layout, &m.params, &opt, serde_json::Value::Null, serde_json::Value::Null, &[])
-        .expect("save again");
+    save(&dir, &m, &opt);
     assert!(dir.join("state.json").is_file() && !old.exists());
 }
 
 #[test]
 fn mismatched_or_corrupt_checkpoints_are_named() {
-    let cfg = cfg();
-    let m = SequenceClassifier::new_random(&cfg, 3, 1);
-    let opt = AdamW::new(bench_adamw(), m.layout.total);
-    let tmp = tempfile::tempdir().expect("tmp");
+    let (cfg, m, opt, tmp) = saved();
     let dir = tmp.path().join("ckpt");
-    save_checkpoint(&dir, &m.cfg, &m.layout, &m.params, &opt, serde_json::Value::Null, serde_json::Value::Null, &[])
-        .expect("save");
     // A model with a 5-way head does not match a 3-way checkpoint.
     let mut other = SequenceClassifier::new_random(&cfg, 5, 1);
     let mut o5 = AdamW::new(bench_adamw(), other.layout.total);
@@ -119,4 +123,45 @@ fn mismatched_or_corrupt_checkpoints_are_named() {
     // Nothing there at all.
     let err = resolve(&tmp.path().join("nope")).expect_err("absent");
     assert!(err.to_string().contains("nope"));
+}
+
+#[test]
+fn non_finite_optimizer_moments_are_named_at_load() {
+    let (cfg, m, opt, tmp) = saved();
+    let dir = tmp.path().join("ckpt");
+    // Overwrite the first value of the last tensor of the file (sizes unchanged) with NaN.
+    let p = dir.join("optimizer.safetensors");
+    let mut bytes = std::fs::read(&p).expect("read");
+    let n = bytes.len();
+    bytes[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&p, &bytes).expect("write");
+    let mut fresh = SequenceClassifier::new_random(&cfg, 3, 2);
+    let mut o2 = AdamW::new(bench_adamw(), fresh.layout.total);
+    let err = load_checkpoint(&dir, &cfg, &fresh.layout.clone(), &mut fresh.params, &mut o2).expect_err("NaN");
+    let msg = err.to_string();
+    assert!(msg.contains("non-finite") && (msg.contains("m.") || msg.contains("v.")), "{msg}");
+}
+
+#[test]
+fn a_half_written_first_checkpoint_counts_as_none_and_a_damaged_one_as_incomplete() {
+    use xlt::train::checkpoint::{find, Found};
+    let cfg = cfg();
+    let m = SequenceClassifier::new_random(&cfg, 3, 1);
+    let opt = AdamW::new(bench_adamw(), m.layout.total);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("ckpt");
+    // Killed while writing the very first checkpoint: only the staging folder exists.
+    std::fs::create_dir_all(tmp.path().join(".ckpt.new")).expect("staging");
+    std::fs::write(tmp.path().join(".ckpt.new/model.safetensors"), b"partial").expect("partial");
+    assert_eq!(find(&dir), Found::Absent);
+    save(&dir, &m, &opt);
+    assert_eq!(find(&dir), Found::Complete(dir.clone()));
+    // A file cut short in place is not a checkpoint, and says which file.
+    let p = dir.join("model.safetensors");
+    let bytes = std::fs::read(&p).expect("read");
+    std::fs::write(&p, &bytes[..bytes.len() - 8]).expect("truncate");
+    match find(&dir) {
+        Found::Incomplete(why) => assert!(why.contains("model.safetensors"), "{why}"),
+        other => panic!("{other:?}"),
+    }
 }

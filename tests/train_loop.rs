@@ -4,6 +4,8 @@
 //! resumes to the same model; NaN losses, bad task names and unwritable folders are clear
 //! errors before or at the failing step.
 
+mod common;
+use common::copy_dir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use xlt::tokenize::Tokenizer;
@@ -203,26 +205,6 @@ fn bad_runs_fail_before_the_first_step() {
 }
 
 #[test]
-fn snapshots_are_listed_with_dev_scores_and_average() {
-    use xlt::train::average::{average, Manifest, Selection};
-    use xlt::train::trainer::SnapshotEvery;
-    let tmp = tempfile::tempdir().expect("tmp");
-    let tok = tok();
-    let mut s = spec(tmp.path(), "snap", &["mnli"], 8);
-    s.train.snapshot_every = SnapshotEvery::Steps(4);
-    prepare(s, &tok, false).expect("prepare").trainer.quiet().run("snap", None).expect("run");
-    let manifest = tmp.path().join("runs/snap/snapshots/manifest.json");
-    let m = Manifest::load(&manifest).expect("manifest");
-    let steps: Vec<u64> = m.entries.iter().map(|e| e.step).collect();
-    assert_eq!(steps, [4, 8]);
-    assert!(m.entries.iter().all(|e| e.dev_score.is_some() && e.run == "snap"));
-    let picked = m.select(Selection::All).expect("select");
-    let out = tmp.path().join("avg");
-    average(&out, &picked).expect("average");
-    assert!(out.join("model.safetensors").is_file());
-}
-
-#[test]
 fn toml_config_with_flag_overrides() {
     let tmp = tempfile::tempdir().expect("tmp");
     let cfg = tmp.path().join("run.toml");
@@ -244,4 +226,197 @@ fn toml_config_with_flag_overrides() {
     let o = Command::new(env!("CARGO_BIN_EXE_xlt")).args(["train", "--config", &cfg.display().to_string()]).output();
     let err = String::from_utf8_lossy(&o.expect("spawn").stderr).to_string();
     assert!(err.contains("learning_rat") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn resume_after_a_kill_between_checkpoint_and_snapshots_keeps_one_entry_per_step() {
+    use xlt::train::average::Manifest;
+    use xlt::train::trainer::SnapshotEvery;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tok = tok();
+    let mut s = spec(tmp.path(), "snaps", &["mnli"], 8);
+    s.train.snapshot_every = SnapshotEvery::Steps(2);
+    s.train.save_checkpoint_every_steps = 4;
+    s.train.eval_every_steps = 0;
+    // Stopped at step 6: checkpoint of step 4, snapshots of steps 2, 4 and 6.
+    let mut a = prepare(s.clone(), &tok, false).expect("prepare").trainer.quiet();
+    assert!(a.run("snaps", Some(6)).expect("run").is_none());
+    drop(a);
+    let mut b = prepare(s, &tok, true).expect("resume").trainer.quiet();
+    assert_eq!(b.state.step, 4);
+    b.run("snaps", None).expect("finish");
+    let dir = tmp.path().join("runs/snaps/snapshots");
+    let m = Manifest::load(&dir.join("manifest.json")).expect("manifest");
+    assert_eq!(m.entries.iter().map(|e| e.step).collect::<Vec<_>>(), [2, 4, 6, 8]);
+    assert!(m.entries.iter().all(|e| e.dev_score.is_some() && e.run == "snaps"));
+    // Every snapshot is a complete model folder: it loads, and `xlt eval` scores it.
+    for step in [2, 4, 6, 8] {
+        let snap = dir.join(format!("step-{step:08}"));
+        for f in ["config.json", "model.safetensors", "xlt_heads.json", "tokenizer.json", "xlt_weights.json"] {
+            assert!(snap.join(f).is_file(), "snapshot {step} lacks {f}");
+        }
+        match xlt::provenance::Weights::of_dir(&snap).expect("record") {
+            xlt::provenance::Weights::Snapshot { step: s, .. } => assert_eq!(s, step),
+            other => panic!("{other:?}"),
+        }
+    }
+    let snap = dir.join("step-00000004");
+    let o = Command::new(env!("CARGO_BIN_EXE_xlt"))
+        .args(["eval", "--model", &snap.display().to_string(), "--task", "mnli", "--data-dir", JIANT])
+        .args(["--max-seq-len", "64", "--device", "cpu"])
+        .output()
+        .expect("eval");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // So is an average of them.
+    let avg = tmp.path().join("avg");
+    let selected = m.select(xlt::train::average::Selection::All).expect("select");
+    xlt::train::average::average(&avg, &selected).expect("average");
+    for f in ["xlt_heads.json", "tokenizer.json", "xlt_weights.json"] {
+        assert!(avg.join(f).is_file(), "the average lacks {f}");
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_xlt"))
+        .args(["eval", "--model", &avg.display().to_string(), "--task", "mnli", "--data-dir", JIANT])
+        .args(["--max-seq-len", "64", "--device", "cpu"])
+        .output()
+        .expect("eval");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii()).expect("json");
+    assert_eq!(v["weights"]["kind"], "average");
+    assert_eq!(v["weights"]["snapshots"].as_array().map(Vec::len), Some(4));
+}
+
+#[test]
+fn a_checkpoint_holds_every_file_and_lists_them() {
+    use xlt::train::checkpoint::{find, read_state, Found};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tok = tok();
+    let mut s = spec(tmp.path(), "whole", &["mnli", "hellaswag"], 2);
+    s.train.save_checkpoint_every_steps = 1;
+    prepare(s, &tok, false).expect("prepare").trainer.quiet().run("whole", None).expect("run");
+    let ckpt = tmp.path().join("runs/whole/checkpoint");
+    let state = read_state(&ckpt).expect("state");
+    let files: Vec<&str> = state.files.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(files, ["config.json", "model.safetensors", "optimizer.safetensors", "xlt_heads.json"]);
+    assert!(!state.run.is_null(), "the run's identity is recorded");
+    // A file missing or cut short makes the folder incomplete, naming it.
+    std::fs::write(ckpt.join("xlt_heads.json"), b"[").expect("truncate");
+    match find(&ckpt) {
+        Found::Incomplete(why) => assert!(why.contains("xlt_heads.json"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_kill_at_any_instant_leaves_a_complete_checkpoint_or_none() {
+    use xlt::train::checkpoint::{find, Found};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let exe = env!("CARGO_BIN_EXE_xlt");
+    let exp = tmp.path().display().to_string();
+    let args = [
+        "train",
+        "--tasks",
+        "mnli,hellaswag",
+        "--data-dir",
+        JIANT,
+        "--model",
+        MODEL,
+        "--max-seq-length",
+        "48",
+        "--train-batch-size",
+        "2",
+        "--max-steps",
+        "400",
+        "--save-checkpoint-every-steps",
+        "1",
+        "--eval-every-steps",
+        "0",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--run-name",
+        "kills",
+        "--exp-dir",
+        &exp,
+    ];
+    let ckpt = tmp.path().join("runs/kills/checkpoint");
+    // Kill at many instants, resuming each time: every survivor is whole, and each resume works.
+    for (i, ms) in [40u64, 75, 130, 9, 210, 55, 17, 300].into_iter().enumerate() {
+        let mut cmd = Command::new(exe);
+        cmd.args(args);
+        if i > 0 {
+            cmd.arg("--resume");
+        }
+        let mut child =
+            cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        assert!(!matches!(find(&ckpt), Found::Incomplete(_)), "kill {i} after {ms} ms left {:?}", find(&ckpt));
+    }
+    let o = Command::new(exe).args(args).arg("--resume").output().expect("resume");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(tmp.path().join("runs/kills/done").is_file());
+}
+
+#[test]
+fn resume_refuses_other_settings_other_models_and_incomplete_checkpoints() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tok = tok();
+    let s = spec(tmp.path(), "r", &["mnli"], 6);
+    let mut a = prepare(s.clone(), &tok, false).expect("prepare").trainer.quiet();
+    a.save_checkpoint().expect("checkpoint at step 0");
+    assert!(a.run("r", Some(2)).expect("run").is_none());
+    a.save_checkpoint().expect("checkpoint at step 2");
+    drop(a);
+    // Other settings.
+    let mut other = s.clone();
+    other.learning_rate = Some(2e-3);
+    let err = prepare(other, &tok, true).err().expect("refused").to_string();
+    assert!(err.contains("learning_rate") && err.contains("--run-name"), "{err}");
+    // Another starting model (one weight changed).
+    let model = tmp.path().join("model");
+    copy_dir(Path::new(MODEL), &model);
+    let mut m = xlt::cpu::multitask::MultiTaskModel::from_dir_with_heads(
+        &model,
+        vec![xlt::train::setup::head_spec(xlt::tasks::lookup("xnli").expect("xnli"))],
+    )
+    .expect("load");
+    m.params[7] += 0.5;
+    xlt::model::weights::save_dir(&model, &m.cfg, &m.layout, &m.params, &|_| true).expect("save");
+    let mut other = s.clone();
+    other.model = model;
+    let err = prepare(other, &tok, true).err().expect("refused").to_string();
+    assert!(err.contains("starting model"), "{err}");
+    // The same settings resume.
+    prepare(s.clone(), &tok, true).expect("same settings resume");
+    // An incomplete checkpoint is an error with or without --resume, naming the missing file,
+    // and it is left as it is.
+    let ckpt = tmp.path().join("runs/r/checkpoint");
+    std::fs::remove_file(ckpt.join("optimizer.safetensors")).expect("rm");
+    for resume in [true, false] {
+        let err = prepare(s.clone(), &tok, resume).err().expect("refused").to_string();
+        assert!(err.contains("optimizer.safetensors") && err.contains("incomplete"), "{err}");
+    }
+    assert!(ckpt.join("model.safetensors").is_file());
+}
+
+#[test]
+fn resuming_a_finished_run_with_other_settings_says_so() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let exe = env!("CARGO_BIN_EXE_xlt");
+    let exp = tmp.path().display().to_string();
+    let run = |extra: &[&str]| {
+        Command::new(exe)
+            .args(["train", "--tasks", "mnli", "--data-dir", JIANT, "--model", MODEL, "--max-seq-length", "32"])
+            .args(["--max-steps", "2", "--quiet", "--device", "cpu", "--run-name", "f", "--exp-dir", &exp])
+            .args(extra)
+            .output()
+            .expect("spawn")
+    };
+    assert!(run(&[]).status.success());
+    let o = run(&["--resume"]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stderr).contains("already complete"));
+    let o = run(&["--resume", "--learning-rate", "2e-5"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("finished run") && err.contains("learning_rate"), "{err}");
 }

@@ -132,3 +132,88 @@ fn eval_scores_retrieval_from_embeddings() {
     assert!(v["scores"]["de"]["score"].as_f64().is_some_and(|f| (0.0..=100.0).contains(&f)), "{v}");
     assert!(out.join("bucc2018/test-de.tsv").is_file());
 }
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn a_result_made_from_another_encoder_data_or_settings_is_re_run() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out");
+    let data = tmp.path().join("data");
+    copy_dir(Path::new(XTREME), &data);
+    let run = |encoder: &str, data: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "xtreme",
+            "--encoder",
+            encoder,
+            "--data-dir",
+            data.to_str().expect("utf8"),
+            "--max-steps",
+            "2",
+            "--eval-every-steps",
+            "1",
+            "--quiet",
+            "--device",
+            "cpu",
+            "--model-name",
+            "m",
+        ];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_xlt"))
+            .args(&args)
+            .args(["--out", out.to_str().expect("utf8")])
+            .output()
+            .expect("spawn")
+    };
+    let o = run(MODEL, &data, &["--tasks", "pawsx"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(MODEL, &data, &["--tasks", "pawsx"]);
+    assert!(o.status.success() && stderr(&o).contains("pawsx: already done"), "{}", stderr(&o));
+    // Other settings.
+    let o = run(MODEL, &data, &["--tasks", "pawsx", "--learning-rate", "1e-4"]);
+    let err = stderr(&o);
+    assert!(o.status.success() && err.contains("re-running") && err.contains("learning_rate"), "{err}");
+    // Other data.
+    let dev = data.join("pawsx/dev-de.tsv");
+    let text = std::fs::read_to_string(&dev).expect("read");
+    std::fs::write(&dev, format!("{text}Ein Satz.\tEin anderer Satz.\t0\n")).expect("write");
+    let o = run(MODEL, &data, &["--tasks", "pawsx", "--learning-rate", "1e-4"]);
+    let err = stderr(&o);
+    assert!(o.status.success() && err.contains("data file pawsx/dev-de.tsv changed"), "{err}");
+    // Another encoder: the fine-tuned PAWS-X model itself, copied.
+    let other = tmp.path().join("other");
+    copy_dir(&out.join("runs/pawsx/model"), &other);
+    let o = run(other.to_str().expect("utf8"), &data, &["--tasks", "pawsx", "--learning-rate", "1e-4"]);
+    let err = stderr(&o);
+    assert!(o.status.success() && err.contains("the encoder's files differ"), "{err}");
+    // Nothing is lost: each replaced result and run folder is kept.
+    let kept: Vec<_> = std::fs::read_dir(out.join("replaced")).expect("replaced").collect();
+    assert!(!kept.is_empty());
+    // results.* list every finished task of the folder, not only this call's.
+    let o = run(MODEL, &data, &["--tasks", "xnli"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = &xlt::report::read_json(&out.join("results.json")).expect("results")[0];
+    let tasks: Vec<&str> = r.tasks.iter().map(|t| t.task.as_str()).collect();
+    assert_eq!(tasks, ["pawsx", "xnli"]);
+    assert!(stderr(&o).contains("results of other encoders"), "{}", stderr(&o));
+}
+
+#[test]
+fn every_file_is_read_before_the_first_training_step() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    copy_dir(Path::new(XTREME), &data);
+    // PAN-X's German test file is broken; PAW-X comes first and must not start training.
+    std::fs::write(data.join("panx/test-de.tsv"), "Berlin\tB-LOC\textra\n").expect("corrupt");
+    let out = tmp.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_xlt"))
+        .args(["xtreme", "--encoder", MODEL, "--data-dir", &data.display().to_string(), "--tasks", "pawsx,panx"])
+        .args(["--max-steps", "2", "--quiet", "--device", "cpu", "--out", &out.display().to_string()])
+        .output()
+        .expect("spawn");
+    let err = stderr(&o);
+    assert!(!o.status.success() && err.contains("panx/test-de.tsv") && err.contains("line 1"), "{err}");
+    assert!(!out.join("runs").exists(), "training started before the data was checked");
+}

@@ -598,7 +598,17 @@ pub fn run(cfg: &XtremeConfig) -> Result<ModelResults> {
         }
     }
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
-    let stamp = stamp();
+    // One folder per call for what it replaces, never one of an earlier call.
+    let stamp = {
+        let base = stamp();
+        let mut k = 1;
+        let mut name = base.clone();
+        while cfg.out.join("replaced").join(&name).exists() {
+            k += 1;
+            name = format!("{base}-{k}");
+        }
+        name
+    };
     for (task, fp, plan) in plans {
         let record = cfg.out.join(format!("{}.result.json", task.name));
         let result = match plan {
