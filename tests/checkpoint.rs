@@ -105,7 +105,7 @@ fn interrupted_replacement_leaves_the_old_checkpoint_loadable() {
 
 #[test]
 fn mismatched_or_corrupt_checkpoints_are_named() {
-    let (cfg, m, opt, tmp) = saved();
+    let (cfg, _, _, tmp) = saved();
     let dir = tmp.path().join("ckpt");
     // A model with a 5-way head does not match a 3-way checkpoint.
     let mut other = SequenceClassifier::new_random(&cfg, 5, 1);
@@ -127,7 +127,7 @@ fn mismatched_or_corrupt_checkpoints_are_named() {
 
 #[test]
 fn non_finite_optimizer_moments_are_named_at_load() {
-    let (cfg, m, opt, tmp) = saved();
+    let (cfg, _, _, tmp) = saved();
     let dir = tmp.path().join("ckpt");
     // Overwrite the first value of the last tensor of the file (sizes unchanged) with NaN.
     let p = dir.join("optimizer.safetensors");

@@ -18,6 +18,7 @@ const DROP: DropoutCfg = DropoutCfg { hidden: 0.2, attention: 0.0, seed: 42 };
 
 /// Checks dL/dhidden and dL/dparams of a head given `loss(params, hidden)` and its analytic
 /// gradients, over every tensor of `layout`.
+#[allow(clippy::too_many_arguments)]
 fn check_head(
     name: &str,
     layout: &ParamLayout,

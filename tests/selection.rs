@@ -109,12 +109,25 @@ fn tydiqa_keeps_its_last_weights_unless_asked_and_then_says_so() {
 #[test]
 fn other_targets_select_on_their_english_dev() {
     let tmp = tempfile::tempdir().expect("tmp");
-    assert_eq!(selection_of(spec(tmp.path(), XTREME, "udpos", &["udpos"], 2)).as_deref(), Ok("udpos en val"));
+    assert_eq!(selection_of(spec(tmp.path(), XTREME, "udpos", &["udpos"], 2)).as_deref(), Ok("udpos en dev"));
     assert_eq!(selection_of(spec(tmp.path(), JIANT, "mnli", &["mnli"], 2)).as_deref(), Ok("mnli val"));
 }
 
 #[test]
 fn squad_selection_uses_the_mean_of_f1_and_em() {
+    use xlt::eval::{EvalResult, Predictions};
+    use xlt::train::trainer::selection_score;
+    // jiant's major metric for the SQuAD family; other tasks compare their primary score.
+    let r = EvalResult {
+        metrics: [("f1".to_string(), 80.0), ("em".to_string(), 60.0)].into(),
+        primary: Some(80.0),
+        predictions: Predictions::None,
+        examples: 10,
+    };
+    for task in ["squad_v1", "xquad", "mlqa", "tydiqa"] {
+        assert_eq!(selection_score(xlt::tasks::lookup(task).expect("task"), &r), Some(70.0), "{task}");
+    }
+    assert_eq!(selection_score(xlt::tasks::lookup("mnli").expect("mnli"), &r), Some(80.0));
     let tmp = tempfile::tempdir().expect("tmp");
     let tok = tok();
     let mut run = prepare(spec(tmp.path(), JIANT, "squad", &["squad_v1"], 4), &tok, false).expect("prepare").trainer;

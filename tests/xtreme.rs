@@ -43,8 +43,11 @@ fn all_tasks_run_score_and_resume() {
     for f in ["results.md", "results.svg", "runs/xnli/model/model.safetensors", "runs/xquad/done"] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
-    // MLQA reuses the SQuAD run of XQuAD: no runs/mlqa.
+    // MLQA reuses the SQuAD run of XQuAD: no runs/mlqa, and the run is not made again.
     assert!(!out.join("runs/mlqa").exists());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("fine-tuning").count(), 6, "{err}");
+    assert!(!out.join("replaced").exists(), "{err}");
     // The PAN-X German dev score is what `xlt score` gives for predictions of the same model.
     let panx = r.task("panx").expect("panx");
     let de = panx.languages.get("de").expect("panx de scored on dev");

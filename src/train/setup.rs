@@ -241,8 +241,13 @@ fn read_if_present(task: &TaskSpec, layout: &Layout, split: Split, subset: Optio
     read_split(task, layout, split, subset).map(Some)
 }
 
-/// `task`'s `split` for `subset` as a record names it: `xnli en val`, `squad_v1 val`.
-fn data_name(task: &TaskSpec, subset: Option<&str>, split: Split) -> String {
+/// `task`'s `split` for `subset` as a record names it, with the layout's name of the split:
+/// `xnli en dev` (XTREME's download), `mnli val` (jiant's).
+fn data_name(task: &TaskSpec, subset: Option<&str>, split: Split, layout: &Layout) -> String {
+    let split = match (split, layout) {
+        (Split::Val, Layout::Xtreme(_)) => "dev",
+        (s, _) => s.jiant_key(),
+    };
     match subset {
         Some(s) => format!("{} {s} {split}", task.name),
         None => format!("{} {split}", task.name),
@@ -324,12 +329,12 @@ pub fn selection_data(
         Suite::Intermediate => subset,
     };
     if split_present(task, layout, Split::Val, own)? {
-        return found(task, own, Split::Val, data_name(task, own, Split::Val), None);
+        return found(task, own, Split::Val, data_name(task, own, Split::Val, layout), None);
     }
     if let TrainSource::Task(src, src_subset) = task.train_source {
         let src = lookup(src)?;
         if src.name != task.name && split_present(src, layout, Split::Val, src_subset)? {
-            return found(src, src_subset, Split::Val, data_name(src, src_subset, Split::Val), None);
+            return found(src, src_subset, Split::Val, data_name(src, src_subset, Split::Val, layout), None);
         }
     }
     Ok(Err(format!("a validation split of {} is not in this data folder", task.run_name(own))))

@@ -143,9 +143,10 @@ fn related(task: &'static TaskSpec) -> Result<Vec<TaskSubsets>> {
         if src.name != task.name {
             out.push((src, vec![subset]));
         }
-        if matches!(task.name, "xquad" | "mlqa") {
+        let squad = lookup("squad_v1")?;
+        if matches!(task.name, "xquad" | "mlqa") && src.name != squad.name {
             // XQuAD and MLQA select on SQuAD v1.1 dev: it is read too.
-            out.push((lookup("squad_v1")?, vec![None]));
+            out.push((squad, vec![None]));
         }
     }
     Ok(out)
@@ -636,8 +637,12 @@ pub fn run(cfg: &XtremeConfig) -> Result<ModelResults> {
                     Some(spec) => {
                         // The run folder is judged by the training part of the fingerprint:
                         // everything but the evaluation files of the languages.
+                        // XQuAD and MLQA share one run: the task name is not part of it.
                         let mut train_fp = fp.clone();
                         train_fp.data = training_files(task, &layout, cfg)?;
+                        if let Some(m) = train_fp.settings.as_object_mut() {
+                            m.remove("task");
+                        }
                         trainable(cfg, task, &layout, spec, &train_fp, &encoder, &stamp)?
                     }
                 };

@@ -291,7 +291,8 @@ fn read_tatoeba_set(task: &TaskSpec, layout: &Layout, lang: &str) -> Result<(Ret
             let files = expected_files(task, layout, Split::Test, Some(lang))?;
             let [other, english] = files.as_slice() else {
                 return Err(Error::Invalid(format!(
-                    "tatoeba {lang}: expected two sentence files in the XTREME layout, found {files:?}"
+                    "tatoeba {lang}: expected two sentence files in the XTREME layout, found {}",
+                    files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
                 )));
             };
             // `<lang>-en.en` → `<lang>-en.labels`, jiant's name for the same alignment.
