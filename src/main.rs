@@ -530,8 +530,9 @@ fn train(a: TrainArgs) -> Result<()> {
     if a.quiet {
         trainer = trainer.quiet();
     }
-    if let Some((gpu, precision)) = backend.gpu() {
-        trainer.use_gpu(gpu, precision)?;
+    match backend.gpu() {
+        Some((gpu, precision)) => trainer.use_gpu(gpu, precision)?,
+        None => trainer.check_memory()?,
     }
     eprintln!("training {} steps (from step {}) into {}", trainer.total_steps(), trainer.state.step, run_dir.display());
     let summary = trainer.run(&run_name, None)?.context("the run stopped before its end")?;

@@ -260,7 +260,8 @@ fn sizes_that_cannot_fit_are_errors_before_allocating() {
     fails(&["bench", "--batch", "1000000000", "--seq", "512", "--steps", "1"], &["memory", "--batch"]);
     let exp = tmp.path().join("exp");
     fails(&train_args(s(&exp), "mnli", &["--train-batch-size", "100000000000"]), &["memory", "--train-batch-size"]);
-    assert!(!exp.join("runs").exists() || std::fs::read_dir(exp.join("runs")).expect("ls").count() == 0);
+    let run = exp.join("runs/run");
+    assert!(!run.join("checkpoint").exists() && !run.join("log.jsonl").metadata().is_ok_and(|m| m.len() > 0));
     fails(&["--threads", "0", "bench", "--steps", "1"], &["--threads"]);
     let o = xlt(&["--threads", "100000", "bench", "--steps", "1", "--hidden", "32", "--layers", "1", "--ffn", "64"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -439,17 +439,6 @@ impl<'a> Trainer<'a> {
             if t.head >= model.specs.len() || model.specs[t.head].kind != t.spec.kind {
                 return Err(Error::Invalid(format!("task {}: head {} does not fit its family", t.name, t.head)));
             }
-            // The largest batch of the task must fit in memory before anything is allocated.
-            let choices = model.specs[t.head].num_labels;
-            let rows = if t.spec.kind == Kind::MultipleChoice { t.batch_size * choices } else { t.batch_size };
-            let bytes = crate::cpu::encoder::Activations::train_bytes(&model.cfg, rows, features.max_seq_len);
-            crate::sys::check_fits(
-                bytes,
-                &format!(
-                    "task {}: a batch of {} × {} tokens (lower --train-batch-size or --max-seq-length)",
-                    t.name, rows, features.max_seq_len
-                ),
-            )?;
         }
         std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
         let probe = run_dir.join(".xlt-write-test");
@@ -638,6 +627,26 @@ impl<'a> Trainer<'a> {
     /// The step budget of the run.
     pub fn total_steps(&self) -> u64 {
         self.schedule.total_steps
+    }
+
+    /// On the CPU: an error when the largest batch of some task would not fit in the available
+    /// memory, before the first step allocates it (the GPU reports its own out-of-memory errors,
+    /// naming the batch shape).
+    pub fn check_memory(&self) -> Result<()> {
+        for t in &self.tasks {
+            let choices = self.model.specs[t.head].num_labels;
+            let rows = if t.spec.kind == Kind::MultipleChoice { t.batch_size * choices } else { t.batch_size };
+            let t_max = self.features.max_seq_len;
+            let bytes = crate::cpu::encoder::Activations::train_bytes(&self.model.cfg, rows, t_max);
+            crate::sys::check_fits(
+                bytes,
+                &format!(
+                    "task {}: a batch of {rows} × {t_max} tokens (lower --train-batch-size or --max-seq-length)",
+                    t.name
+                ),
+            )?;
+        }
+        Ok(())
     }
 
     /// One micro-batch of task `ti` at (step, micro): its batch, drawn from the task's order
@@ -927,6 +936,9 @@ impl<'a> Trainer<'a> {
     /// as `model/`, optionally scored on the full validation sets, and `done` is written.
     pub fn run(&mut self, run_name: &str, stop_at: Option<u64>) -> Result<Option<RunSummary>> {
         self.run_label = run_name.to_string();
+        if self.cuda.is_none() {
+            self.check_memory()?;
+        }
         let total = self.total_steps();
         let bar = if self.progress { ProgressBar::new(total) } else { ProgressBar::hidden() };
         bar.set_style(
