@@ -6,11 +6,11 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::{Duration, Instant};
-use xlt::cpu::ops::AdamWConfig;
 use xlt::cuda::gemm::matmul_forward;
 use xlt::cuda::ops::*;
 use xlt::cuda::testing::rand_vec;
 use xlt::cuda::{probe, Buf, Dtype, Gpu, Probe};
+use xlt::model::AdamWConfig;
 
 const B: usize = 32;
 const T: usize = 128;
@@ -194,7 +194,7 @@ fn benches(c: &mut Criterion) {
         bn.iter_custom(|it| {
             timed(g, it, || {
                 step += 1;
-                adamw_update(g, p.dev(), Some(px.dev()), gr.dev(), mo.dev(), ve.dev(), &cfg, 0.01, step, np)
+                adamw_update(g, p.dev(), Some(px.dev()), gr.dev(), mo.dev(), ve.dev(), &cfg, true, step, np)
                     .expect("adamw")
             })
         })

@@ -3,7 +3,6 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
-use xlt::cuda::model::Precision;
 
 /// The model and sample input bundled with the repository: the default of `xlt embed`.
 pub const BUNDLED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-xlmr");
@@ -409,7 +408,7 @@ pub struct RunOn {
     pub device: DeviceArg,
     /// Arithmetic precision on the GPU (default: bf16); the CPU is fp32.
     #[arg(long, value_enum)]
-    pub precision: Option<Precision>,
+    pub precision: Option<PrecisionArg>,
 }
 
 /// Where to run.
@@ -431,7 +430,7 @@ pub struct BenchArgs {
     pub device: DeviceArg,
     /// Arithmetic precision on the GPU (default: bf16).
     #[arg(long, value_enum)]
-    pub precision: Option<Precision>,
+    pub precision: Option<PrecisionArg>,
     /// Named shape: xlmr-base (768/12/12/3072, vocab 250002) or xlmr-large (1024/24/16/4096).
     #[arg(long)]
     pub preset: Option<String>,
@@ -468,4 +467,35 @@ pub struct BenchArgs {
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--precision`: arithmetic precision on a GPU.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrecisionArg {
+    /// Everything in f32 (the reference).
+    Fp32,
+    /// bf16 activations and GEMM inputs, f32 accumulation, master weights and optimizer.
+    Bf16,
+    /// fp16 likewise, with dynamic loss scaling.
+    Fp16,
+}
+
+impl From<PrecisionArg> for xlt::model::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::Fp32 => xlt::model::Precision::Fp32,
+            PrecisionArg::Bf16 => xlt::model::Precision::Bf16,
+            PrecisionArg::Fp16 => xlt::model::Precision::Fp16,
+        }
+    }
+}
+
+impl From<DeviceArg> for xlt::device::DeviceChoice {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Auto => xlt::device::DeviceChoice::Auto,
+            DeviceArg::Cpu => xlt::device::DeviceChoice::Cpu,
+            DeviceArg::Cuda => xlt::device::DeviceChoice::Cuda,
+        }
+    }
 }

@@ -9,13 +9,10 @@ use cli::{
     AverageArgs, BenchArgs, Cli, Command, DemoArgs, DeviceArg, EmbedArgs, EvalArgs, LayoutArg, LoadModeArg, PoolArg,
     RunOn, ScoreCliArgs, SelectArg, SplitArg, TrainArgs, XtremeArgs,
 };
-use std::sync::Arc;
-use xlt::bench::{run_cpu, BenchSpec};
+use xlt::bench::BenchSpec;
 use xlt::config::ModelConfig;
-use xlt::cuda::model::{OnGpu, Precision};
-use xlt::cuda::ops::AttnPath;
-use xlt::cuda::{Gpu, Probe};
-use xlt::embed::{read_lines, Embedder, Pool};
+use xlt::device::Device;
+use xlt::embed::{read_lines, EncoderWeights, Pool};
 use xlt::train::setup::{load_tokenizer, prepare, LoadMode, RunSpec};
 use xlt::train::trainer::SnapshotEvery;
 
@@ -48,18 +45,16 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn embed(a: EmbedArgs) -> Result<()> {
-    let mut model = Embedder::load(&a.model)?;
+    let weights = EncoderWeights::read(&a.model)?;
     let sentences = read_lines(&a.input)?;
     // After the inputs are read: a bad path is one error line, with no device line before it.
-    if let Some((gpu, precision)) = pick_device(a.run_on)?.gpu() {
-        model.use_gpu(gpu, precision)?;
-    }
-    let layer = a.layer.unwrap_or(model.cfg.num_layers);
+    let model = weights.on(&pick_device(a.run_on)?)?;
+    let layer = a.layer.unwrap_or(model.cfg().num_layers);
     let pool = match a.pool {
         PoolArg::Mean => Pool::Mean,
         PoolArg::Cls => Pool::Cls,
     };
-    let max_len = a.max_seq_len.min(model.cfg.max_seq_len());
+    let max_len = a.max_seq_len.min(model.cfg().max_seq_len());
     let t0 = std::time::Instant::now();
     let e = model.embed(&sentences, layer, pool, a.batch_size, max_len)?;
     let secs = t0.elapsed().as_secs_f64();
@@ -80,8 +75,8 @@ fn embed(a: EmbedArgs) -> Result<()> {
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
-    use xlt::cpu::multitask::{MultiTaskModel, HEADS_FILE};
     use xlt::eval::{evaluate, write_predictions, EvalOptions};
+    use xlt::model::{HostModel, HEADS_FILE};
     use xlt::provenance::Weights;
     use xlt::tasks::{lookup, read_split, split_present, Kind, Layout, Split};
     use xlt::train::setup::{detect_layout, head_spec, label_names};
@@ -118,8 +113,8 @@ fn eval(a: EvalArgs) -> Result<()> {
     if task.kind == Kind::Retrieval {
         use xlt::xtreme::retrieval::{evaluate_bucc, evaluate_tatoeba, RetrievalOptions};
         let out = a.out.clone().with_context(|| format!("{}: pass --out DIR for the predictions", task.name))?;
-        let gpu = pick_device(a.run_on)?.gpu();
-        let opts = RetrievalOptions { batch_size: a.batch_size, gpu, ..RetrievalOptions::default() };
+        let device = pick_device(a.run_on)?;
+        let opts = RetrievalOptions { batch_size: a.batch_size, device, ..RetrievalOptions::default() };
         let refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
         let scores = if task.name == "bucc2018" {
             evaluate_bucc(&a.model, &layout, &refs, &out, &opts)?
@@ -177,17 +172,18 @@ fn eval(a: EvalArgs) -> Result<()> {
     };
     // An xlt model lists its heads; an HF task model has the task's head under HF names.
     let model = if a.model.join(HEADS_FILE).is_file() {
-        MultiTaskModel::from_dir(&a.model)?
+        HostModel::from_dir(&a.model)?
     } else {
-        MultiTaskModel::from_dir_with_heads(&a.model, vec![head_spec(task)])
+        HostModel::from_dir_with_heads(&a.model, vec![head_spec(task)])
             .with_context(|| format!("loading {} with a {} head for {}", a.model.display(), task.head, task.name))?
     };
     let head = match &a.head {
-        Some(h) => model.head_index(h)?,
-        None => match model.head_index(task.head) {
+        Some(h) => model.structure.head_index(h)?,
+        None => match model.structure.head_index(task.head) {
             Ok(i) => i,
             Err(e) => {
-                let same: Vec<usize> = (0..model.specs.len()).filter(|&i| model.specs[i].kind == task.kind).collect();
+                let specs = &model.structure.specs;
+                let same: Vec<usize> = (0..specs.len()).filter(|&i| specs[i].kind == task.kind).collect();
                 match same.as_slice() {
                     [i] => *i,
                     _ => bail!("{e}; name one with --head"),
@@ -195,15 +191,15 @@ fn eval(a: EvalArgs) -> Result<()> {
             }
         },
     };
-    let tok = xlt::tokenize::Tokenizer::from_file(&a.model.join("tokenizer.json"), model.cfg.family)?;
+    let tok = xlt::tokenize::Tokenizer::from_file(&a.model.join("tokenizer.json"), model.structure.cfg.family)?;
     // Read every language first: a missing or malformed file fails before any work is done.
     let mut data = Vec::with_capacity(langs.len());
     for lang in &langs {
         data.push(read_split(task, &layout, split, subset(lang).as_deref())?);
     }
-    let max_len = a.max_seq_len.min(model.cfg.max_seq_len());
+    let max_len = a.max_seq_len.min(model.structure.cfg.max_seq_len());
     let opts = EvalOptions::new(a.batch_size, max_len);
-    let mut model = xlt::eval::eval_model(model, pick_device(a.run_on)?.gpu().as_ref())?;
+    let mut model = pick_device(a.run_on)?.eval_model(model)?;
     let labels = label_names(task);
     let (mut scores, mut metrics) = (serde_json::Map::new(), serde_json::Map::new());
     for (lang, examples) in langs.iter().zip(&data) {
@@ -293,7 +289,7 @@ fn score(a: ScoreCliArgs) -> Result<()> {
 }
 
 fn bench(a: BenchArgs) -> Result<()> {
-    let backend = pick_device(RunOn { device: a.device, precision: a.precision })?;
+    let device = pick_device(RunOn { device: a.device, precision: a.precision })?;
     let base = match &a.preset {
         Some(p) => ModelConfig::preset(p)
             .with_context(|| format!("unknown --preset {p:?}; expected xlmr-base or xlmr-large"))?,
@@ -319,110 +315,55 @@ fn bench(a: BenchArgs) -> Result<()> {
             cfg.max_seq_len()
         );
     }
-    if !matches!(backend, Backend::Cuda(..)) {
-        // Weights, gradients, both AdamW moments and the activations of one batch.
-        let mut layout = xlt::model::ParamLayout::default();
-        xlt::model::EncoderParams::register(&mut layout, &cfg, false);
-        let bytes = 16 * layout.total as u64 + xlt::cpu::encoder::Activations::train_bytes(&cfg, a.batch, a.seq);
-        xlt::sys::check_fits(
-            bytes,
-            &format!("a training step of this shape with --batch {} --seq {}", a.batch, a.seq),
-        )?;
-    }
     let spec =
         BenchSpec { cfg: cfg.clone(), batch: a.batch, seq: a.seq, steps: a.steps, warmup: a.warmup, seed: a.seed };
-    if let Backend::Cuda(gpu, precision) = backend {
-        let name = gpu.name.clone();
-        let (r, mem) = xlt::bench::run_cuda(&spec, gpu, precision)?;
-        let attention =
-            format!("{:?}", AttnPath::choose(precision.dtype(), cfg.hidden_size, cfg.num_heads)?).to_lowercase();
-        if a.json {
-            let v = serde_json::json!({
-                "impl": "xlt", "device": "cuda", "gpu": name, "precision": format!("{precision:?}").to_lowercase(),
-                "hidden": cfg.hidden_size, "layers": cfg.num_layers, "heads": cfg.num_heads,
-                "ffn": cfg.intermediate_size, "vocab": cfg.vocab_size,
-                "batch": a.batch, "seq": a.seq, "steps": a.steps,
-                "ms_per_step": r.ms_per_step, "ms_min": r.ms_min, "tokens_per_s": r.tokens_per_s,
-                "loss": r.last_loss, "device_mem_bytes": mem, "attention": attention,
-            });
-            println!("{v}");
-        } else {
-            println!(
-                "cuda {name} {precision:?}, {attention} attention: C={} L={} NH={} FFN={} V={} B={} T={}: {:.2} ms/step (median of {}), {:.0} tokens/s, loss {:.4}, {:.2} GiB in use",
-                cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.intermediate_size, cfg.vocab_size, a.batch, a.seq, r.ms_per_step, a.steps, r.tokens_per_s, r.last_loss, mem as f64 / (1u64 << 30) as f64
-            );
-        }
-        return Ok(());
-    }
-    let r = run_cpu(&spec);
+    let (r, mem) = xlt::bench::run(&spec, &device)?;
+    let attention = device.attention_path(&cfg)?;
     let threads = rayon::current_num_threads();
+    let (name, precision) = match &device {
+        Device::Cpu => ("cpu".to_string(), "fp32".to_string()),
+        Device::Cuda { gpu, precision } => (gpu.name.clone(), precision.name().to_string()),
+    };
     if a.json {
-        let v = serde_json::json!({
-            "impl": "xlt", "device": "cpu", "threads": threads,
-            "hidden": cfg.hidden_size, "layers": cfg.num_layers, "heads": cfg.num_heads,
+        let mut v = serde_json::json!({
+            "impl": "xlt", "device": if matches!(device, Device::Cpu) { "cpu" } else { "cuda" },
+            "precision": precision, "hidden": cfg.hidden_size, "layers": cfg.num_layers, "heads": cfg.num_heads,
             "ffn": cfg.intermediate_size, "vocab": cfg.vocab_size,
             "batch": a.batch, "seq": a.seq, "steps": a.steps,
             "ms_per_step": r.ms_per_step, "ms_min": r.ms_min, "tokens_per_s": r.tokens_per_s,
             "loss": r.last_loss,
         });
+        match &device {
+            Device::Cpu => v["threads"] = serde_json::json!(threads),
+            Device::Cuda { .. } => {
+                v["gpu"] = serde_json::json!(name);
+                v["device_mem_bytes"] = serde_json::json!(mem);
+                v["attention"] = serde_json::json!(attention);
+            }
+        }
         println!("{v}");
     } else {
+        let what = match (&device, &attention) {
+            (Device::Cpu, _) => format!("cpu x{threads}"),
+            (_, att) => format!("cuda {name} {precision}, {} attention", att.as_deref().unwrap_or("?")),
+        };
+        let mem = mem.map_or(String::new(), |m| format!(", {:.2} GiB in use", m as f64 / (1u64 << 30) as f64));
         println!(
-            "cpu x{threads}: C={} L={} NH={} FFN={} V={} B={} T={}: {:.1} ms/step (median of {}), {:.0} tokens/s, loss {:.4}",
+            "{what}: C={} L={} NH={} FFN={} V={} B={} T={}: {:.2} ms/step (median of {}), {:.0} tokens/s, loss {:.4}{mem}",
             cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.intermediate_size, cfg.vocab_size, a.batch, a.seq, r.ms_per_step, a.steps, r.tokens_per_s, r.last_loss
         );
     }
     Ok(())
 }
 
-/// Where a command runs.
-enum Backend {
-    /// The CPU reference backend.
-    Cpu,
-    /// The GPU, at a precision.
-    Cuda(Arc<Gpu>, Precision),
-}
-
-impl Backend {
-    /// The GPU and precision, if the GPU was picked.
-    fn gpu(&self) -> Option<OnGpu> {
-        match self {
-            Backend::Cpu => None,
-            Backend::Cuda(g, p) => Some((g.clone(), *p)),
-        }
+/// Picks the device and says which in one line: `auto` takes the GPU when one is usable and
+/// the CPU otherwise (saying why); `cuda` without a usable GPU is an error.
+fn pick_device(RunOn { device, precision }: RunOn) -> Result<Device> {
+    let (d, line) = Device::pick(device.into(), precision.map(Into::into)).context("--device")?;
+    if device != DeviceArg::Cpu {
+        eprintln!("{line}");
     }
-}
-
-/// Picks the backend and says which in one line: `auto` takes the GPU when one is usable and
-/// the CPU otherwise (saying why); `cuda` without a usable GPU is an error. The probe never
-/// panics when the CUDA libraries are missing.
-fn pick_device(RunOn { device: d, precision }: RunOn) -> Result<Backend> {
-    let open = || -> Result<(Arc<Gpu>, Precision)> {
-        let gpu = Gpu::open(0)?;
-        let p = precision.unwrap_or(Precision::GPU_DEFAULT);
-        eprintln!("device: cuda:0, {} ({p:?})", gpu.describe());
-        Ok((gpu, p))
-    };
-    match d {
-        DeviceArg::Cpu => Ok(Backend::Cpu),
-        DeviceArg::Cuda => {
-            let (g, p) = open().context("--device cuda")?;
-            Ok(Backend::Cuda(g, p))
-        }
-        DeviceArg::Auto => match xlt::cuda::probe() {
-            Probe::Unusable(why) => {
-                eprintln!("device: cpu ({why})");
-                Ok(Backend::Cpu)
-            }
-            Probe::Usable { .. } => match open() {
-                Ok((g, p)) => Ok(Backend::Cuda(g, p)),
-                Err(e) => {
-                    eprintln!("device: cpu (the GPU is not usable: {e:#})");
-                    Ok(Backend::Cpu)
-                }
-            },
-        },
-    }
+    Ok(d)
 }
 
 fn run_spec(a: &TrainArgs) -> Result<RunSpec> {
@@ -522,18 +463,15 @@ fn train(a: TrainArgs) -> Result<()> {
         eprintln!("{} is already complete (see its val_metrics.json)", run_dir.display());
         return Ok(());
     }
-    let backend = pick_device(a.run_on)?;
+    let device = pick_device(a.run_on)?;
     let tok = load_tokenizer(&spec)?;
-    let prepared = prepare(spec, &tok, a.resume)?;
+    let prepared = prepare(spec, &tok, a.resume, &device)?;
     let run_name = prepared.spec.run_name.clone();
     let mut trainer = prepared.trainer;
     if a.quiet {
         trainer = trainer.quiet();
     }
-    match backend.gpu() {
-        Some((gpu, precision)) => trainer.use_gpu(gpu, precision)?,
-        None => trainer.check_memory()?,
-    }
+    trainer.check_memory()?;
     eprintln!("training {} steps (from step {}) into {}", trainer.total_steps(), trainer.state.step, run_dir.display());
     let summary = trainer.run(&run_name, None)?.context("the run stopped before its end")?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -551,7 +489,7 @@ fn xtreme(a: XtremeArgs) -> Result<()> {
     };
     train.do_val = false;
     train.validate()?;
-    let backend = pick_device(a.run_on)?;
+    let device = pick_device(a.run_on)?;
     let cfg = XtremeConfig {
         model_name: a.model_name.clone().unwrap_or_else(|| model_label(&a.encoder)),
         encoder: a.encoder,
@@ -565,7 +503,7 @@ fn xtreme(a: XtremeArgs) -> Result<()> {
         select_on_english_dev: a.select_on_english_dev,
         train,
         progress: !a.quiet,
-        gpu: backend.gpu(),
+        device,
     };
     let results = run(&cfg)?;
     println!("{}", xlt::report::render_markdown(std::slice::from_ref(&results)));
@@ -575,7 +513,7 @@ fn xtreme(a: XtremeArgs) -> Result<()> {
 
 fn demo(a: DemoArgs) -> Result<()> {
     use xlt::demo::run::{run, table, write_initial_model, DemoConfig};
-    let backend = pick_device(a.run_on)?;
+    let device = pick_device(a.run_on)?;
     let defaults = DemoConfig::default();
     if a.write_initial_model {
         write_initial_model(&defaults.model_dir)?;
@@ -588,7 +526,7 @@ fn demo(a: DemoArgs) -> Result<()> {
         steps: a.steps,
         seed: a.seed,
         progress: !a.quiet,
-        gpu: backend.gpu(),
+        device,
         ..defaults
     };
     let t0 = std::time::Instant::now();

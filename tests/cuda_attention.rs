@@ -291,7 +291,7 @@ fn targets(n: usize, k: usize) -> Vec<i64> {
         .map(|i| match i % 5 {
             0 => 0,
             1 => k as i64 - 1,
-            2 => cpu::IGNORE_INDEX,
+            2 => xlt::model::IGNORE_INDEX,
             3 => (k / 2) as i64,
             _ => 1,
         })
@@ -336,7 +336,7 @@ fn crossentropy_matches_cpu() {
             // they are ~1e-5, invisible next to the target's -dloss). In f16 they are
             // subnormal, where the spacing is 6e-8: a looser bound.
             let row_tol = if d == Dtype::F16 { 1e-2 } else { tolerance(d) };
-            for i in (0..n).filter(|&i| tg[i] != cpu::IGNORE_INDEX) {
+            for i in (0..n).filter(|&i| tg[i] != xlt::model::IGNORE_INDEX) {
                 let t = tg[i] as usize;
                 let drop_t = |v: &[f32]| -> Vec<f32> {
                     v[i * k..(i + 1) * k].iter().enumerate().filter(|&(j, _)| j != t).map(|(_, &x)| x).collect()

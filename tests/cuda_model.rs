@@ -7,13 +7,14 @@
 //! that a failure, as tools/gpu_check.sh does).
 
 use xlt::config::ModelConfig;
-use xlt::cpu::encoder::{Batch, DropoutCfg};
-use xlt::cpu::multitask::{assign_prefixes, HeadSpec, MultiTaskModel, Targets, TaskBatch};
-use xlt::cpu::ops::{AdamWConfig, IGNORE_INDEX};
-use xlt::cpu::AdamW;
-use xlt::cuda::model::{CudaModel, LossScaler, Precision};
+use xlt::cpu::CpuModel;
+use xlt::cuda::model::{CudaModel, LossScaler};
 use xlt::cuda::testing::gpu_or_skip;
 use xlt::cuda::{probe, Gpu, Probe};
+use xlt::model::{
+    assign_prefixes, AdamWConfig, Batch, DropoutCfg, HeadSpec, HostModel, Precision, StepConfig, Targets, TaskBatch,
+    TaskModel, IGNORE_INDEX,
+};
 use xlt::rng::Rng;
 use xlt::tasks::Kind;
 
@@ -79,8 +80,13 @@ fn task_batch(kind: Kind, seed: u64) -> TaskBatch {
 }
 
 /// A model whose weights are larger than HF's 0.02 init, so every path carries signal.
-fn model(seed: u64) -> MultiTaskModel {
-    let mut m = MultiTaskModel::new_random(&config(), specs(), seed).expect("model");
+/// A trainable CPU model of `cfg` with `specs`, initialised from `seed`.
+fn cpu_model(cfg: &ModelConfig, specs: Vec<HeadSpec>, seed: u64) -> CpuModel {
+    CpuModel::new(HostModel::new_random(cfg, specs, seed).expect("model"), None).expect("cpu model")
+}
+
+fn model(seed: u64) -> CpuModel {
+    let mut m = cpu_model(&config(), specs(), seed);
     let mut r = Rng::new(seed + 100);
     for x in m.params.iter_mut() {
         *x += r.normal() * 0.1;
@@ -89,8 +95,8 @@ fn model(seed: u64) -> MultiTaskModel {
 }
 
 /// Per-tensor comparison of two gradient buffers: max |a - b| over max |b| of each tensor.
-fn check_grads(m: &MultiTaskModel, got: &[f32], want: &[f32], rel: f32, what: &str) {
-    for t in &m.layout.tensors {
+fn check_grads(m: &CpuModel, got: &[f32], want: &[f32], rel: f32, what: &str) {
+    for t in &m.s.layout.tensors {
         let r = t.range();
         let (g, w) = (&got[r.clone()], &want[r.clone()]);
         let scale = w.iter().fold(0.0f32, |a, x| a.max(x.abs()));
@@ -122,18 +128,18 @@ fn bounds(p: Precision) -> (f32, f32) {
 /// and every gradient must agree within `bounds(p)`. Returns the GPU model for further checks.
 fn step_matches_cpu(
     gpu: &std::sync::Arc<Gpu>,
-    cpu: &mut MultiTaskModel,
+    cpu: &mut CpuModel,
     p: Precision,
     h: usize,
     drop: DropoutCfg,
     what: &str,
 ) -> CudaModel {
     let (loss_rel, grad_rel) = bounds(p);
-    let mut gm = CudaModel::new(gpu.clone(), cpu, p, None).expect("upload");
+    let mut gm = CudaModel::new(gpu.clone(), p, &cpu.host(), None).expect("upload");
     // A scale that keeps this tiny model's scaled gradients inside fp16's range (the default
     // 65536 overflows on a first step, which the scaler then backs off from).
     gm.scaler.scale = 256.0;
-    let tb = task_batch(cpu.specs[h].kind, h as u64);
+    let tb = task_batch(cpu.s.specs[h].kind, h as u64);
     let want = cpu.forward_backward(h, &tb, drop).expect("cpu");
     let got = gm.forward_backward(h, &tb, drop).expect("gpu");
     assert!((got - want).abs() <= loss_rel * want.abs().max(1e-3), "{what}: loss {got} vs CPU {want}");
@@ -153,7 +159,7 @@ fn every_head_matches_the_cpu_in_every_precision() {
         let (loss_rel, grad_rel) = bounds(p);
         for (h, spec) in specs().iter().enumerate() {
             let mut cpu = model(3);
-            let drop = DropoutCfg::train(&cpu.cfg, 42 + h as u64);
+            let drop = DropoutCfg::train(&cpu.s.cfg, 42 + h as u64);
             let what = format!("{p:?} head {}", spec.name);
             let mut gm = step_matches_cpu(&gpu, &mut cpu, p, h, drop, &what);
             let tb = task_batch(spec.kind, h as u64);
@@ -162,8 +168,8 @@ fn every_head_matches_the_cpu_in_every_precision() {
             let cpu_fwd = cpu.forward(h, &tb, drop).expect("cpu forward");
             let gpu_fwd = gm.forward(h, &tb, drop).expect("gpu forward");
             assert!((gpu_fwd - cpu_fwd).abs() <= loss_rel * cpu_fwd.abs().max(1e-3), "{what}: forward loss");
-            if let Some(want) = cpu.logits(h) {
-                let got = gm.logits(h).expect("logits");
+            if let Some(want) = cpu.head_logits(h) {
+                let got = gm.read_logits(h).expect("logits");
                 xlt::cuda::testing::assert_close(&format!("{what} logits"), &got, want, grad_rel);
             }
         }
@@ -177,14 +183,14 @@ fn bert_classification_uses_the_pooler() {
     cfg.family = xlt::config::Family::Bert;
     cfg.pad_token_id = 0;
     let specs = vec![HeadSpec::new("cls", Kind::Classification, 3)];
-    let mut cpu = MultiTaskModel::new_random(&cfg, specs, 5).expect("model");
+    let mut cpu = cpu_model(&cfg, specs, 5);
     let mut r = Rng::new(9);
     cpu.params.iter_mut().for_each(|x| *x += r.normal() * 0.1);
-    let mut gm = CudaModel::new(gpu.clone(), &cpu, Precision::Fp32, None).expect("upload");
+    let mut gm = CudaModel::new(gpu.clone(), Precision::Fp32, &cpu.host(), None).expect("upload");
     let mut tb = task_batch(Kind::Classification, 1);
     tb.batch.ids.iter_mut().for_each(|i| *i = if *i == 1 { 0 } else { *i });
     tb.batch.types = (0..tb.batch.ids.len()).map(|j| (j % 9 >= 4) as u32).collect();
-    let drop = DropoutCfg::train(&cpu.cfg, 8);
+    let drop = DropoutCfg::train(&cpu.s.cfg, 8);
     let want = cpu.forward_backward(0, &tb, drop).expect("cpu");
     let got = gm.forward_backward(0, &tb, drop).expect("gpu");
     assert!((got - want).abs() <= 1e-5 * want.abs(), "loss {got} vs {want}");
@@ -194,36 +200,33 @@ fn bert_classification_uses_the_pooler() {
 /// Twenty AdamW steps with accumulation and clipping on both backends from the same weights.
 fn train_curve(gpu: Option<std::sync::Arc<Gpu>>, p: Precision) -> Vec<f32> {
     let cpu_model = model(11);
-    let cfg = AdamWConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
+    let adamw = AdamWConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
+    let step_cfg = StepConfig { adamw, micro_batches: 2, max_grad_norm: 1.0 };
     let tb = [task_batch(Kind::Classification, 1), task_batch(Kind::Classification, 2)];
     let mut losses = Vec::new();
     match gpu {
         Some(g) => {
-            let mut gm = CudaModel::new(g, &cpu_model, p, None).expect("upload");
+            let mut gm = CudaModel::new(g, p, &cpu_model.host(), None).expect("upload");
             gm.scaler.scale = 256.0;
             for step in 0..20u64 {
                 let mut sum = 0.0;
                 for (micro, b) in tb.iter().enumerate() {
                     sum += gm
-                        .forward_backward(0, b, DropoutCfg::train(&cpu_model.cfg, step * 2 + micro as u64))
+                        .forward_backward(0, b, DropoutCfg::train(&cpu_model.s.cfg, step * 2 + micro as u64))
                         .expect("fb");
                 }
-                gm.step(&cfg, 2, 1.0).expect("step");
+                gm.optimizer_step(&step_cfg).expect("step");
                 losses.push(sum / 2.0);
             }
         }
         None => {
             let mut m = cpu_model;
-            let mut opt = AdamW::new(cfg, m.layout.total);
             for step in 0..20u64 {
                 let mut sum = 0.0;
                 for (micro, b) in tb.iter().enumerate() {
-                    sum += m.forward_backward(0, b, DropoutCfg::train(&m.cfg, step * 2 + micro as u64)).expect("fb");
+                    sum += m.forward_backward(0, b, DropoutCfg::train(&m.s.cfg, step * 2 + micro as u64)).expect("fb");
                 }
-                xlt::cpu::ops::scale_inplace(&mut m.grads, 0.5);
-                xlt::cpu::ops::clip_grad_norm(&mut m.grads, 1.0);
-                opt.step(&mut m.params, &m.grads, &m.layout);
-                m.zero_grad();
+                m.optimizer_step(&step_cfg).expect("step");
                 losses.push(sum / 2.0);
             }
         }
@@ -250,11 +253,11 @@ fn reruns_are_bit_identical() {
     for p in [Precision::Fp32, Precision::Bf16] {
         let run = || {
             let cpu = model(4);
-            let mut gm = CudaModel::new(gpu.clone(), &cpu, p, None).expect("upload");
+            let mut gm = CudaModel::new(gpu.clone(), p, &cpu.host(), None).expect("upload");
             let mut losses = Vec::new();
             for (h, spec) in specs().iter().enumerate() {
                 let tb = task_batch(spec.kind, 9);
-                losses.push(gm.forward_backward(h, &tb, DropoutCfg::train(&cpu.cfg, 3)).expect("fb").to_bits());
+                losses.push(gm.forward_backward(h, &tb, DropoutCfg::train(&cpu.s.cfg, 3)).expect("fb").to_bits());
             }
             (losses, gm.download_grads().expect("grads").iter().map(|g| g.to_bits()).collect::<Vec<_>>())
         };
@@ -300,24 +303,23 @@ fn probing_and_opening_never_panic() {
 #[test]
 fn inference_model_matches_the_cpu_forward() {
     let Some(gpu) = gpu_or_skip("inference_model_matches_the_cpu_forward") else { return };
-    use xlt::eval::EvalModel;
     let mut cpu = model(6);
-    let mut gm = CudaModel::inference(gpu.clone(), &cpu, Precision::Fp32).expect("upload");
+    let mut gm = CudaModel::inference(gpu.clone(), Precision::Fp32, &cpu.host()).expect("upload");
     for (h, spec) in specs().iter().enumerate() {
         let tb = task_batch(spec.kind, 20 + h as u64);
-        let want = EvalModel::forward(&mut cpu, h, &tb, DropoutCfg::OFF).expect("cpu");
-        let got = EvalModel::forward(&mut gm, h, &tb, DropoutCfg::OFF).expect("gpu");
+        let want = TaskModel::forward(&mut cpu, h, &tb, DropoutCfg::OFF).expect("cpu");
+        let got = TaskModel::forward(&mut gm, h, &tb, DropoutCfg::OFF).expect("gpu");
         assert!((got - want).abs() <= 1e-5 * want.abs().max(1e-3), "head {}: loss {got} vs {want}", spec.name);
         match spec.kind {
             Kind::SpanQa => {
-                let (ws, we) = EvalModel::span_logits(&cpu, h).expect("cpu span");
-                let (gs, ge) = EvalModel::span_logits(&gm, h).expect("gpu span");
+                let (ws, we) = TaskModel::span_logits(&cpu, h).expect("cpu span");
+                let (gs, ge) = TaskModel::span_logits(&gm, h).expect("gpu span");
                 xlt::cuda::testing::assert_close("start logits", &gs, &ws, 1e-4);
                 xlt::cuda::testing::assert_close("end logits", &ge, &we, 1e-4);
             }
             Kind::MaskedLm => {}
             _ => {
-                let (w, g) = (EvalModel::logits(&cpu, h).expect("cpu"), EvalModel::logits(&gm, h).expect("gpu"));
+                let (w, g) = (TaskModel::logits(&cpu, h).expect("cpu"), TaskModel::logits(&gm, h).expect("gpu"));
                 xlt::cuda::testing::assert_close(&format!("head {} logits", spec.name), &g, &w, 1e-4);
             }
         }
@@ -349,11 +351,10 @@ fn gpu_embeddings_match_the_cpu() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let cpu = Embedder::load(&dir).expect("load");
+    let cpu = Embedder::load(&dir, &xlt::device::Device::Cpu).expect("load");
     for (p, rel) in [(Precision::Fp32, 1e-5), (Precision::Bf16, 3e-2)] {
-        let mut g = Embedder::load(&dir).expect("load");
-        g.use_gpu(gpu.clone(), p).expect("upload");
-        for (layer, pool) in [(cpu.cfg.num_layers, Pool::Mean), (1, Pool::Cls), (0, Pool::Mean)] {
+        let g = Embedder::load(&dir, &xlt::device::Device::Cuda { gpu: gpu.clone(), precision: p }).expect("load");
+        for (layer, pool) in [(cpu.cfg().num_layers, Pool::Mean), (1, Pool::Cls), (0, Pool::Mean)] {
             let want = cpu.embed(&sentences, layer, pool, 3, 64).expect("cpu");
             let got = g.embed(&sentences, layer, pool, 3, 64).expect("gpu");
             assert_eq!((got.n, got.dim), (want.n, want.dim));
@@ -372,8 +373,8 @@ fn fused_attention_model_matches_the_cpu() {
     cfg.attention_dropout = 0.1;
     for p in [Precision::Bf16, Precision::Fp16] {
         for (h, spec) in specs().iter().enumerate() {
-            let mut cpu = MultiTaskModel::new_random(&cfg, specs(), 5).expect("model");
-            let drop = DropoutCfg::train(&cpu.cfg, 7 + h as u64);
+            let mut cpu = cpu_model(&cfg, specs(), 5);
+            let drop = DropoutCfg::train(&cpu.s.cfg, 7 + h as u64);
             let what = format!("fused attention {p:?} head {}", spec.name);
             let gm = step_matches_cpu(&gpu, &mut cpu, p, h, drop, &what);
             assert_eq!(gm.attention_path(), Some(xlt::cuda::ops::AttnPath::Flash), "HS 16 in {p:?} runs fused");

@@ -4,11 +4,11 @@
 //! twin in `cpu::ops` (or a host loop). Without a GPU every test prints a skip line and passes.
 
 use xlt::cpu::ops as cpu;
-use xlt::cpu::ops::AdamWConfig;
 use xlt::cuda::gemm::{self, DMat, Strides};
 use xlt::cuda::ops;
 use xlt::cuda::testing::{assert_close, gpu_or_skip, rand_vec, round_to, tolerance};
 use xlt::cuda::{Buf, Dtype, Gpu};
+use xlt::model::AdamWConfig;
 
 const DTYPES: [Dtype; 3] = [Dtype::F32, Dtype::Bf16, Dtype::F16];
 
@@ -266,7 +266,7 @@ fn adamw_matches_cpu_over_steps() {
     let Some(g) = gpu_or_skip("adamw_matches_cpu_over_steps") else { return };
     let n = 10_007;
     let cfg = AdamWConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
-    for wd in [0.0f32, 0.01] {
+    for decay in [false, true] {
         for copy in [None, Some(Dtype::F32), Some(Dtype::Bf16), Some(Dtype::F16)] {
             let mut p = rand_vec(n, 1.0, 60);
             let (mut m, mut v) = (vec![0.0f32; n], vec![0.0f32; n]);
@@ -281,12 +281,13 @@ fn adamw_matches_cpu_over_steps() {
                     .enumerate()
                     .map(|(i, x)| if i % 97 == 0 { x * 1e-9 } else { *x })
                     .collect();
-                cpu::adamw_update(&mut p, &grads, &mut m, &mut v, &cfg, wd, t, n);
+                cpu::adamw_update(&mut p, &grads, &mut m, &mut v, &cfg, decay, t, n);
                 let grads_g = up(&g, &grads, Dtype::F32);
                 let px_dev = px.as_ref().map(|b| b.dev());
-                ops::adamw_update(&g, p_g.dev(), px_dev, grads_g.dev(), m_g.dev(), v_g.dev(), &cfg, wd, t, n).unwrap();
+                ops::adamw_update(&g, p_g.dev(), px_dev, grads_g.dev(), m_g.dev(), v_g.dev(), &cfg, decay, t, n)
+                    .unwrap();
                 if t == 1 || t == 10 {
-                    let what = format!("adamw wd={wd} copy={copy:?} t={t}");
+                    let what = format!("adamw decay={decay} copy={copy:?} t={t}");
                     let (gp, gm, gv) = (read(&g, &p_g), read(&g, &m_g), read(&g, &v_g));
                     // The kernel performs the CPU's f32 operations in its order without FMA,
                     // so the states should agree to the bit; 1e-6 is the tight bound asked.

@@ -7,8 +7,9 @@
 
 use std::path::{Path, PathBuf};
 use xlt::config::ModelConfig;
-use xlt::cpu::multitask::{assign_prefixes, HeadSpec, MultiTaskModel};
+use xlt::cpu::CpuModel;
 use xlt::eval::{evaluate, write_predictions, EvalOptions, EvalResult, Predictions};
+use xlt::model::{assign_prefixes, HeadSpec, HostModel};
 use xlt::score::{score_task, Task};
 use xlt::tasks::registry::{PANX_TAGS, UPOS_TAGS};
 use xlt::tasks::{
@@ -42,10 +43,10 @@ fn config() -> ModelConfig {
 }
 
 /// A random tiny XLM-R with one head for `task` (`k` outputs).
-fn model_for(task: &TaskSpec, k: usize, seed: u64) -> MultiTaskModel {
+fn model_for(task: &TaskSpec, k: usize, seed: u64) -> CpuModel {
     let mut specs = vec![HeadSpec::new(task.head, task.kind, k)];
     assign_prefixes(&mut specs);
-    MultiTaskModel::new_random(&config(), specs, seed).expect("model")
+    CpuModel::inference(HostModel::new_random(&config(), specs, seed).expect("model"))
 }
 
 fn names(labels: &[&str]) -> Vec<String> {
@@ -57,7 +58,7 @@ fn opts(batch_size: usize) -> EvalOptions {
 }
 
 fn run(
-    m: &mut MultiTaskModel,
+    m: &mut CpuModel,
     task: &TaskSpec,
     labels: &[String],
     ex: &Examples,
@@ -68,7 +69,7 @@ fn run(
 }
 
 fn eval_err(
-    m: &mut MultiTaskModel,
+    m: &mut CpuModel,
     task: &TaskSpec,
     labels: &[String],
     ex: &Examples,
@@ -90,14 +91,14 @@ fn close(got: f64, want: f64, what: &str) {
 }
 
 /// Sets tensor `name` of `m` to `values`.
-fn set(m: &mut MultiTaskModel, name: &str, values: &[f32]) {
-    let t = m.layout.find(name).unwrap_or_else(|| panic!("no tensor {name}")).clone();
+fn set(m: &mut CpuModel, name: &str, values: &[f32]) {
+    let t = m.s.layout.find(name).unwrap_or_else(|| panic!("no tensor {name}")).clone();
     assert_eq!(t.numel(), values.len(), "{name}");
     m.params[t.range()].copy_from_slice(values);
 }
 
 /// Makes every output of a K-way bias-ended head class `c`: a huge bias on `c`.
-fn force(m: &mut MultiTaskModel, bias: &str, k: usize, c: usize) {
+fn force(m: &mut CpuModel, bias: &str, k: usize, c: usize) {
     let mut b = vec![0.0; k];
     b[c] = 1e4;
     set(m, bias, &b);
@@ -105,7 +106,7 @@ fn force(m: &mut MultiTaskModel, bias: &str, k: usize, c: usize) {
 
 /// Adds N(0, 0.2²) noise to every parameter, so hidden states depend on the input far more
 /// than at HF's initialisation scale.
-fn perturb(m: &mut MultiTaskModel, seed: u64) {
+fn perturb(m: &mut CpuModel, seed: u64) {
     let mut r = xlt::rng::Rng::new(seed);
     m.params.iter_mut().for_each(|x| *x += r.normal() * 0.2);
 }
@@ -541,7 +542,7 @@ fn mlm_perplexity_of_a_random_model_is_near_the_vocabulary_size_and_seeded() {
     let o = |bs: usize, seed: u64| EvalOptions { mlm_seed: seed, ..opts(bs) };
     let r = run(&mut m, task, &[], &ex, None, &o(4, 1));
     let ppl = metric(&r, "perplexity");
-    let v = m.cfg.vocab_size as f64;
+    let v = m.s.cfg.vocab_size as f64;
     assert!(ppl.is_finite() && ppl > 1.0, "perplexity {ppl}");
     assert!(ppl > v / 4.0 && ppl < v * 4.0, "perplexity {ppl} of a random model should be near V = {v}");
     close(r.primary.expect("scored"), -ppl, "primary is minus the perplexity");
@@ -601,5 +602,5 @@ fn bad_calls_are_errors() {
     assert!(msg(eval_err(&mut m, tatoeba, &[], &r, None, &opts(2))).contains("retrieval"));
     // The model still evaluates after the errors.
     assert!(run(&mut m, xnli, &labels, &ex, None, &opts(2)).primary.is_some());
-    assert_eq!(m.specs[0].kind, Kind::Classification);
+    assert_eq!(m.s.specs[0].kind, Kind::Classification);
 }

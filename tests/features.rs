@@ -4,12 +4,12 @@
 //! and the feature cache.
 
 use std::path::{Path, PathBuf};
-use xlt::cpu::ops::IGNORE_INDEX;
 use xlt::features::cache::{cache_path, fnv1a64, load_or_build, CacheKey};
 use xlt::features::classification::{self, featurize_pairs, pair_feature, single_feature, PairFeature};
 use xlt::features::mlm::{featurize_text, language_weights, mask_batch, mask_tokens, sample_index};
 use xlt::features::multiple_choice::{self, choice_feature, featurize_choices, jiant_target_lengths, Truncation};
 use xlt::features::tagging::{self, featurize_tagging, stitch, TaggingFeature};
+use xlt::model::IGNORE_INDEX;
 use xlt::rng::Rng;
 use xlt::tasks::{ChoiceExample, PairExample, TaggingExample, TextExample};
 use xlt::tokenize::Tokenizer;

@@ -4,9 +4,9 @@
 //! backward with dout = r; the numeric one is a central difference of that loss in f64.
 
 use xlt::config::{Family, ModelConfig};
-use xlt::cpu::encoder::{Batch, DropoutCfg};
 use xlt::cpu::ops::*;
-use xlt::cpu::SequenceClassifier;
+use xlt::model::batch::position_ids;
+use xlt::model::{AdamWConfig, Batch, DropoutCfg, TaskModel, IGNORE_INDEX};
 use xlt::rng::Rng;
 
 mod common;
@@ -205,13 +205,14 @@ fn adamw_matches_a_hand_worked_step() {
     let mut p = vec![1.0f32, -2.0];
     let g = vec![0.5f32, -0.25];
     let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
-    adamw_update(&mut p, &g, &mut m, &mut v, &cfg, cfg.weight_decay, 1, 2);
+    adamw_update(&mut p, &g, &mut m, &mut v, &cfg, true, 1, 2);
     let want = [1.0 * (1.0 - 0.001) - 0.1, -2.0 * (1.0 - 0.001) + 0.1];
     for (a, b) in p.iter().zip(&want) {
         assert!((a - b).abs() < 1e-6, "{a} vs {b}");
     }
-    // Step 2 with the same gradient: m = 0.19 g / (1 - 0.81), v = 0.001999 g² / (1 - 0.998001): same direction, same size.
-    adamw_update(&mut p, &g, &mut m, &mut v, &cfg, 0.0, 2, 2);
+    // Step 2 with the same gradient, no decay (a bias or LayerNorm weight): m = 0.19 g / (1 - 0.81),
+    // v = 0.001999 g² / (1 - 0.998001): same direction, same size.
+    adamw_update(&mut p, &g, &mut m, &mut v, &cfg, false, 2, 2);
     assert!((p[0] - (want[0] - 0.1)).abs() < 1e-5, "{}", p[0]);
     let norm = grad_norm(&[3.0, 4.0]);
     assert!((norm - 5.0).abs() < 1e-6);
@@ -248,20 +249,18 @@ fn tiny_batch(cfg: &ModelConfig) -> Batch {
 /// The whole model: loss = mean CE of the classification head, every tensor sampled.
 fn whole_model_check(family: Family, dropout: bool) {
     let cfg = tiny_config(family);
-    let mut model = SequenceClassifier::new_random(&cfg, 3, 5);
+    let mut model = common::classifier(&cfg, 3, 5);
     // Larger weights than HF's 0.02 so every path carries signal above f32 round-off.
     let mut r = Rng::new(21);
     for x in model.params.iter_mut() {
         *x += r.normal() * 0.2;
     }
     let batch = tiny_batch(&cfg);
-    let labels = vec![2i64, 0];
+    let tb = common::labelled(&batch, &[2, 0]);
     let drop = if dropout { DropoutCfg { hidden: 0.2, attention: 0.2, seed: 1234 } } else { DropoutCfg::OFF };
-    model.zero_grad();
-    model.forward(&batch, Some(&labels), drop);
-    model.backward(&batch, &labels, drop);
+    model.forward_backward(0, &tb, drop).expect("forward and backward");
     let grads = model.grads.clone();
-    let layout = model.layout.clone();
+    let layout = model.s.layout.clone();
     for t in &layout.tensors {
         let rng = t.range();
         let mut x = model.params[rng.clone()].to_vec();
@@ -279,7 +278,7 @@ fn whole_model_check(family: Family, dropout: bool) {
             continue;
         }
         let params0 = model.params.clone();
-        let mut probe = SequenceClassifier::new_random(&cfg, 3, 5);
+        let mut probe = common::classifier(&cfg, 3, 5);
         check(
             &format!("{family:?}/{}", t.name),
             &mut x,
@@ -287,7 +286,7 @@ fn whole_model_check(family: Family, dropout: bool) {
             |xv| {
                 probe.params.copy_from_slice(&params0);
                 probe.params[rng.clone()].copy_from_slice(xv);
-                probe.forward(&batch, Some(&labels), drop) as f64
+                probe.forward(0, &tb, drop).expect("forward") as f64
             },
             1e-2,
             24,
@@ -317,11 +316,10 @@ fn training_steps_are_bit_identical_on_rerun() {
     let run = || {
         let mut cfg = ModelConfig::xlmr_shape(64, 2, 4, 96, 50, 70);
         cfg.hidden_dropout = 0.1;
-        let mut model = SequenceClassifier::new_random(&cfg, 3, 7);
-        let mut opt = xlt::cpu::AdamW::new(xlt::bench::bench_adamw(), model.layout.total);
-        let (batch, labels) = xlt::bench::random_batch(&cfg, 6, 33, 8);
+        let mut model = common::classifier(&cfg, 3, 7);
+        let tb = xlt::bench::random_batch(&cfg, 6, 33, 8);
         for s in 0..3 {
-            xlt::bench::train_step(&mut model, &mut opt, &batch, &labels, s);
+            xlt::bench::train_step(&mut model, &tb, s).expect("step");
         }
         model.params
     };
@@ -334,20 +332,17 @@ fn changing_batch_shapes_reuses_buffers_without_changing_results() {
     // Dynamic padding: a long batch, then a short one, then the long one again must give the
     // same loss and gradients as the long batch on a fresh model.
     let cfg = ModelConfig::xlmr_shape(32, 2, 4, 48, 60, 40);
-    let (long, yl) = xlt::bench::random_batch(&cfg, 3, 20, 1);
-    let (short, ys) = xlt::bench::random_batch(&cfg, 2, 7, 2);
-    let mut fresh = SequenceClassifier::new_random(&cfg, 3, 4);
-    let want = fresh.forward(&long, Some(&yl), DropoutCfg::OFF);
-    fresh.backward(&long, &yl, DropoutCfg::OFF);
-    let mut m = SequenceClassifier::new_random(&cfg, 3, 4);
-    for (b, y) in [(&long, &yl), (&short, &ys)] {
-        m.zero_grad();
-        m.forward(b, Some(y), DropoutCfg::OFF);
-        m.backward(b, y, DropoutCfg::OFF);
+    let long = xlt::bench::random_batch(&cfg, 3, 20, 1);
+    let short = xlt::bench::random_batch(&cfg, 2, 7, 2);
+    let mut fresh = common::classifier(&cfg, 3, 4);
+    let want = fresh.forward_backward(0, &long, DropoutCfg::OFF).expect("fresh");
+    let mut m = common::classifier(&cfg, 3, 4);
+    for tb in [&long, &short] {
+        TaskModel::zero_grad(&mut m).expect("zero");
+        m.forward_backward(0, tb, DropoutCfg::OFF).expect("step");
     }
-    m.zero_grad();
-    let got = m.forward(&long, Some(&yl), DropoutCfg::OFF);
-    m.backward(&long, &yl, DropoutCfg::OFF);
+    TaskModel::zero_grad(&mut m).expect("zero");
+    let got = m.forward_backward(0, &long, DropoutCfg::OFF).expect("again");
     assert_eq!(got.to_bits(), want.to_bits());
     assert!(m.grads.iter().zip(&fresh.grads).all(|(a, b)| a.to_bits() == b.to_bits()));
 }

@@ -7,11 +7,14 @@
 use safetensors::tensor::{Dtype, SafeTensors};
 use std::path::{Path, PathBuf};
 use xlt::config::ModelConfig;
-use xlt::cpu::encoder::{encoder_backward, encoder_forward, Activations, BackwardScratch, Batch, DropoutCfg};
-use xlt::heads::mlm::{mlm_backward, mlm_forward, MlmActs, MlmHead};
-use xlt::heads::span::{span_backward, span_forward, SpanActs, SpanHead};
-use xlt::heads::tagging::{tagging_backward, tagging_forward, TaggingActs, TaggingHead};
+use xlt::cpu::encoder::{encoder_backward, encoder_forward, Activations, BackwardScratch};
+use xlt::cpu::heads::{
+    mlm_backward, mlm_forward, span_backward, span_forward, tagging_backward, tagging_forward, MlmActs, SpanActs,
+    TaggingActs,
+};
+use xlt::model::heads::{MlmHead, SpanHead, TaggingHead};
 use xlt::model::{weights::load_into, EncoderParams, ParamLayout};
+use xlt::model::{Batch, DropoutCfg};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)

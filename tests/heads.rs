@@ -4,15 +4,12 @@
 mod common;
 use common::{check, randn};
 use xlt::config::Family;
-use xlt::cpu::encoder::DropoutCfg;
-use xlt::cpu::ops::IGNORE_INDEX;
-use xlt::heads::mlm::{mlm_backward, mlm_forward, MlmActs, MlmHead};
-use xlt::heads::multiple_choice::{
-    multiple_choice_backward, multiple_choice_forward, MultipleChoiceActs, MultipleChoiceHead,
+use xlt::cpu::heads::{
+    mlm_backward, mlm_forward, multiple_choice_backward, multiple_choice_forward, span_backward, span_forward,
+    tagging_backward, tagging_forward, MlmActs, MultipleChoiceActs, SpanActs, TaggingActs,
 };
-use xlt::heads::span::{span_backward, span_forward, SpanActs, SpanHead};
-use xlt::heads::tagging::{tagging_backward, tagging_forward, TaggingActs, TaggingHead};
-use xlt::model::ParamLayout;
+use xlt::model::heads::{MlmHead, MultipleChoiceHead, SpanHead, TaggingHead};
+use xlt::model::{DropoutCfg, ParamLayout, IGNORE_INDEX};
 
 const DROP: DropoutCfg = DropoutCfg { hidden: 0.2, attention: 0.0, seed: 42 };
 
@@ -142,7 +139,7 @@ fn mlm_head_gradients_including_tied_embeddings() {
 
 #[test]
 fn retrieval_layer_defaults_follow_xtreme() {
-    use xlt::heads::default_retrieval_layer;
+    use xlt::model::heads::default_retrieval_layer;
     assert_eq!(default_retrieval_layer(24), 14);
     assert_eq!(default_retrieval_layer(12), 8);
     assert_eq!(default_retrieval_layer(6), 4);
@@ -150,7 +147,7 @@ fn retrieval_layer_defaults_follow_xtreme() {
 
 #[test]
 fn fused_chunked_mlm_equals_forward_then_backward() {
-    use xlt::heads::mlm::{mlm_forward_backward, LOGIT_ROWS_PER_CHUNK};
+    use xlt::cpu::heads::{mlm_forward_backward, LOGIT_ROWS_PER_CHUNK};
     let (c, v) = (8, 50);
     let n = 3 * LOGIT_ROWS_PER_CHUNK + 7;
     let mut layout = ParamLayout::default();

@@ -5,10 +5,10 @@
 
 use std::path::Path;
 use std::process::Command;
-use xlt::bench::{bench_adamw, random_batch, train_step};
-use xlt::cpu::encoder::DropoutCfg;
-use xlt::cpu::{AdamW, SequenceClassifier};
+mod common;
+use xlt::bench::{bench_step, random_batch};
 use xlt::model::weights::save_dir;
+use xlt::model::{DropoutCfg, TaskModel};
 
 const SCRIPT: &str = r#"
 import json, sys, torch, transformers
@@ -27,22 +27,25 @@ fn check(fixture: &str, arch: &str) {
         return;
     };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(fixture);
-    let mut model = SequenceClassifier::from_dir(&dir, 3, 0).expect("load");
-    let mut opt = AdamW::new(bench_adamw(), model.layout.total);
-    opt.cfg.lr = 1e-3;
-    let (mut batch, labels) = random_batch(&model.cfg, 2, 9, 3);
+    let mut model = common::classifier_from_dir(&dir, 3);
+    let mut step = bench_step();
+    step.adamw.lr = 1e-3;
+    let mut tb = random_batch(&model.s.cfg, 2, 9, 3);
     for s in 0..3 {
-        train_step(&mut model, &mut opt, &batch, &labels, s);
+        model.forward_backward(0, &tb, DropoutCfg::train(&model.s.cfg, s)).expect("forward_backward");
+        model.step(&step).expect("step");
     }
     // Pad the second sequence so the mask matters.
     for i in 6..9 {
-        batch.ids[9 + i] = model.cfg.pad_token_id;
-        batch.mask[9 + i] = 0.0;
+        tb.batch.ids[9 + i] = model.s.cfg.pad_token_id;
+        tb.batch.mask[9 + i] = 0.0;
     }
-    model.forward(&batch, None, DropoutCfg::OFF);
-    let ours = model.logits().expect("logits").to_vec();
+    tb.targets = xlt::model::Targets::None;
+    model.forward(0, &tb, DropoutCfg::OFF).expect("forward");
+    let ours = model.head_logits(0).expect("logits").to_vec();
+    let batch = &tb.batch;
     let tmp = tempfile::tempdir().expect("tmp");
-    save_dir(tmp.path(), &model.cfg, &model.layout, &model.params, &|_| true).expect("save");
+    save_dir(tmp.path(), &model.s.cfg, &model.s.layout, &model.params, &|_| true).expect("save");
     let b = serde_json::json!({
         "ids": batch.ids.chunks(9).collect::<Vec<_>>(),
         "types": batch.types.chunks(9).collect::<Vec<_>>(),

@@ -7,9 +7,10 @@
 use safetensors::tensor::{Dtype, SafeTensors};
 use std::path::{Path, PathBuf};
 use xlt::config::ModelConfig;
-use xlt::cpu::encoder::{Batch, DropoutCfg};
-use xlt::cpu::SequenceClassifier;
+mod common;
+use xlt::cpu::encoder::pooler_forward;
 use xlt::model::weights::saved_name;
+use xlt::model::{Batch, DropoutCfg};
 use xlt::tokenize::Tokenizer;
 
 fn fixture(name: &str) -> PathBuf {
@@ -50,11 +51,23 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
 }
 
+/// The encoder pooler's tensor `suffix` (`weight`, `bias`) of the fixture in `dir`.
+fn pooler_tensor(dir: &Path, suffix: &str) -> Vec<f32> {
+    let bytes = std::fs::read(dir.join("model.safetensors")).expect("weights");
+    let st = SafeTensors::deserialize(&bytes).expect("safetensors");
+    let (_, v) = st
+        .tensors()
+        .into_iter()
+        .find(|(n, _)| n.ends_with(&format!("pooler.dense.{suffix}")))
+        .expect("the fixture has a pooler");
+    v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
 fn run_parity(name: &str) {
     let dir = fixture(name);
     let g = Golden::load(&dir);
-    let mut model = SequenceClassifier::from_dir(&dir, 3, 0).expect("fixture model loads");
-    let cfg: ModelConfig = model.cfg.clone();
+    let mut model = common::classifier_from_dir(&dir, 3);
+    let cfg: ModelConfig = model.s.cfg.clone();
     let (ids, shape) = g.i64("input_ids");
     let (b, t) = (shape[0], shape[1]);
     let batch = Batch {
@@ -66,27 +79,41 @@ fn run_parity(name: &str) {
     };
     assert!(batch.mask.contains(&0.0), "the golden batch must contain padding");
     let labels = g.i64("labels").0;
+    let tb = common::labelled(&batch, &labels);
 
-    let loss = model.forward(&batch, Some(&labels), DropoutCfg::OFF);
+    let loss = model.forward(0, &tb, DropoutCfg::OFF).expect("forward");
     for l in 0..=cfg.num_layers {
-        let d = max_abs_diff(model.hidden(l).expect("forward ran"), &g.f32(&format!("hidden_states.{l}")));
+        let d = max_abs_diff(model.hidden_state(l).expect("forward ran"), &g.f32(&format!("hidden_states.{l}")));
         println!("{name}: hidden_states[{l}] max abs diff {d:.2e}");
         assert!(d <= 1e-4, "{name}: hidden_states[{l}] differs by {d}");
     }
-    let pooled = model.encoder_pooled().expect("fixture has a pooler");
+    // HF's pooler_output: the encoder's pooler on the final hidden state.
+    let c = cfg.hidden_size;
+    let (mut pooled, mut first) = (vec![0.0; b * c], vec![0.0; b * c]);
+    let last = model.hidden_state(cfg.num_layers).expect("forward ran");
+    pooler_forward(
+        &mut pooled,
+        &mut first,
+        last,
+        &pooler_tensor(&dir, "weight"),
+        &pooler_tensor(&dir, "bias"),
+        b,
+        t,
+        c,
+    );
     let d = max_abs_diff(&pooled, &g.f32("pooled"));
     println!("{name}: pooled max abs diff {d:.2e}");
     assert!(d <= 1e-4, "{name}: pooled output differs by {d}");
-    let d = max_abs_diff(model.logits().expect("forward ran"), &g.f32("logits"));
+    let d = max_abs_diff(model.head_logits(0).expect("forward ran"), &g.f32("logits"));
     assert!(d <= 1e-4, "{name}: logits differ by {d}");
     let want_loss = g.f32("loss")[0];
     println!("{name}: loss {loss} vs transformers {want_loss}");
     assert!((loss - want_loss).abs() <= 1e-5, "{name}: loss {loss} vs {want_loss}");
 
     model.zero_grad();
-    model.backward(&batch, &labels, DropoutCfg::OFF);
+    model.forward_backward(0, &tb, DropoutCfg::OFF).expect("backward");
     let mut checked = 0;
-    for tensor in &model.layout.tensors {
+    for tensor in &model.s.layout.tensors {
         let key = format!("grad.{}", saved_name(tensor, &cfg));
         if !g.has(&key) {
             // The XLM-R pooler does not feed the classification loss: no gradient recorded.
@@ -171,19 +198,20 @@ fn inference_path_matches_training_path() {
     use xlt::embed::{Embedder, Pool};
     for name in ["tiny-xlmr", "tiny-bert"] {
         let dir = fixture(name);
-        let emb = Embedder::load(&dir).expect("embedder");
-        let mut model = SequenceClassifier::from_dir(&dir, 3, 0).expect("model");
+        let emb = Embedder::load(&dir, &xlt::device::Device::Cpu).expect("embedder");
+        let mut model = common::classifier_from_dir(&dir, 3);
         let sentences: Vec<String> =
             ["a short one", "a somewhat longer sentence with more words", "mid size line"].map(String::from).to_vec();
-        for layer in 0..=model.cfg.num_layers {
+        for layer in 0..=model.s.cfg.num_layers {
             let got = emb.embed(&sentences, layer, Pool::Mean, 2, 64).expect("embed");
-            let c = model.cfg.hidden_size;
+            let c = model.s.cfg.hidden_size;
             for (i, s) in sentences.iter().enumerate() {
                 let e = emb.tok.encode(s, None, 64).expect("encode");
                 let t = e.ids.len();
                 let batch = Batch { b: 1, t, ids: e.ids.clone(), types: e.types.clone(), mask: vec![1.0; t] };
-                model.forward(&batch, None, DropoutCfg::OFF);
-                let h = model.hidden(layer).expect("hidden");
+                let tb = xlt::model::TaskBatch { batch, targets: xlt::model::Targets::None };
+                model.forward(0, &tb, DropoutCfg::OFF).expect("forward");
+                let h = model.hidden_state(layer).expect("hidden");
                 let mean: Vec<f32> = (0..c).map(|j| (0..t).map(|ti| h[ti * c + j]).sum::<f32>() / t as f32).collect();
                 let d = max_abs_diff(&got.data[i * c..(i + 1) * c], &mean);
                 assert!(d < 1e-5, "{name} layer {layer} sentence {i}: {d}");

@@ -9,6 +9,7 @@ mod common;
 use common::copy_dir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use xlt::device::Device;
 use xlt::provenance::Weights;
 use xlt::report::read_json;
 use xlt::tokenize::Tokenizer;
@@ -53,7 +54,7 @@ fn json_out(o: &std::process::Output) -> serde_json::Value {
 /// The selection data of the only task of a prepared run, or its reason for having none.
 fn selection_of(s: RunSpec) -> Result<String, String> {
     let tok = tok();
-    let run = prepare(s, &tok, false).expect("prepare").trainer;
+    let run = prepare(s, &tok, false, &Device::Cpu).expect("prepare").trainer;
     let sel = run.selection();
     match sel.sources.as_slice() {
         [one] => Ok(one.data.clone()),
@@ -80,7 +81,7 @@ fn tydiqa_keeps_its_last_weights_unless_asked_and_then_says_so() {
     let tok = tok();
     // Default: no selection, the last weights, and the record says why.
     let s = spec(tmp.path(), JIANT, "tydiqa", &["tydiqa"], 4);
-    let mut run = prepare(s, &tok, false).expect("prepare").trainer.quiet();
+    let mut run = prepare(s, &tok, false, &Device::Cpu).expect("prepare").trainer.quiet();
     assert!(run.selection().sources.is_empty());
     let summary = run.run("tydiqa", None).expect("run").expect("finished");
     assert_eq!(summary.best_step, None);
@@ -94,7 +95,7 @@ fn tydiqa_keeps_its_last_weights_unless_asked_and_then_says_so() {
     // Asked for: selected on the English dev set, labelled optimistic.
     let mut s = spec(tmp.path(), JIANT, "tydiqa-sel", &["tydiqa"], 4);
     s.select_on_english_dev = true;
-    let mut run = prepare(s, &tok, false).expect("prepare").trainer.quiet();
+    let mut run = prepare(s, &tok, false, &Device::Cpu).expect("prepare").trainer.quiet();
     let sel = run.selection();
     assert_eq!(sel.sources.len(), 1);
     assert!(sel.caveat.as_deref().is_some_and(|c| c.contains("optimistic")), "{sel:?}");
@@ -130,7 +131,9 @@ fn squad_selection_uses_the_mean_of_f1_and_em() {
     assert_eq!(selection_score(xlt::tasks::lookup("mnli").expect("mnli"), &r), Some(80.0));
     let tmp = tempfile::tempdir().expect("tmp");
     let tok = tok();
-    let mut run = prepare(spec(tmp.path(), JIANT, "squad", &["squad_v1"], 4), &tok, false).expect("prepare").trainer;
+    let mut run = prepare(spec(tmp.path(), JIANT, "squad", &["squad_v1"], 4), &tok, false, &Device::Cpu)
+        .expect("prepare")
+        .trainer;
     run = run.quiet();
     assert_eq!(run.selection().sources[0].metric, "(f1 + em) / 2");
     run.run("squad", None).expect("run");
@@ -179,7 +182,7 @@ fn mlm_validation_is_read_per_corpus_and_reported() {
     let tok = tok();
     let mut s = spec(tmp.path(), data.to_str().expect("utf8"), "mlm", &["mlm"], 4);
     s.mlm_languages = vec!["de".into(), "fr".into()];
-    let prepared = prepare(s, &tok, false).expect("prepare");
+    let prepared = prepare(s, &tok, false, &Device::Cpu).expect("prepare");
     assert_eq!(prepared.trainer.selection().sources[0].data, "mlm val (de, fr)");
     let summary = prepared.trainer.quiet().run("mlm", None).expect("run").expect("finished");
     let m = &summary.val_metrics["mlm"];
@@ -204,14 +207,14 @@ fn a_broken_validation_file_is_an_error_not_a_missing_split() {
     copy_dir(Path::new(JIANT), &data);
     std::fs::write(data.join("data/mnli/val.jsonl"), "{\"premise\": \"a\", \n").expect("corrupt");
     let tok = tok();
-    let err = prepare(spec(tmp.path(), data.to_str().expect("utf8"), "m", &["mnli"], 2), &tok, false)
+    let err = prepare(spec(tmp.path(), data.to_str().expect("utf8"), "m", &["mnli"], 2), &tok, false, &Device::Cpu)
         .err()
         .expect("refused")
         .to_string();
     assert!(err.contains("val.jsonl") && err.contains("line 1"), "{err}");
     // A task without any validation data in the folder is fine, and says so.
     let s = spec(tmp.path(), XTREME, "mnli-x", &["mnli"], 2);
-    let run = prepare(s, &tok, false).expect("prepare").trainer;
+    let run = prepare(s, &tok, false, &Device::Cpu).expect("prepare").trainer;
     assert!(run.selection().sources.is_empty());
 }
 

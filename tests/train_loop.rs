@@ -8,6 +8,7 @@ mod common;
 use common::copy_dir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use xlt::device::Device;
 use xlt::tokenize::Tokenizer;
 use xlt::train::setup::{load_tokenizer, prepare, RunSpec};
 
@@ -48,8 +49,8 @@ fn multi_task_run_trains_evaluates_and_writes_its_folder() {
     let tmp = tempfile::tempdir().expect("tmp");
     let tok = tok();
     let s = spec(tmp.path(), "multi", &["mnli", "hellaswag", "squad_v1", "mlm"], 8);
-    let mut run = prepare(s, &tok, false).expect("prepare").trainer.quiet();
-    let heads: Vec<String> = run.model.specs.iter().map(|h| h.name.clone()).collect();
+    let mut run = prepare(s, &tok, false, &Device::Cpu).expect("prepare").trainer.quiet();
+    let heads: Vec<String> = run.model.structure().specs.iter().map(|h| h.name.clone()).collect();
     assert_eq!(heads, ["nli", "hellaswag", "squad", "mlm"]);
     let summary = run.run("multi", None).expect("run").expect("finished");
     assert_eq!(summary.steps, 8);
@@ -72,7 +73,7 @@ fn multi_task_run_trains_evaluates_and_writes_its_folder() {
     assert_eq!(back.train.max_steps, Some(8));
     assert_eq!(back.learning_rate, Some(1e-3));
     // The final model loads as a whole, and as an encoder for a next phase.
-    xlt::cpu::multitask::MultiTaskModel::from_dir(&dir.join("model")).expect("reload");
+    xlt::model::HostModel::from_dir(&dir.join("model")).expect("reload");
 }
 
 #[test]
@@ -82,16 +83,16 @@ fn stop_and_resume_equals_a_straight_run() {
     let tasks = ["mnli", "squad_v1", "mlm"];
     let mut s = spec(tmp.path(), "straight", &tasks, 10);
     s.train.save_checkpoint_every_steps = 5;
-    let mut a = prepare(s.clone(), &tok, false).expect("prepare").trainer.quiet();
+    let mut a = prepare(s.clone(), &tok, false, &Device::Cpu).expect("prepare").trainer.quiet();
     a.run("straight", None).expect("run");
     s.run_name = "halves".into();
-    let mut b = prepare(s.clone(), &tok, false).expect("prepare").trainer.quiet();
+    let mut b = prepare(s.clone(), &tok, false, &Device::Cpu).expect("prepare").trainer.quiet();
     assert!(b.run("halves", Some(5)).expect("first half").is_none());
     drop(b);
     // Without --resume the existing checkpoint is protected.
-    let err = prepare(s.clone(), &tok, false).err().expect("refused");
+    let err = prepare(s.clone(), &tok, false, &Device::Cpu).err().expect("refused");
     assert!(err.to_string().contains("--resume"), "{err}");
-    let mut c = prepare(s, &tok, true).expect("resume").trainer.quiet();
+    let mut c = prepare(s, &tok, true, &Device::Cpu).expect("resume").trainer.quiet();
     assert_eq!(c.state.step, 5);
     c.run("halves", None).expect("second half");
     let (x, y) = (tmp.path().join("runs/straight"), tmp.path().join("runs/halves"));
@@ -162,13 +163,15 @@ fn nan_loss_names_the_step_task_and_tensor_and_stays_resumable() {
     let tok = tok();
     let mut s = spec(tmp.path(), "nan", &["mnli"], 8);
     s.train.save_checkpoint_every_steps = 2;
-    let mut run = prepare(s.clone(), &tok, false).expect("prepare").trainer.quiet();
+    let mut run = prepare(s.clone(), &tok, false, &Device::Cpu).expect("prepare").trainer.quiet();
     assert!(run.run("nan", Some(4)).expect("four good steps").is_none());
     let ckpt = tmp.path().join("runs/nan/checkpoint");
     let before = read(&ckpt.join("model.safetensors"));
     // A weight turns into NaN (as a diverging run's would): the next step stops the run.
-    let t = run.model.layout.find("encoder.layer.1.output.dense.weight").expect("tensor").clone();
-    run.model.params[t.range().start + 3] = f32::NAN;
+    let t = run.model.structure().layout.find("encoder.layer.1.output.dense.weight").expect("tensor").clone();
+    let mut params = run.model.params().expect("weights").into_owned();
+    params[t.range().start + 3] = f32::NAN;
+    run.model.set_params(&params).expect("set weights");
     let msg = run.run("nan", None).expect_err("diverges").to_string();
     for needle in
         ["step 4", "task mnli", "feature rows", "weight encoder.layer.1.output.dense.weight[3] = NaN", "--resume"]
@@ -178,7 +181,7 @@ fn nan_loss_names_the_step_task_and_tensor_and_stays_resumable() {
     // Nothing was written over the last good checkpoint, and the run continues from it.
     assert_eq!(read(&ckpt.join("model.safetensors")), before);
     assert!(!tmp.path().join("runs/nan/done").exists());
-    let mut again = prepare(s, &tok, true).expect("resume").trainer.quiet();
+    let mut again = prepare(s, &tok, true, &Device::Cpu).expect("resume").trainer.quiet();
     assert_eq!(again.state.step, 4);
     again.run("nan", None).expect("finishes from the checkpoint");
 }
@@ -187,20 +190,20 @@ fn nan_loss_names_the_step_task_and_tensor_and_stays_resumable() {
 fn bad_runs_fail_before_the_first_step() {
     let tmp = tempfile::tempdir().expect("tmp");
     let tok = tok();
-    let err = prepare(spec(tmp.path(), "a", &["mnlii"], 4), &tok, false).err().expect("unknown task");
+    let err = prepare(spec(tmp.path(), "a", &["mnlii"], 4), &tok, false, &Device::Cpu).err().expect("unknown task");
     assert!(err.to_string().contains("mnlii"), "{err}");
-    let err = prepare(spec(tmp.path(), "b", &["tatoeba"], 4), &tok, false).err().expect("untrainable");
+    let err = prepare(spec(tmp.path(), "b", &["tatoeba"], 4), &tok, false, &Device::Cpu).err().expect("untrainable");
     assert!(err.to_string().contains("embeddings"), "{err}");
     let mut s = spec(tmp.path(), "c", &["mnli"], 4);
     s.data_dir = tmp.path().join("nowhere");
-    let err = prepare(s, &tok, false).err().expect("no data");
+    let err = prepare(s, &tok, false, &Device::Cpu).err().expect("no data");
     assert!(err.to_string().contains("nowhere"), "{err}");
     // An output folder that cannot be created.
     let file = tmp.path().join("a-file");
     std::fs::write(&file, b"x").expect("write");
     let mut s = spec(&file, "d", &["mnli"], 4);
     s.exp_dir = file.join("sub");
-    let err = prepare(s, &tok, false).err().expect("unwritable");
+    let err = prepare(s, &tok, false, &Device::Cpu).err().expect("unwritable");
     assert!(err.to_string().contains("a-file"), "{err}");
 }
 
@@ -239,10 +242,10 @@ fn resume_after_a_kill_between_checkpoint_and_snapshots_keeps_one_entry_per_step
     s.train.save_checkpoint_every_steps = 4;
     s.train.eval_every_steps = 0;
     // Stopped at step 6: checkpoint of step 4, snapshots of steps 2, 4 and 6.
-    let mut a = prepare(s.clone(), &tok, false).expect("prepare").trainer.quiet();
+    let mut a = prepare(s.clone(), &tok, false, &Device::Cpu).expect("prepare").trainer.quiet();
     assert!(a.run("snaps", Some(6)).expect("run").is_none());
     drop(a);
-    let mut b = prepare(s, &tok, true).expect("resume").trainer.quiet();
+    let mut b = prepare(s, &tok, true, &Device::Cpu).expect("resume").trainer.quiet();
     assert_eq!(b.state.step, 4);
     b.run("snaps", None).expect("finish");
     let dir = tmp.path().join("runs/snaps/snapshots");
@@ -292,7 +295,7 @@ fn a_checkpoint_holds_every_file_and_lists_them() {
     let tok = tok();
     let mut s = spec(tmp.path(), "whole", &["mnli", "hellaswag"], 2);
     s.train.save_checkpoint_every_steps = 1;
-    prepare(s, &tok, false).expect("prepare").trainer.quiet().run("whole", None).expect("run");
+    prepare(s, &tok, false, &Device::Cpu).expect("prepare").trainer.quiet().run("whole", None).expect("run");
     let ckpt = tmp.path().join("runs/whole/checkpoint");
     let state = read_state(&ckpt).expect("state");
     let files: Vec<&str> = state.files.iter().map(|(f, _)| f.as_str()).collect();
@@ -363,7 +366,7 @@ fn resume_refuses_other_settings_other_models_and_incomplete_checkpoints() {
     let tmp = tempfile::tempdir().expect("tmp");
     let tok = tok();
     let s = spec(tmp.path(), "r", &["mnli"], 6);
-    let mut a = prepare(s.clone(), &tok, false).expect("prepare").trainer.quiet();
+    let mut a = prepare(s.clone(), &tok, false, &Device::Cpu).expect("prepare").trainer.quiet();
     a.save_checkpoint().expect("checkpoint at step 0");
     assert!(a.run("r", Some(2)).expect("run").is_none());
     a.save_checkpoint().expect("checkpoint at step 2");
@@ -371,30 +374,31 @@ fn resume_refuses_other_settings_other_models_and_incomplete_checkpoints() {
     // Other settings.
     let mut other = s.clone();
     other.learning_rate = Some(2e-3);
-    let err = prepare(other, &tok, true).err().expect("refused").to_string();
+    let err = prepare(other, &tok, true, &Device::Cpu).err().expect("refused").to_string();
     assert!(err.contains("learning_rate") && err.contains("--run-name"), "{err}");
     // Another starting model (one weight changed).
     let model = tmp.path().join("model");
     copy_dir(Path::new(MODEL), &model);
-    let mut m = xlt::cpu::multitask::MultiTaskModel::from_dir_with_heads(
+    let mut m = xlt::model::HostModel::from_dir_with_heads(
         &model,
         vec![xlt::train::setup::head_spec(xlt::tasks::lookup("xnli").expect("xnli"))],
     )
     .expect("load");
     m.params[7] += 0.5;
-    xlt::model::weights::save_dir(&model, &m.cfg, &m.layout, &m.params, &|_| true).expect("save");
+    let st = &m.structure;
+    xlt::model::weights::save_dir(&model, &st.cfg, &st.layout, &m.params, &|_| true).expect("save");
     let mut other = s.clone();
     other.model = model;
-    let err = prepare(other, &tok, true).err().expect("refused").to_string();
+    let err = prepare(other, &tok, true, &Device::Cpu).err().expect("refused").to_string();
     assert!(err.contains("starting model"), "{err}");
     // The same settings resume.
-    prepare(s.clone(), &tok, true).expect("same settings resume");
+    prepare(s.clone(), &tok, true, &Device::Cpu).expect("same settings resume");
     // An incomplete checkpoint is an error with or without --resume, naming the missing file,
     // and it is left as it is.
     let ckpt = tmp.path().join("runs/r/checkpoint");
     std::fs::remove_file(ckpt.join("optimizer.safetensors")).expect("rm");
     for resume in [true, false] {
-        let err = prepare(s.clone(), &tok, resume).err().expect("refused").to_string();
+        let err = prepare(s.clone(), &tok, resume, &Device::Cpu).err().expect("refused").to_string();
         assert!(err.contains("optimizer.safetensors") && err.contains("incomplete"), "{err}");
     }
     assert!(ckpt.join("model.safetensors").is_file());

@@ -25,7 +25,7 @@ fn xtreme_fixtures() -> Layout {
 
 /// Small batches, so sentences of different lengths share padded batches.
 fn opts() -> RetrievalOptions {
-    RetrievalOptions { layer: None, batch_size: 2, max_seq_len: 64, gpu: None }
+    RetrievalOptions { layer: None, batch_size: 2, max_seq_len: 64, device: xlt::device::Device::Cpu }
 }
 
 fn lines(path: &Path) -> Vec<String> {

@@ -15,23 +15,9 @@
 
 use super::ops::*;
 use crate::config::ModelConfig;
+use crate::model::batch::{position_ids, Batch};
+use crate::model::dropout::{DropoutCfg, Site};
 use crate::model::{EncoderParams, LayerParams, LinearLayout};
-use crate::rng;
-
-/// A batch of token ids, already padded to (B, T).
-#[derive(Clone, Debug)]
-pub struct Batch {
-    /// B
-    pub b: usize,
-    /// T
-    pub t: usize,
-    /// (B, T) token ids.
-    pub ids: Vec<u32>,
-    /// (B, T) token type (segment) ids.
-    pub types: Vec<u32>,
-    /// (B, T) 1.0 for real tokens, 0.0 for padding.
-    pub mask: Vec<f32>,
-}
 
 /// Saved activations of one layer.
 #[derive(Clone, Debug)]
@@ -201,38 +187,6 @@ impl Activations {
     }
 }
 
-/// Dropout settings of one forward/backward pair.
-#[derive(Clone, Copy, Debug)]
-pub struct DropoutCfg {
-    /// Hidden-state dropout probability.
-    pub hidden: f32,
-    /// Attention-probability dropout probability.
-    pub attention: f32,
-    /// Seed of this step: every site derives its own stream from it.
-    pub seed: u64,
-}
-
-impl DropoutCfg {
-    /// No dropout (evaluation).
-    pub const OFF: DropoutCfg = DropoutCfg { hidden: 0.0, attention: 0.0, seed: 0 };
-
-    /// The model's dropout at a given step seed.
-    pub fn train(cfg: &ModelConfig, seed: u64) -> Self {
-        DropoutCfg { hidden: cfg.hidden_dropout, attention: cfg.attention_dropout, seed }
-    }
-
-    /// The seed of one dropout site: layer `l` (or `usize::MAX` for the embeddings), site `s`.
-    pub fn site(&self, l: usize, s: u64) -> u64 {
-        rng::derive(self.seed, (l as u64).wrapping_mul(16).wrapping_add(s))
-    }
-}
-
-const SITE_ATTN: u64 = 0;
-const SITE_ATTN_PROJ: u64 = 1;
-const SITE_FFN: u64 = 2;
-const SITE_EMB: u64 = 3;
-const EMB_LAYER: usize = usize::MAX;
-
 /// Runs the encoder on `batch`. Training activations keep every layer; inference activations
 /// stop after `stop_after` layers (`None` = all), leaving that hidden state in `acts.last()`.
 pub fn encoder_forward(
@@ -262,7 +216,7 @@ pub fn encoder_forward(
         c,
         cfg.layer_norm_eps,
     );
-    dropout_forward(&mut acts.x0, drop.hidden, drop.site(EMB_LAYER, SITE_EMB), n * c);
+    dropout_forward(&mut acts.x0, drop.hidden, drop.seed_of(Site::Embeddings), n * c);
 
     let nl = stop_after.unwrap_or(cfg.num_layers).min(cfg.num_layers);
     if acts.train {
@@ -306,10 +260,10 @@ fn layer_forward(
         c,
         nh,
         drop.attention,
-        drop.site(l, SITE_ATTN),
+        drop.seed_of(Site::Attention(l)),
     );
     linear(layout, &mut la.res1, &la.atty, w(&lp.attn_proj_w), Some(w(&lp.attn_proj_b)), n, c, c);
-    dropout_forward(&mut la.res1, drop.hidden, drop.site(l, SITE_ATTN_PROJ), n * c);
+    dropout_forward(&mut la.res1, drop.hidden, drop.seed_of(Site::AttentionOutput(l)), n * c);
     residual_forward(&mut la.res1, x, n * c);
     layernorm_forward(
         &mut la.ln1,
@@ -325,7 +279,7 @@ fn layer_forward(
     linear(layout, &mut la.fch, &la.ln1, w(&lp.fc_w), Some(w(&lp.fc_b)), n, c, ffn);
     gelu_forward(&mut la.fch_gelu, &la.fch, n * ffn);
     linear(layout, &mut la.res2, &la.fch_gelu, w(&lp.fc_proj_w), Some(w(&lp.fc_proj_b)), n, ffn, c);
-    dropout_forward(&mut la.res2, drop.hidden, drop.site(l, SITE_FFN), n * c);
+    dropout_forward(&mut la.res2, drop.hidden, drop.seed_of(Site::Ffn(l)), n * c);
     residual_forward(&mut la.res2, &la.ln1, n * c);
     layernorm_forward(
         &mut la.out,
@@ -449,7 +403,7 @@ pub fn encoder_backward(
         layer_backward(grads, s, &acts.layers[l], x, params, &p.layers[l], cfg, batch, drop, l);
     }
     // x0 = dropout(LN(emb)); emb = wte[ids] + wpe[pos] + wtt[types]
-    dropout_backward(&mut s.dx, drop.hidden, drop.site(EMB_LAYER, SITE_EMB), n * c);
+    dropout_backward(&mut s.dx, drop.hidden, drop.seed_of(Site::Embeddings), n * c);
     let (dlnw, dlnb) = two_mut(grads, &p.ln_emb_w, &p.ln_emb_b);
     layernorm_backward(
         &mut s.dres,
@@ -493,7 +447,7 @@ fn layer_backward(
     layernorm_backward(&mut s.dres, dw, db, &s.dx, &la.res2, &la.ln2_mean, &la.ln2_rstd, w(&lp.ln2_w), n, c);
     // res2 = dropout(fch_gelu · Wp^T + bp) + ln1
     s.dtmp.copy_from_slice(&s.dres);
-    dropout_backward(&mut s.dtmp, drop.hidden, drop.site(l, SITE_FFN), n * c);
+    dropout_backward(&mut s.dtmp, drop.hidden, drop.seed_of(Site::Ffn(l)), n * c);
     let (dw, db) = two_mut(grads, &lp.fc_proj_w, &lp.fc_proj_b);
     matmul_backward(&mut s.dfch_gelu, dw, Some(db), &s.dtmp, &la.fch_gelu, w(&lp.fc_proj_w), n, ffn, c);
     // fch_gelu = gelu(fch)
@@ -507,11 +461,22 @@ fn layer_backward(
     layernorm_backward(&mut s.dres, dw, db, &s.dln1, &la.res1, &la.ln1_mean, &la.ln1_rstd, w(&lp.ln1_w), n, c);
     // res1 = dropout(atty · Wo^T + bo) + x
     s.dtmp.copy_from_slice(&s.dres);
-    dropout_backward(&mut s.dtmp, drop.hidden, drop.site(l, SITE_ATTN_PROJ), n * c);
+    dropout_backward(&mut s.dtmp, drop.hidden, drop.seed_of(Site::AttentionOutput(l)), n * c);
     let (dw, db) = two_mut(grads, &lp.attn_proj_w, &lp.attn_proj_b);
     matmul_backward(&mut s.datty, dw, Some(db), &s.dtmp, &la.atty, w(&lp.attn_proj_w), n, c, c);
     // atty = attention(qkv, mask)
-    attention_backward(&mut s.dqkv, &s.datty, &la.qkv, &la.att, b, t, c, nh, drop.attention, drop.site(l, SITE_ATTN));
+    attention_backward(
+        &mut s.dqkv,
+        &s.datty,
+        &la.qkv,
+        &la.att,
+        b,
+        t,
+        c,
+        nh,
+        drop.attention,
+        drop.seed_of(Site::Attention(l)),
+    );
     // qkv = x · Wqkv^T + bqkv ; x also feeds the residual of res1
     let (dw, db) = two_mut(grads, &lp.qkv_w, &lp.qkv_b);
     matmul_backward(&mut s.dx, dw, Some(db), &s.dqkv, x, w(&lp.qkv_w), n, c, 3 * c);

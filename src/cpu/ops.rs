@@ -7,7 +7,8 @@
 
 use super::gemm::{sgemm, Mat, Par};
 use super::math::{dot, erf, exp, sum};
-use crate::config::Family;
+use crate::model::batch::IGNORE_INDEX;
+use crate::model::optim::AdamWConfig;
 use crate::rng;
 use rayon::prelude::*;
 
@@ -43,28 +44,6 @@ const ELEMS_PER_TASK: usize = 1 << 14;
 
 // ----------------------------------------------------------------------------------------------
 // embeddings
-
-/// Position ids (B, T). XLM-R: cumulative count of non-pad tokens + `pad`, pads get `pad`
-/// (HF `create_position_ids_from_input_ids`). BERT: 0..T.
-pub fn position_ids(out: &mut [u32], ids: &[u32], b: usize, t: usize, family: Family, pad: u32) {
-    for bi in 0..b {
-        let (row_out, row_ids) = (&mut out[bi * t..(bi + 1) * t], &ids[bi * t..(bi + 1) * t]);
-        match family {
-            Family::Bert => row_out.iter_mut().enumerate().for_each(|(i, p)| *p = i as u32),
-            Family::XlmRoberta => {
-                let mut count = 0u32;
-                for (p, &id) in row_out.iter_mut().zip(row_ids) {
-                    if id != pad {
-                        count += 1;
-                        *p = count + pad;
-                    } else {
-                        *p = pad;
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// out (N, C) = wte[ids] + wpe[pos] + wtt[types]; tables (V, C), (P, C), (TT, C).
 pub fn embedding_forward(
@@ -517,9 +496,6 @@ pub fn residual_forward(out: &mut [f32], inp: &[f32], n: usize) {
 // ----------------------------------------------------------------------------------------------
 // loss
 
-/// Label value that contributes no loss (PyTorch's `ignore_index`).
-pub const IGNORE_INDEX: i64 = -100;
-
 /// losses (N) = -log softmax(logits (N, K))[target] (0 where target is ignored).
 /// Returns (sum of losses, number of counted rows). Never stores probabilities, so K may be a
 /// 250k vocabulary.
@@ -566,22 +542,8 @@ pub fn crossentropy_backward(dlogits: &mut [f32], logits: &[f32], targets: &[i64
 // ----------------------------------------------------------------------------------------------
 // optimizer
 
-/// AdamW hyper-parameters (PyTorch `torch.optim.AdamW` semantics: decoupled weight decay).
-#[derive(Clone, Copy, Debug)]
-pub struct AdamWConfig {
-    /// Learning rate.
-    pub lr: f32,
-    /// β1.
-    pub beta1: f32,
-    /// β2.
-    pub beta2: f32,
-    /// ε added to the bias-corrected second-moment root.
-    pub eps: f32,
-    /// Decoupled weight decay (applied only where the layout says so).
-    pub weight_decay: f32,
-}
-
-/// One AdamW step over params/grads/m/v (N) at step `t` (1-based), mirroring PyTorch:
+/// One AdamW step over params/grads/m/v (N) at step `t` (1-based), with `cfg.weight_decay`
+/// where `decay` (the layout's flag: not on biases and LayerNorm weights), mirroring PyTorch:
 /// p *= 1 - lr·wd; m = β1 m + (1-β1) g; v = β2 v + (1-β2) g²;
 /// p -= lr/(1-β1^t) · m / (sqrt(v)/sqrt(1-β2^t) + ε).
 pub fn adamw_update(
@@ -590,7 +552,7 @@ pub fn adamw_update(
     m: &mut [f32],
     v: &mut [f32],
     cfg: &AdamWConfig,
-    weight_decay: f32,
+    decay: bool,
     t: u64,
     n: usize,
 ) {
@@ -598,7 +560,7 @@ pub fn adamw_update(
     let bc2 = 1.0 - (cfg.beta2 as f64).powf(t as f64);
     let step_size = (cfg.lr as f64 / bc1) as f32;
     let bc2_sqrt = bc2.sqrt() as f32;
-    let decay = 1.0 - cfg.lr * weight_decay;
+    let decay = if decay { 1.0 - cfg.lr * cfg.weight_decay } else { 1.0 };
     params[..n]
         .par_chunks_mut(ELEMS_PER_TASK)
         .zip(m[..n].par_chunks_mut(ELEMS_PER_TASK))

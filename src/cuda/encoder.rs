@@ -21,8 +21,8 @@ use super::device::{Buf, Dev, Dtype, Gpu};
 use super::gemm::{matmul_backward, matmul_forward, matmul_forward_t};
 use super::ops::*;
 use crate::config::{Family, ModelConfig};
-use crate::cpu::encoder::{Batch, DropoutCfg};
-use crate::cpu::ops::position_ids;
+use crate::model::batch::{position_ids, Batch};
+use crate::model::dropout::{DropoutCfg, Site};
 use crate::model::{EncoderParams, LayerParams, LinearLayout};
 use crate::{Error, Result};
 use std::ops::Range;
@@ -212,12 +212,6 @@ pub fn oom_hint(e: Error, b: usize, t: usize) -> Error {
     }
 }
 
-const SITE_ATTN: u64 = 0;
-const SITE_ATTN_PROJ: u64 = 1;
-const SITE_FFN: u64 = 2;
-const SITE_EMB: u64 = 3;
-const EMB_LAYER: usize = usize::MAX;
-
 /// Runs the encoder on `batch` (the twin of `cpu::encoder::encoder_forward`). Training
 /// activations keep every layer; inference activations stop after `stop_after` layers.
 pub fn encoder_forward(
@@ -256,7 +250,7 @@ pub fn encoder_forward(
         c,
         cfg.layer_norm_eps,
     )?;
-    dropout_forward(g, acts.x0.dev(), drop.hidden, drop.site(EMB_LAYER, SITE_EMB), n * c)?;
+    dropout_forward(g, acts.x0.dev(), drop.hidden, drop.seed_of(Site::Embeddings), n * c)?;
 
     let nl = stop_after.unwrap_or(cfg.num_layers).min(cfg.num_layers);
     let mask = acts.mask.dev();
@@ -321,14 +315,14 @@ fn layer_forward(
     let n = b * t;
     let w = |r: &Range<usize>| params.slice(r.clone());
     linear(g, layout, la.qkv.dev(), x, w(&lp.qkv_w), Some(w(&lp.qkv_b)), n, c, 3 * c)?;
-    let (p_att, seed) = (drop.attention, drop.site(l, SITE_ATTN));
+    let (p_att, seed) = (drop.attention, drop.seed_of(Site::Attention(l)));
     let (atty, att, qkv) = (la.atty.dev(), la.att.dev(), la.qkv.dev());
     match attn {
         AttnState::Unfused(s) => attention_forward(g, atty, att, qkv, mask, s, b, t, c, nh, p_att, seed)?,
         AttnState::Flash { .. } => flash_attention_forward(g, atty, att, qkv, mask, b, t, c, nh, p_att, seed)?,
     }
     linear(g, layout, la.res1.dev(), la.atty.dev(), w(&lp.attn_proj_w), Some(w(&lp.attn_proj_b)), n, c, c)?;
-    dropout_forward(g, la.res1.dev(), drop.hidden, drop.site(l, SITE_ATTN_PROJ), n * c)?;
+    dropout_forward(g, la.res1.dev(), drop.hidden, drop.seed_of(Site::AttentionOutput(l)), n * c)?;
     residual_forward(g, la.res1.dev(), x, n * c)?;
     layernorm_forward(
         g,
@@ -345,7 +339,7 @@ fn layer_forward(
     linear(g, layout, la.fch.dev(), la.ln1.dev(), w(&lp.fc_w), Some(w(&lp.fc_b)), n, c, ffn)?;
     gelu_forward(g, la.fch_gelu.dev(), la.fch.dev(), n * ffn)?;
     linear(g, layout, la.res2.dev(), la.fch_gelu.dev(), w(&lp.fc_proj_w), Some(w(&lp.fc_proj_b)), n, ffn, c)?;
-    dropout_forward(g, la.res2.dev(), drop.hidden, drop.site(l, SITE_FFN), n * c)?;
+    dropout_forward(g, la.res2.dev(), drop.hidden, drop.seed_of(Site::Ffn(l)), n * c)?;
     residual_forward(g, la.res2.dev(), la.ln1.dev(), n * c)?;
     layernorm_forward(
         g,
@@ -445,7 +439,7 @@ pub fn encoder_backward(
         layer_backward(g, grads, s, la, &acts.attn, x, acts.mask.dev(), params, &p.layers[l], cfg, batch, drop, l)?;
     }
     // x0 = dropout(LN(emb)); emb = wte[ids] + wpe[pos] + wtt[types]
-    dropout_backward(g, s.dx.dev(), drop.hidden, drop.site(EMB_LAYER, SITE_EMB), n * c)?;
+    dropout_backward(g, s.dx.dev(), drop.hidden, drop.seed_of(Site::Embeddings), n * c)?;
     let gr = |r: &Range<usize>| grads.slice(r.clone());
     layernorm_backward(
         g,
@@ -507,7 +501,7 @@ fn layer_backward(
     layernorm_backward(g, dres, gr(&lp.ln2_w), gr(&lp.ln2_b), dx, la.res2.dev(), m2, r2, w(&lp.ln2_w), n, c)?;
     // res2 = dropout(fch_gelu · Wp^T + bp) + ln1
     g.copy(dtmp, dres)?;
-    dropout_backward(g, dtmp, drop.hidden, drop.site(l, SITE_FFN), n * c)?;
+    dropout_backward(g, dtmp, drop.hidden, drop.seed_of(Site::Ffn(l)), n * c)?;
     let (dw, db) = (gr(&lp.fc_proj_w), gr(&lp.fc_proj_b));
     matmul_backward(g, s.dfch_gelu.dev(), dw, Some(db), dtmp, la.fch_gelu.dev(), w(&lp.fc_proj_w), n, ffn, c)?;
     // fch_gelu = gelu(fch)
@@ -521,11 +515,11 @@ fn layer_backward(
     layernorm_backward(g, dres, gr(&lp.ln1_w), gr(&lp.ln1_b), dln1, la.res1.dev(), m1, r1, w(&lp.ln1_w), n, c)?;
     // res1 = dropout(atty · Wo^T + bo) + x
     g.copy(dtmp, dres)?;
-    dropout_backward(g, dtmp, drop.hidden, drop.site(l, SITE_ATTN_PROJ), n * c)?;
+    dropout_backward(g, dtmp, drop.hidden, drop.seed_of(Site::AttentionOutput(l)), n * c)?;
     let (dw, db) = (gr(&lp.attn_proj_w), gr(&lp.attn_proj_b));
     matmul_backward(g, s.datty.dev(), dw, Some(db), dtmp, la.atty.dev(), w(&lp.attn_proj_w), n, c, c)?;
     // atty = attention(qkv, mask)
-    let (p_att, seed) = (drop.attention, drop.site(l, SITE_ATTN));
+    let (p_att, seed) = (drop.attention, drop.seed_of(Site::Attention(l)));
     let (dqkv, datty, qkv, att) = (s.dqkv.dev(), s.datty.dev(), la.qkv.dev(), la.att.dev());
     match attn {
         AttnState::Unfused(sc) => attention_backward(g, dqkv, datty, qkv, att, sc, b, t, c, nh, p_att, seed)?,

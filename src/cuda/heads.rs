@@ -9,12 +9,9 @@
 use super::device::{Buf, Dev, Dtype, Gpu};
 use super::gemm::{gemm, matmul_backward, matmul_forward, DMat, Strides};
 use super::ops::*;
-use crate::cpu::encoder::DropoutCfg;
-use crate::cpu::ops::IGNORE_INDEX;
-use crate::heads::classification::{ClassifierHead, HEAD_LAYER as CLS_LAYER};
-use crate::heads::mlm::MlmHead;
-use crate::heads::span::SpanHead;
-use crate::heads::tagging::{TaggingHead, HEAD_LAYER as TAG_LAYER};
+use crate::model::batch::IGNORE_INDEX;
+use crate::model::dropout::{DropoutCfg, Site};
+use crate::model::heads::{ClassifierHead, MlmHead, SpanHead, TaggingHead};
 use crate::Result;
 use std::ops::Range;
 
@@ -98,7 +95,7 @@ pub fn classifier_forward(
     let cls = g.alloc(b * c, x, "head input")?;
     gather_rows(g, cls.dev(), hidden, dev(&a.rows)?, b, b * t, c)?;
     if head.dropout_before_dense {
-        dropout_forward(g, cls.dev(), drop.hidden, drop.site(CLS_LAYER, 0), b * c)?;
+        dropout_forward(g, cls.dev(), drop.hidden, drop.seed_of(Site::ClassifierInput), b * c)?;
     }
     let pre = g.alloc(b * c, x, "head dense")?;
     matmul_forward(g, pre.dev(), cls.dev(), w(&head.dense_w), Some(w(&head.dense_b)), b, c, c)?;
@@ -106,7 +103,7 @@ pub fn classifier_forward(
     tanh_forward(g, pooled.dev(), pre.dev(), b * c)?;
     let h = g.alloc(b * c, x, "head hidden")?;
     g.copy(h.dev(), pooled.dev())?;
-    dropout_forward(g, h.dev(), drop.hidden, drop.site(CLS_LAYER, 1), b * c)?;
+    dropout_forward(g, h.dev(), drop.hidden, drop.seed_of(Site::ClassifierHidden), b * c)?;
     let logits = g.alloc(b * k, x, "logits")?;
     matmul_forward(g, logits.dev(), h.dev(), w(&head.out_w), Some(w(&head.out_b)), b, c, k)?;
     (a.x, a.pre, a.act, a.h, a.logits) = (Some(cls), Some(pre), Some(pooled), Some(h), Some(logits));
@@ -135,7 +132,7 @@ pub fn classifier_backward_logits(
     let dh = g.alloc(b * c, x, "head dh")?;
     matmul_backward(g, dh.dev(), gr(&head.out_w), Some(gr(&head.out_b)), dlogits, dev(&a.h)?, w(&head.out_w), b, c, k)?;
     // h = dropout(tanh(pre))
-    dropout_backward(g, dh.dev(), drop.hidden, drop.site(CLS_LAYER, 1), b * c)?;
+    dropout_backward(g, dh.dev(), drop.hidden, drop.seed_of(Site::ClassifierHidden), b * c)?;
     let dpre = g.alloc(b * c, x, "head dpre")?;
     tanh_backward(g, dpre.dev(), dev(&a.act)?, dh.dev(), b * c)?;
     // pre = cls · Wd^T + bd
@@ -143,7 +140,7 @@ pub fn classifier_backward_logits(
     let (dw, db) = (gr(&head.dense_w), gr(&head.dense_b));
     matmul_backward(g, dcls.dev(), dw, Some(db), dpre.dev(), dev(&a.x)?, w(&head.dense_w), b, c, c)?;
     if head.dropout_before_dense {
-        dropout_backward(g, dcls.dev(), drop.hidden, drop.site(CLS_LAYER, 0), b * c)?;
+        dropout_backward(g, dcls.dev(), drop.hidden, drop.seed_of(Site::ClassifierInput), b * c)?;
     }
     // cls = hidden[:, 0, :]
     g.zero(dhidden.at(0, b * t * c))?;
@@ -225,7 +222,7 @@ pub fn tagging_forward(
     let (k, x) = (head.num_labels, hidden.dtype);
     let xb = g.alloc(n * c, x, "tagging input")?;
     g.copy(xb.dev(), hidden.at(0, n * c))?;
-    dropout_forward(g, xb.dev(), drop.hidden, drop.site(TAG_LAYER, 0), n * c)?;
+    dropout_forward(g, xb.dev(), drop.hidden, drop.seed_of(Site::Tagging), n * c)?;
     let logits = g.alloc(n * k, x, "tagging logits")?;
     let (w, bias) = (params.slice(head.w.clone()), params.slice(head.b.clone()));
     matmul_forward(g, logits.dev(), xb.dev(), w, Some(bias), n, c, k)?;
@@ -253,7 +250,7 @@ pub fn tagging_backward(
     let (dw, db) = (grads.slice(head.w.clone()), grads.slice(head.b.clone()));
     matmul_backward(g, dhidden, dw, Some(db), logits, dev(&a.x)?, params.slice(head.w.clone()), n, c, k)?;
     // x = dropout(hidden)
-    dropout_backward(g, dhidden, drop.hidden, drop.site(TAG_LAYER, 0), n * c)
+    dropout_backward(g, dhidden, drop.hidden, drop.seed_of(Site::Tagging), n * c)
 }
 
 /// Gold positions outside [0, T) are "not in this window": ignored (as `heads::span`).

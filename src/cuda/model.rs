@@ -1,5 +1,5 @@
-//! A [`MultiTaskModel`] trained on the GPU: the same heads, layout and dropout seeds, with the
-//! flat buffers on the device. The f32 master weights, f32 gradients and f32 AdamW moments keep
+//! The GPU twin of `cpu::CpuModel`, a [`TaskModel`]: the same [`Structure`] (heads, layout)
+//! and dropout seeds, with the flat buffers on the device. The f32 master weights, f32 gradients and f32 AdamW moments keep
 //! the CPU layout, so the host model and the checkpoints read them back unchanged; in bf16/f16
 //! runs a narrow copy of the weights (rewritten by every AdamW step) feeds the GEMMs and the
 //! activations are in that type.
@@ -12,40 +12,26 @@ use super::device::{Buf, Dev, Dtype, Gpu};
 use super::encoder::{encoder_backward, encoder_forward, oom_hint, Activations, BackwardScratch};
 use super::heads::*;
 use super::ops::{adamw_update, cast_from_f32, clip_grad_norm, count_nonfinite, grad_norm, scale_inplace};
-use crate::cpu::encoder::DropoutCfg;
-use crate::cpu::multitask::{Head, MultiTaskModel, Targets, TaskBatch};
-use crate::cpu::ops::AdamWConfig;
+use crate::model::batch::{Targets, TaskBatch};
+use crate::model::dropout::DropoutCfg;
+use crate::model::heads::{Head, Structure};
+use crate::model::host::{first_non_finite_tensor, HostModel};
+use crate::model::optim::{OptimizerState, StepConfig};
+use crate::model::task_model::{OptimizerView, SpanLogits, TaskModel};
 use crate::{Error, Result};
+use std::borrow::Cow;
 use std::sync::Arc;
 
-/// Arithmetic precision of a GPU run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Precision {
-    /// Everything in f32 (the reference).
-    Fp32,
-    /// bf16 activations and GEMM inputs, f32 accumulation, master weights and optimizer.
-    Bf16,
-    /// fp16 likewise, with dynamic loss scaling.
-    Fp16,
-}
+pub use crate::model::Precision;
 
-impl Precision {
-    /// The activation dtype.
-    pub fn dtype(self) -> Dtype {
-        match self {
-            Precision::Fp32 => Dtype::F32,
-            Precision::Bf16 => Dtype::Bf16,
-            Precision::Fp16 => Dtype::F16,
-        }
+/// The activation dtype of a precision.
+pub fn dtype_of(p: Precision) -> Dtype {
+    match p {
+        Precision::Fp32 => Dtype::F32,
+        Precision::Bf16 => Dtype::Bf16,
+        Precision::Fp16 => Dtype::F16,
     }
-
-    /// The default on a GPU: bf16, which every GPU xlt opens has ([`Gpu::open`] requires
-    /// compute capability 8.0 or newer).
-    pub const GPU_DEFAULT: Precision = Precision::Bf16;
 }
-
-/// A GPU and the precision to run on it: what `--device` and `--precision` pick.
-pub type OnGpu = (Arc<Gpu>, Precision);
 
 /// Dynamic loss scaling for fp16 (PyTorch `GradScaler` semantics).
 #[derive(Clone, Copy, Debug)]
@@ -85,14 +71,14 @@ impl LossScaler {
     }
 }
 
-/// The GPU twin of a [`MultiTaskModel`]: parameters, gradients and AdamW state on the device.
+/// The GPU twin of `cpu::CpuModel`: parameters, gradients and AdamW state on the device.
 pub struct CudaModel {
     /// The GPU.
     pub gpu: Arc<Gpu>,
     /// Arithmetic precision.
     pub precision: Precision,
-    /// The model's structure: configuration, layout and heads (no buffers).
-    pub host: MultiTaskModel,
+    /// The model's structure: configuration, layout and heads.
+    pub s: Structure,
     /// (layout.total) f32 master weights.
     pub params: Buf,
     /// (layout.total) narrow copy of the weights for bf16/f16; `None` in fp32.
@@ -112,29 +98,31 @@ pub struct CudaModel {
 }
 
 impl CudaModel {
-    /// Uploads `host`'s parameters (and AdamW moments and step count when given) to `gpu`.
-    pub fn new(
-        gpu: Arc<Gpu>,
-        host: &MultiTaskModel,
-        precision: Precision,
-        moments: Option<(&[f32], &[f32], u64)>,
-    ) -> Result<Self> {
-        Self::assemble(gpu, host, precision, moments, true)
+    /// A trainable model on `gpu` from host weights and the AdamW state `opt` (zeroed moments
+    /// when `None`).
+    pub fn new(gpu: Arc<Gpu>, precision: Precision, host: &HostModel, opt: Option<&OptimizerState>) -> Result<Self> {
+        Self::assemble(gpu, precision, host, opt, true)
+    }
+
+    /// For evaluation only: the weights on `gpu` without gradients or optimizer state (a
+    /// quarter of the training footprint); `forward_backward` and `step` are errors.
+    pub fn inference(gpu: Arc<Gpu>, precision: Precision, host: &HostModel) -> Result<Self> {
+        Self::assemble(gpu, precision, host, None, false)
     }
 
     /// Uploads the weights (and their narrow copy); with `train`, also gradients and AdamW
-    /// moments (`moments` or zeros), else empty buffers in their place.
+    /// moments (`opt` or zeros), else empty buffers in their place.
     fn assemble(
         gpu: Arc<Gpu>,
-        host: &MultiTaskModel,
         precision: Precision,
-        moments: Option<(&[f32], &[f32], u64)>,
+        host: &HostModel,
+        opt: Option<&OptimizerState>,
         train: bool,
     ) -> Result<Self> {
         let g = &gpu;
-        let total = host.layout.total;
+        let total = host.structure.layout.total;
         let params = g.upload_f32(&host.params, Dtype::F32, "the f32 master weights")?;
-        let params_x = match precision.dtype() {
+        let params_x = match dtype_of(precision) {
             Dtype::F32 => None,
             d => {
                 let b = g.alloc(total, d, "the low-precision weight copy")?;
@@ -144,17 +132,17 @@ impl CudaModel {
         };
         let n = if train { total } else { 0 };
         let grads = g.alloc(n, Dtype::F32, "the gradients")?;
-        let (m, v, t) = match moments {
-            Some((m, v, t)) if train => {
-                (g.upload_f32(m, Dtype::F32, "AdamW m")?, g.upload_f32(v, Dtype::F32, "AdamW v")?, t)
+        let (m, v, t) = match opt {
+            Some(o) if train => {
+                (g.upload_f32(&o.m, Dtype::F32, "AdamW m")?, g.upload_f32(&o.v, Dtype::F32, "AdamW v")?, o.t)
             }
             _ => (g.alloc(n, Dtype::F32, "AdamW m")?, g.alloc(n, Dtype::F32, "AdamW v")?, 0),
         };
-        let head_acts = host.specs.iter().map(|_| HeadActs::default()).collect();
+        let head_acts = host.structure.specs.iter().map(|_| HeadActs::default()).collect();
         Ok(CudaModel {
             gpu,
             precision,
-            host: host.structure(),
+            s: host.structure.clone(),
             params,
             params_x,
             grads,
@@ -167,14 +155,8 @@ impl CudaModel {
         })
     }
 
-    /// For evaluation only: the weights on `gpu` without gradients or optimizer state (a
-    /// quarter of the training footprint); `forward_backward` and `step` are errors.
-    pub fn inference(gpu: Arc<Gpu>, host: &MultiTaskModel, precision: Precision) -> Result<Self> {
-        Self::assemble(gpu, host, precision, None, false)
-    }
-
     fn trainable(&self) -> Result<()> {
-        if self.grads.len() != self.host.layout.total {
+        if self.grads.len() != self.s.layout.total {
             return Err(Error::Invalid("this GPU model was loaded for inference only".into()));
         }
         Ok(())
@@ -190,25 +172,25 @@ impl CudaModel {
             return Ok(());
         }
         self.acts = None; // free the old shape first
-        let (g, cfg, x) = (&self.gpu, &self.host.cfg, self.precision.dtype());
+        let (g, cfg, x) = (&self.gpu, &self.s.cfg, dtype_of(self.precision));
         self.acts = Some((Activations::new(g, cfg, x, b, t, true)?, BackwardScratch::new(g, cfg, x, b, t)?));
         Ok(())
     }
 
     /// Forward of head `head` on `tb`: the mean loss (0.0 without targets), as
-    /// [`MultiTaskModel::forward`]. Outputs stay on the device ([`Self::logits`]).
+    /// `cpu::CpuModel::forward`. Outputs stay on the device ([`Self::read_logits`]).
     pub fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
-        self.host.check(head, tb)?;
+        self.s.check(head, tb)?;
         self.run(head, tb, drop, false)
     }
 
     /// Forward and backward of head `head` on `tb`: the mean loss; gradients accumulate into
     /// [`Self::grads`] (multiplied by the loss scale in fp16, see [`Self::step`]).
     pub fn forward_backward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
-        self.host.check(head, tb)?;
+        self.s.check(head, tb)?;
         self.trainable()?;
         if tb.targets == Targets::None {
-            return Err(Error::Invalid(format!("head `{}`: training needs targets", self.host.specs[head].name)));
+            return Err(Error::Invalid(format!("head `{}`: training needs targets", self.s.specs[head].name)));
         }
         self.run(head, tb, drop, true)
     }
@@ -219,13 +201,13 @@ impl CudaModel {
     }
 
     fn run_inner(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg, backward: bool) -> Result<f32> {
-        let (b, t, c) = (tb.batch.b, tb.batch.t, self.host.cfg.hidden_size);
+        let (b, t, c) = (tb.batch.b, tb.batch.t, self.s.cfg.hidden_size);
         self.ensure(b, t)?;
         let params = self.weights();
         let grads = self.grads.dev();
         let g = &*self.gpu;
         let (acts, scratch) = self.acts.as_mut().expect("ensure sets the activations");
-        let (cfg, enc) = (&self.host.cfg, &self.host.enc);
+        let (cfg, enc) = (&self.s.cfg, &self.s.enc);
         encoder_forward(g, acts, params, enc, cfg, &tb.batch, drop, None)?;
         let hidden = acts.last();
         let labels = match &tb.targets {
@@ -236,7 +218,7 @@ impl CudaModel {
         let dx = scratch.dx.dev();
         // fp16: the backward starts from scale·dL so small gradients survive the narrow type.
         let scale = if self.precision == Precision::Fp16 { self.scaler.scale } else { 1.0 };
-        let loss = match &self.host.heads[head] {
+        let loss = match &self.s.heads[head] {
             Head::Classification(h) => {
                 let loss = classifier_forward(g, a, params, h, hidden, labels, b, t, c, drop)?;
                 if backward {
@@ -287,7 +269,7 @@ impl CudaModel {
     }
 
     /// Zeroes the gradients.
-    pub fn zero_grad(&self) -> Result<()> {
+    pub fn zero_gradients(&self) -> Result<()> {
         self.gpu.zero(self.grads.dev())
     }
 
@@ -295,15 +277,16 @@ impl CudaModel {
     /// `max_norm` (when positive), and takes one AdamW step (weight decay only on tensors the
     /// layout marks), as the trainer does on the CPU. In fp16 a step whose gradients overflow is
     /// skipped (returns `None`) and the loss scale backs off. Returns the norm before clipping.
-    pub fn step(&mut self, cfg: &AdamWConfig, micro_batches: usize, max_norm: f32) -> Result<Option<f32>> {
+    pub fn optimizer_step(&mut self, step: &StepConfig) -> Result<Option<f32>> {
+        let (cfg, micro_batches, max_norm) = (&step.adamw, step.micro_batches, step.max_grad_norm);
         self.trainable()?;
         let g = &*self.gpu;
-        let (grads, n) = (self.grads.dev(), self.host.layout.total);
+        let (grads, n) = (self.grads.dev(), self.s.layout.total);
         let mut inv = 1.0 / micro_batches.max(1) as f32;
         if self.precision == Precision::Fp16 {
             if count_nonfinite(g, grads, n)? > 0 {
                 self.scaler.update(true);
-                self.zero_grad()?;
+                self.zero_gradients()?;
                 return Ok(None);
             }
             // Unscale by the scale this step's gradients were made with, then update it.
@@ -315,28 +298,23 @@ impl CudaModel {
         }
         let norm = if max_norm > 0.0 { clip_grad_norm(g, grads, max_norm, n)? } else { grad_norm(g, grads, n)? };
         self.t += 1;
-        for tensor in &self.host.layout.tensors {
+        for tensor in &self.s.layout.tensors {
             let r = tensor.range();
-            let wd = if tensor.decay { cfg.weight_decay } else { 0.0 };
             let len = r.len();
             let px = self.params_x.as_ref().map(|b| b.dev().slice(r.clone()));
             let (p, gr) = (self.params.dev().slice(r.clone()), grads.slice(r.clone()));
             let (m, v) = (self.m.dev().slice(r.clone()), self.v.dev().slice(r.clone()));
-            adamw_update(g, p, px, gr, m, v, cfg, wd, self.t, len)?;
+            adamw_update(g, p, px, gr, m, v, cfg, tensor.decay, self.t, len)?;
         }
-        self.zero_grad()?;
+        self.zero_gradients()?;
         Ok(Some(norm))
     }
 
     /// Replaces the weights (f32 master and narrow copy) with host `params` (the layout's
     /// length); the optimizer state is left as it is.
     pub fn upload_params(&mut self, params: &[f32]) -> Result<()> {
-        if params.len() != self.host.layout.total {
-            return Err(Error::Invalid(format!(
-                "{} parameters for a model of {}",
-                params.len(),
-                self.host.layout.total
-            )));
+        if params.len() != self.s.layout.total {
+            return Err(Error::Invalid(format!("{} parameters for a model of {}", params.len(), self.s.layout.total)));
         }
         self.gpu.write_f32(self.params.dev(), params)?;
         if let Some(x) = &self.params_x {
@@ -360,13 +338,13 @@ impl CudaModel {
         Ok((self.gpu.read_f32(self.m.dev())?, self.gpu.read_f32(self.v.dev())?))
     }
 
-    /// Outputs of the last forward of `head`, as [`MultiTaskModel::logits`]: classification
+    /// Outputs of the last forward of `head`, as `cpu::CpuModel::head_logits`: classification
     /// logits (B, K), multiple-choice scores (B, K), tagging logits (B·T, K); span QA has
     /// [`Self::span_logits`] instead. Read after a `forward`, before a backward overwrites them
     /// with their gradient.
-    pub fn logits(&self, head: usize) -> Result<Vec<f32>> {
+    pub fn read_logits(&self, head: usize) -> Result<Vec<f32>> {
         let a = self.head_acts.get(head).ok_or_else(|| Error::Invalid(format!("no head {head}")))?;
-        match (&self.host.heads[head], &a.logits) {
+        match (&self.s.heads[head], &a.logits) {
             (Head::Span(_) | Head::Mlm(_), _) => Err(Error::Invalid("span QA and MLM heads have no logits".into())),
             (_, Some(l)) => self.gpu.read_f32(l.dev()),
             (_, None) => Err(Error::Invalid("no forward has run for this head".into())),
@@ -374,17 +352,85 @@ impl CudaModel {
     }
 
     /// Start and end logits (B, T) each of the last span-QA forward of `head`.
-    pub fn span_logits(&self, head: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+    pub fn read_span_logits(&self, head: usize) -> Result<(Vec<f32>, Vec<f32>)> {
         let a = self.head_acts.get(head).ok_or_else(|| Error::Invalid(format!("no head {head}")))?;
-        match (&self.host.heads[head], &a.pre, &a.logits) {
+        match (&self.s.heads[head], &a.pre, &a.logits) {
             (Head::Span(_), Some(s), Some(e)) => Ok((self.gpu.read_f32(s.dev())?, self.gpu.read_f32(e.dev())?)),
             _ => Err(Error::Invalid("the forward pass produced no span logits".into())),
         }
     }
 
     /// hidden_states[l] (B, T, C) of the last forward, on the host.
-    pub fn hidden(&self, l: usize) -> Result<Vec<f32>> {
+    pub fn read_hidden(&self, l: usize) -> Result<Vec<f32>> {
         let (a, _) = self.acts.as_ref().ok_or_else(|| Error::Invalid("no forward has run".into()))?;
         self.gpu.read_f32(a.hidden(l))
+    }
+}
+
+impl TaskModel for CudaModel {
+    fn structure(&self) -> &Structure {
+        &self.s
+    }
+    fn device(&self) -> String {
+        format!("cuda:0 ({}, {})", self.gpu.describe(), self.precision.name())
+    }
+    fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
+        CudaModel::forward(self, head, tb, drop)
+    }
+    fn forward_backward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
+        CudaModel::forward_backward(self, head, tb, drop)
+    }
+    fn logits(&self, head: usize) -> Result<Cow<'_, [f32]>> {
+        self.read_logits(head).map(Cow::Owned)
+    }
+    fn span_logits(&self, head: usize) -> Result<SpanLogits<'_>> {
+        let (s, e) = self.read_span_logits(head)?;
+        Ok((Cow::Owned(s), Cow::Owned(e)))
+    }
+    fn hidden(&self, l: usize) -> Result<Cow<'_, [f32]>> {
+        if l > self.s.cfg.num_layers {
+            return Err(Error::Invalid(format!(
+                "no hidden_states[{l}]: the model has {} layers",
+                self.s.cfg.num_layers
+            )));
+        }
+        self.read_hidden(l).map(Cow::Owned)
+    }
+    fn step(&mut self, cfg: &StepConfig) -> Result<Option<f32>> {
+        self.optimizer_step(cfg)
+    }
+    fn zero_grad(&mut self) -> Result<()> {
+        self.trainable()?;
+        self.zero_gradients()
+    }
+    fn params(&self) -> Result<Cow<'_, [f32]>> {
+        self.download_params().map(Cow::Owned)
+    }
+    fn set_params(&mut self, params: &[f32]) -> Result<()> {
+        self.upload_params(params)
+    }
+    fn optimizer(&self) -> Result<OptimizerView<'_>> {
+        self.trainable()?;
+        let (m, v) = self.download_moments()?;
+        Ok(OptimizerView { m: Cow::Owned(m), v: Cow::Owned(v), t: self.t })
+    }
+    fn first_non_finite(&self) -> Result<Option<String>> {
+        if let Some(found) = first_non_finite_tensor(&self.s, &self.download_params()?, "weight") {
+            return Ok(Some(found));
+        }
+        if self.grads.len() == self.s.layout.total {
+            return Ok(first_non_finite_tensor(&self.s, &self.download_grads()?, "gradient"));
+        }
+        Ok(None)
+    }
+    fn check_fits(&self, _rows: usize, _t: usize) -> Result<()> {
+        // Device allocations report their own out-of-memory errors, naming the batch shape.
+        Ok(())
+    }
+    fn synchronize(&self) -> Result<()> {
+        self.gpu.sync()
+    }
+    fn memory_in_use(&self) -> Option<usize> {
+        self.gpu.mem_info().ok().map(|(free, total)| total.saturating_sub(free))
     }
 }

@@ -7,9 +7,10 @@
 //! from its checkpoint, bit for bit.
 
 use super::data::{self, DemoSplits};
-use crate::cpu::multitask::{assign_prefixes, HeadSpec, MultiTaskModel};
+use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::eval::{eval_model, evaluate, EvalOptions};
+use crate::eval::{evaluate, EvalOptions};
+use crate::model::{assign_prefixes, HeadSpec, HostModel, TaskModel};
 use crate::model::{init::init_params, weights, EncoderParams, ParamLayout};
 use crate::report::{LangScore, ModelResults, TaskResult};
 use crate::tasks::{lookup, Examples, Kind, Metric, Suite, TaskSpec, TrainSource};
@@ -78,8 +79,8 @@ pub struct DemoConfig {
     pub seed: u64,
     /// Show the progress bar.
     pub progress: bool,
-    /// The GPU the training steps run on, and its precision (`None`: the CPU).
-    pub gpu: Option<crate::cuda::model::OnGpu>,
+    /// Where training and evaluation run.
+    pub device: Device,
 }
 
 impl Default for DemoConfig {
@@ -93,7 +94,7 @@ impl Default for DemoConfig {
             eval_examples: 200,
             seed: 1,
             progress: true,
-            gpu: None,
+            device: Device::Cpu,
         }
     }
 }
@@ -199,7 +200,7 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
         do_val: false,
         ..TrainConfig::default()
     };
-    let model = MultiTaskModel::from_encoder_dir(&cfg.model_dir, heads, cfg.seed)?;
+    let model = HostModel::from_encoder_dir(&cfg.model_dir, heads, cfg.seed)?;
     let run_dir = cfg.out.join("run");
     let identity = serde_json::json!({
         "settings": {
@@ -215,31 +216,28 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
     if done {
         eprintln!("{} is complete; evaluating its model", run_dir.display());
     }
-    let model = if done {
-        MultiTaskModel::from_dir(&run_dir.join("model"))?
+    let mut model: Box<dyn TaskModel> = if done {
+        cfg.device.eval_model(HostModel::from_dir(&run_dir.join("model"))?)?
     } else {
-        let mut trainer = Trainer::new(model, &tok, tasks, train, features.clone(), &run_dir, cfg.resume)?
+        let mut trainer = Trainer::new(model, &tok, tasks, train, features.clone(), &run_dir, cfg.resume, &cfg.device)?
             .with_model_files(vec![(cfg.model_dir.join("tokenizer.json"), "tokenizer.json".into())])
             .with_identity(identity);
         if !cfg.progress {
             trainer = trainer.quiet();
         }
-        if let Some((gpu, precision)) = &cfg.gpu {
-            trainer.use_gpu(gpu.clone(), *precision)?;
-        }
         trainer.run("demo", None)?;
+        // The run ends on its best weights (restored into the model it trained).
         trainer.model
     };
     let weights = crate::provenance::Weights::of_dir(&run_dir.join("model"))?;
     let identity_model = crate::provenance::model_hash(&cfg.model_dir)?;
-    let mut eval_model = eval_model(model, cfg.gpu.as_ref())?;
     let opts = EvalOptions::new(64, data::MAX_SEQ_LEN);
     let mut results = ModelResults { model: "demo".into(), tasks: Vec::new() };
     for (i, spec) in DEMO_TASKS.iter().enumerate() {
         let labels: Vec<String> = spec.labels.iter().map(|s| s.to_string()).collect();
         let mut languages = BTreeMap::new();
         for (lang, ex) in &evals[i] {
-            let r = evaluate(eval_model.as_mut(), i, &tok, spec, &labels, ex, Some(lang), &opts)?;
+            let r = evaluate(model.as_mut(), i, &tok, spec, &labels, ex, Some(lang), &opts)?;
             let primary = r.primary.ok_or_else(|| Error::Invalid(format!("demo {} test has no labels", spec.name)))?;
             languages.insert(
                 lang.clone(),

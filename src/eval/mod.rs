@@ -1,5 +1,5 @@
 //! Evaluation shared by the trainer (dev scores every N steps, early stopping), `xlt eval` and
-//! `xlt xtreme`: one task head of a [`MultiTaskModel`] run over a split's examples, its
+//! `xlt xtreme`: one task head of a [`TaskModel`] (on either device) run over a split's examples, its
 //! predictions, the task's official metric, and the prediction files of XTREME's submission
 //! layout that `xlt score` reads back.
 //!
@@ -9,22 +9,12 @@
 //! and scoring. [`write_predictions`] writes one family's predictions: a label per line
 //! (classification, multiple choice), a tag per line with a blank line between sentences
 //! (tagging), a `{"question id": "answer"}` JSON object (span QA).
-//!
-//! The older pair-classification helpers over a [`SequenceClassifier`] ([`predict_pairs`],
-//! [`pair_accuracy`]) stay for `xlt eval` on single-head checkpoints.
 
 mod tasks;
 
-use crate::config::ModelConfig;
-use crate::cpu::encoder::DropoutCfg;
-use crate::cpu::multitask::{HeadSpec, MultiTaskModel, TaskBatch};
-use crate::cpu::SequenceClassifier;
-use crate::cuda::model::{CudaModel, OnGpu};
 use crate::error::{Error, Result};
-use crate::features::classification::{collate, featurize_pairs};
 use crate::fsutil::atomic_write;
-use crate::metrics::accuracy::Accuracy;
-use crate::tasks::classification::PairExample;
+use crate::model::TaskModel;
 use crate::tasks::{Examples, Kind, Metric, TaskSpec};
 use crate::tokenize::Tokenizer;
 use crate::train::batches::FeatureConfig;
@@ -138,75 +128,6 @@ fn first_n(examples: &Examples, n: Option<usize>) -> Result<Cow<'_, Examples>> {
     }))
 }
 
-/// Start and end logits (B, T) each, borrowed from the CPU model or copied from the GPU.
-pub type SpanLogits<'a> = (Cow<'a, [f32]>, Cow<'a, [f32]>);
-
-/// A model the evaluator can run a head of: the CPU's [`MultiTaskModel`] or the GPU's
-/// [`CudaModel`] (the same heads and outputs; the GPU's are copied back per batch).
-pub trait EvalModel {
-    /// The heads.
-    fn specs(&self) -> &[HeadSpec];
-    /// The encoder configuration.
-    fn cfg(&self) -> &ModelConfig;
-    /// Forward of head `head` on `tb`: the mean loss over its targets (0.0 without).
-    fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32>;
-    /// Outputs of the last forward of `head` (classification (B, K), multiple choice (B, K),
-    /// tagging (B·T, K)).
-    fn logits(&self, head: usize) -> Result<Cow<'_, [f32]>>;
-    /// Start and end logits (B, T) each of the last span-QA forward of `head`.
-    fn span_logits(&self, head: usize) -> Result<SpanLogits<'_>>;
-}
-
-/// `host` as evaluation runs it: uploaded for inference when `gpu` is given (the host copy is
-/// then dropped), else `host` itself.
-pub fn eval_model(host: MultiTaskModel, gpu: Option<&OnGpu>) -> Result<Box<dyn EvalModel>> {
-    Ok(match gpu {
-        Some((g, p)) => Box::new(CudaModel::inference(g.clone(), &host, *p)?),
-        None => Box::new(host),
-    })
-}
-
-impl EvalModel for MultiTaskModel {
-    fn specs(&self) -> &[HeadSpec] {
-        &self.specs
-    }
-    fn cfg(&self) -> &ModelConfig {
-        &self.cfg
-    }
-    fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
-        MultiTaskModel::forward(self, head, tb, drop)
-    }
-    fn logits(&self, head: usize) -> Result<Cow<'_, [f32]>> {
-        MultiTaskModel::logits(self, head)
-            .map(Cow::Borrowed)
-            .ok_or_else(|| Error::Invalid("the forward pass produced no logits".into()))
-    }
-    fn span_logits(&self, head: usize) -> Result<SpanLogits<'_>> {
-        MultiTaskModel::span_logits(self, head)
-            .map(|(s, e)| (Cow::Borrowed(s), Cow::Borrowed(e)))
-            .ok_or_else(|| Error::Invalid("the forward pass produced no span logits".into()))
-    }
-}
-
-impl EvalModel for CudaModel {
-    fn specs(&self) -> &[HeadSpec] {
-        &self.host.specs
-    }
-    fn cfg(&self) -> &ModelConfig {
-        &self.host.cfg
-    }
-    fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
-        CudaModel::forward(self, head, tb, drop)
-    }
-    fn logits(&self, head: usize) -> Result<Cow<'_, [f32]>> {
-        CudaModel::logits(self, head).map(Cow::Owned)
-    }
-    fn span_logits(&self, head: usize) -> Result<SpanLogits<'_>> {
-        let (s, e) = CudaModel::span_logits(self, head)?;
-        Ok((Cow::Owned(s), Cow::Owned(e)))
-    }
-}
-
 /// Runs head `head` of `model` over `examples` (one split of `task`, in `lang` when the task
 /// has languages) and scores the predictions with `task.metric`.
 ///
@@ -221,7 +142,7 @@ impl EvalModel for CudaModel {
 /// [`crate::xtreme::retrieval`]), an empty split, a batch size of 0.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate(
-    model: &mut dyn EvalModel,
+    model: &mut dyn TaskModel,
     head: usize,
     tok: &Tokenizer,
     task: &TaskSpec,
@@ -230,8 +151,8 @@ pub fn evaluate(
     lang: Option<&str>,
     opts: &EvalOptions,
 ) -> Result<EvalResult> {
-    let spec = model.specs().get(head).cloned().ok_or_else(|| {
-        Error::Invalid(format!("the model has {} heads; there is no head {head}", model.specs().len()))
+    let spec = model.structure().specs.get(head).cloned().ok_or_else(|| {
+        Error::Invalid(format!("the model has {} heads; there is no head {head}", model.structure().specs.len()))
     })?;
     if opts.batch_size == 0 {
         return Err(Error::Invalid("evaluation batch size must be at least 1".into()));
@@ -276,11 +197,11 @@ pub fn evaluate(
             label_names.len()
         )));
     }
-    if tok.vocab_size() > model.cfg().vocab_size {
+    if tok.vocab_size() > model.structure().cfg.vocab_size {
         return Err(Error::Invalid(format!(
             "the tokenizer produces ids up to {} but the model has {} word embeddings",
             tok.vocab_size(),
-            model.cfg().vocab_size
+            model.structure().cfg.vocab_size
         )));
     }
     let examples = first_n(examples, opts.limit)?;
@@ -288,7 +209,7 @@ pub fn evaluate(
         return Err(Error::Invalid(format!("task {}: no examples to evaluate", task.name)));
     }
     let mut features = opts.features.clone();
-    let max = model.cfg().max_seq_len();
+    let max = model.structure().cfg.max_seq_len();
     features.max_seq_len = features.max_seq_len.min(max);
     features.span.max_seq_len = features.span.max_seq_len.min(max);
     let run = tasks::Run { model, head, tok, task, label_names, features: &features, opts };
@@ -369,55 +290,4 @@ pub fn write_predictions(path: &Path, preds: &Predictions) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     atomic_write(path, text.as_bytes())
-}
-
-/// Predicted label ids (argmax of the logits) of a [`SequenceClassifier`] for `examples`, in
-/// input order: featurised, sorted by length, padded per batch.
-pub fn predict_pairs(
-    model: &mut SequenceClassifier,
-    tok: &Tokenizer,
-    examples: &[PairExample],
-    batch_size: usize,
-    max_seq_len: usize,
-) -> Result<Vec<usize>> {
-    if batch_size == 0 {
-        return Err(Error::Invalid("batch size must be at least 1".into()));
-    }
-    let features = featurize_pairs(tok, examples, max_seq_len.min(model.cfg.max_seq_len()))?;
-    let mut order: Vec<usize> = (0..features.len()).collect();
-    order.sort_by_key(|&i| (features[i].ids.len(), i));
-    let k = model.head.num_labels;
-    let mut preds = vec![0usize; features.len()];
-    for chunk in order.chunks(batch_size) {
-        let batch_features: Vec<_> = chunk.iter().map(|&i| &features[i]).collect();
-        let (batch, _) = collate(&batch_features, tok.pad_id);
-        model.forward(&batch, None, DropoutCfg::OFF);
-        let logits = model.logits().ok_or_else(|| Error::Invalid("forward produced no logits".into()))?;
-        for (row, &i) in chunk.iter().enumerate() {
-            preds[i] = tasks::argmax(&logits[row * k..(row + 1) * k]);
-        }
-    }
-    Ok(preds)
-}
-
-/// Accuracy of `preds` against the labels of `examples`; `None` when the examples carry no
-/// labels (a test split), an error when only some do.
-pub fn pair_accuracy(examples: &[PairExample], preds: &[usize]) -> Result<Option<f64>> {
-    if examples.len() != preds.len() {
-        return Err(Error::Invalid(format!("{} predictions for {} examples", preds.len(), examples.len())));
-    }
-    let labelled = examples.iter().filter(|e| e.label.is_some()).count();
-    if labelled == 0 {
-        return Ok(None);
-    }
-    if labelled != examples.len() {
-        return Err(Error::Invalid(format!("{labelled} of {} examples have labels", examples.len())));
-    }
-    let mut acc = Accuracy::new();
-    for (e, p) in examples.iter().zip(preds) {
-        if let Some(l) = e.label {
-            acc.update_one(&l, p);
-        }
-    }
-    Ok(Some(acc.compute()))
 }

@@ -17,11 +17,7 @@
 //!   stacked into padded batches, so the mean loss over masked tokens, and the perplexity
 //!   `exp(mean loss)`, do not depend on the batch size.
 
-use super::EvalModel;
 use super::{EvalOptions, EvalResult, Predictions};
-use crate::cpu::encoder::{Batch, DropoutCfg};
-use crate::cpu::multitask::{Targets, TaskBatch};
-use crate::cpu::ops::IGNORE_INDEX;
 use crate::error::{Error, Result};
 use crate::features::span::{decode, MAX_ANSWER_LEN, N_BEST};
 use crate::features::tagging::stitch;
@@ -29,6 +25,9 @@ use crate::metrics::accuracy::{binary_f1, Accuracy};
 use crate::metrics::mlqa::MlqaLang;
 use crate::metrics::squad::{self, AnswerNorm, QaExample};
 use crate::metrics::Seqeval;
+use crate::model::batch::{Batch, Targets, TaskBatch, IGNORE_INDEX};
+use crate::model::dropout::DropoutCfg;
+use crate::model::TaskModel;
 use crate::rng::{derive, Rng};
 use crate::tasks::{ChoiceExample, Examples, Metric, PairExample, SpanExample, TaggingExample, TaskSpec, TextExample};
 use crate::tokenize::Tokenizer;
@@ -39,7 +38,7 @@ use std::collections::{BTreeMap, HashMap};
 /// One evaluation: the model and head, and what the examples are featurised and scored with.
 pub(super) struct Run<'a> {
     /// The model.
-    pub model: &'a mut dyn EvalModel,
+    pub model: &'a mut dyn TaskModel,
     /// Index of the head to run.
     pub head: usize,
     /// Tokenizer of the model.
@@ -93,12 +92,12 @@ fn all_or_none(task: &TaskSpec, labelled: usize, n: usize) -> Result<bool> {
 /// the batch of the given feature indices, `read` gets the model after the forward, the
 /// indices, the batch and the forward's mean loss.
 fn run_sorted(
-    model: &mut dyn EvalModel,
+    model: &mut dyn TaskModel,
     head: usize,
     feats: &Features,
     batch_size: usize,
     mut collate: impl FnMut(&[usize]) -> Result<TaskBatch>,
-    mut read: impl FnMut(&dyn EvalModel, &[usize], &TaskBatch, f32) -> Result<()>,
+    mut read: impl FnMut(&dyn TaskModel, &[usize], &TaskBatch, f32) -> Result<()>,
 ) -> Result<()> {
     let mut order: Vec<usize> = (0..feats.len()).collect();
     order.sort_by_key(|&i| (feats.seq_len(i), i));
@@ -111,7 +110,7 @@ fn run_sorted(
 }
 
 /// The head's output rows of the last forward, checked to hold `rows` × `k` values.
-fn logits_of(model: &dyn EvalModel, head: usize, rows: usize, k: usize) -> Result<Cow<'_, [f32]>> {
+fn logits_of(model: &dyn TaskModel, head: usize, rows: usize, k: usize) -> Result<Cow<'_, [f32]>> {
     let logits = model.logits(head)?;
     if logits.len() < rows * k {
         return Err(Error::Invalid(format!("expected {rows} × {k} logits, found {}", logits.len())));
@@ -156,7 +155,7 @@ fn stack_rows(rows: &[TaskBatch], pad_id: u32) -> Result<TaskBatch> {
 
 impl Run<'_> {
     fn num_labels(&self) -> usize {
-        self.model.specs()[self.head].num_labels
+        self.model.structure().specs[self.head].num_labels
     }
 
     /// The name of label id `id` of a gold example.
@@ -185,7 +184,7 @@ impl Run<'_> {
                 self.task.name,
                 e.id,
                 e.choices.len(),
-                self.model.specs()[self.head].name
+                self.model.structure().specs[self.head].name
             )));
         }
         let gold: Vec<Option<usize>> = v.iter().map(|e| e.label).collect();

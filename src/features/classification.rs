@@ -11,9 +11,8 @@
 //! Batches are padded to the longest sequence in the batch (jiant `--smart_truncate`), on the
 //! right, with the pad id, type 0 and mask 0.
 
-use crate::cpu::encoder::Batch;
-use crate::cpu::ops::IGNORE_INDEX;
 use crate::error::{Error, Result};
+use crate::model::batch::{Batch, IGNORE_INDEX};
 use crate::tasks::PairExample;
 use crate::tokenize::Tokenizer;
 use serde::{Deserialize, Serialize};

@@ -12,9 +12,8 @@
 //! [`Tokenizer`]'s API: the caller looks it up in the tokenizer's vocabulary and passes it in.
 
 use super::classification::{single_feature, PairFeature};
-use crate::cpu::encoder::Batch;
-use crate::cpu::ops::IGNORE_INDEX;
 use crate::error::{Error, Result};
+use crate::model::batch::{Batch, IGNORE_INDEX};
 use crate::rng::Rng;
 use crate::tasks::TextExample;
 use crate::tokenize::Tokenizer;

@@ -11,8 +11,8 @@
 //! 2021) switched multiple choice to keeping the ends. The default is the paper-era behaviour.
 
 use super::classification::{in_example, label_or_ignore, pad_sequences};
-use crate::cpu::encoder::Batch;
 use crate::error::{Error, Result};
+use crate::model::batch::Batch;
 use crate::tasks::ChoiceExample;
 use crate::tokenize::Tokenizer;
 use serde::{Deserialize, Serialize};

@@ -17,9 +17,8 @@
 //!   caller's fallback label (XTREME and jiant feed `<unk>` instead).
 
 use super::classification::{in_example, pad_sequences};
-use crate::cpu::encoder::Batch;
-use crate::cpu::ops::IGNORE_INDEX;
 use crate::error::{Error, Result};
+use crate::model::batch::{Batch, IGNORE_INDEX};
 use crate::tasks::TaggingExample;
 use crate::tokenize::Tokenizer;
 use serde::{Deserialize, Serialize};

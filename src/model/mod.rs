@@ -1,12 +1,31 @@
-//! The parameter layout: every tensor of the encoder and its heads lives in one flat `f32`
-//! buffer; gradients and AdamW moments are buffers of the same length sharing this offset table.
+//! The backend-neutral core. The parameter layout: every tensor of the encoder and its heads
+//! lives in one flat `f32` buffer; gradients and AdamW moments are buffers of the same length
+//! sharing this offset table. Around it: batches ([`batch`]), dropout sites ([`dropout`]), the
+//! heads and a model's structure ([`heads`]), host weights ([`host`]), optimizer settings
+//! ([`optim`]), precision ([`precision`]), HF weights on disk ([`weights`]) and the model trait
+//! both backends implement ([`task_model`]).
 //!
 //! Names are the HF names. Encoder tensors are stored without the family prefix
 //! (`embeddings.word_embeddings.weight`) and saved with it (`roberta.` / `bert.`); head tensors
 //! keep their HF task-model names (`classifier.dense.weight`).
 
+pub mod batch;
+pub mod dropout;
+pub mod heads;
+pub mod host;
 pub mod init;
+pub mod optim;
+pub mod precision;
+pub mod task_model;
 pub mod weights;
+
+pub use batch::{Batch, Targets, TaskBatch, IGNORE_INDEX};
+pub use dropout::{DropoutCfg, Site};
+pub use heads::{assign_prefixes, read_heads, HeadSpec, Structure, HEADS_FILE};
+pub use host::HostModel;
+pub use optim::{AdamWConfig, OptimizerState, StepConfig};
+pub use precision::Precision;
+pub use task_model::{OptimizerView, Reduce, SentenceEncoder, SpanLogits, TaskModel};
 
 use crate::config::ModelConfig;
 use std::ops::Range;

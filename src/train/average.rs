@@ -12,9 +12,9 @@
 //! about 8N bytes of sums plus the largest shard file.
 
 use crate::config::ModelConfig;
-use crate::cpu::multitask::{read_heads, HEADS_FILE};
 use crate::error::{Error, Result};
 use crate::fsutil::atomic_write;
+use crate::model::heads::{read_heads, HEADS_FILE};
 use crate::model::weights::checkpoint_files;
 use crate::provenance::{AveragedSnapshot, Weights};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};

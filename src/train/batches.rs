@@ -3,13 +3,13 @@
 //! sequence (dynamic padding). MLM batches are masked at collation time from a seeded RNG, so
 //! a step's masking depends only on the run seed and the step.
 
-use crate::cpu::multitask::{Targets, TaskBatch};
 use crate::error::{Error, Result};
 use crate::features::classification::{self, featurize_pairs, PairFeature};
 use crate::features::mlm::{featurize_text, mask_batch};
 use crate::features::multiple_choice::{self, featurize_choices, ChoiceFeature, Truncation};
 use crate::features::span::{featurize_all, SpanFeatureConfig, SpanFeatureSet};
 use crate::features::tagging::{self, featurize_tagging, TaggingSet};
+use crate::model::batch::{Targets, TaskBatch};
 use crate::rng::Rng;
 use crate::tasks::Examples;
 use crate::tokenize::Tokenizer;

@@ -17,12 +17,11 @@
 //! recorded size.
 
 use crate::config::ModelConfig;
-use crate::cpu::ops::AdamWConfig;
-use crate::cpu::AdamW;
 use crate::error::{Error, Result};
 use crate::fsutil::atomic_write;
 use crate::model::weights::{load_into, saved_name, serialize_f32};
 use crate::model::ParamLayout;
+use crate::model::{AdamWConfig, OptimizerState, OptimizerView};
 use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -57,6 +56,14 @@ pub struct CheckpointState {
 /// Files every checkpoint has besides `state.json`.
 const BASE_FILES: [&str; 3] = ["config.json", "model.safetensors", "optimizer.safetensors"];
 
+impl CheckpointState {
+    /// The AdamW hyper-parameters the checkpoint was saved with.
+    pub fn adamw_config(&self) -> AdamWConfig {
+        let [lr, beta1, beta2, eps, weight_decay] = self.adamw;
+        AdamWConfig { lr, beta1, beta2, eps, weight_decay }
+    }
+}
+
 fn layout_signature(layout: &ParamLayout) -> Vec<(String, Vec<usize>)> {
     layout.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect()
 }
@@ -66,15 +73,17 @@ fn staging(dir: &Path) -> (PathBuf, PathBuf) {
     crate::fsutil::staging_dirs(dir)
 }
 
-/// Writes a complete checkpoint of `params` (laid out by `layout`), the optimizer, `trainer`
-/// state, the run identity `run` and the `extra` files (name, bytes) into `dir`, replacing any
-/// checkpoint there atomically: every file is inside the folder before it is renamed into place.
+/// Writes a complete checkpoint of `params` (laid out by `layout`), the optimizer state `opt`
+/// and its hyper-parameters `adamw`, `trainer` state, the run identity `run` and the `extra`
+/// files (name, bytes) into `dir`, replacing any checkpoint there atomically: every file is
+/// inside the folder before it is renamed into place.
 pub fn save_checkpoint(
     dir: &Path,
     cfg: &ModelConfig,
     layout: &ParamLayout,
     params: &[f32],
-    opt: &AdamW,
+    opt: &OptimizerView<'_>,
+    adamw: &AdamWConfig,
     trainer: serde_json::Value,
     run: serde_json::Value,
     extra: &[(&str, &[u8])],
@@ -107,7 +116,7 @@ pub fn save_checkpoint(
             let len = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
             files.push((name.to_string(), len));
         }
-        let c = &opt.cfg;
+        let c = adamw;
         let state = CheckpointState {
             format: FORMAT_VERSION,
             step: opt.t,
@@ -210,13 +219,14 @@ pub fn read_state(dir: &Path) -> Result<CheckpointState> {
 }
 
 /// Loads the checkpoint at `dir` into `params` and `opt` (both sized for `layout`) and returns
-/// the stored state. The layout must match the one saved, tensor by tensor.
+/// the stored state (its `adamw` field holds the hyper-parameters it was saved with, see
+/// [`CheckpointState::adamw_config`]). The layout must match the one saved, tensor by tensor.
 pub fn load_checkpoint(
     dir: &Path,
     cfg: &ModelConfig,
     layout: &ParamLayout,
     params: &mut [f32],
-    opt: &mut AdamW,
+    opt: &mut OptimizerState,
 ) -> Result<CheckpointState> {
     let dir = resolve(dir)?;
     let state = read_state_file(&dir.join("state.json"))?;
@@ -261,8 +271,6 @@ pub fn load_checkpoint(
             }
         }
     }
-    let [lr, beta1, beta2, eps, weight_decay] = state.adamw;
-    opt.cfg = AdamWConfig { lr, beta1, beta2, eps, weight_decay };
     opt.t = state.step;
     Ok(state)
 }

@@ -8,8 +8,9 @@
 //! several tasks trains 3 epochs.
 
 use crate::config::ModelConfig;
-use crate::cpu::multitask::{assign_prefixes, read_heads, HeadSpec, MultiTaskModel};
+use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::model::{assign_prefixes, read_heads, HeadSpec, HostModel};
 use crate::tasks::{
     lookup, parse_run_name, read_split, split_present, Examples, Kind, Layout, Split, Suite, TaskSpec, TrainSource,
 };
@@ -524,9 +525,10 @@ pub fn tokenizer_files(spec: &RunSpec) -> Vec<(PathBuf, String)> {
 }
 
 /// Resolves, validates and loads everything for `spec`; completes the spec with the preset
-/// values actually used. `tok` must be [`load_tokenizer`]'s result for the same spec. With
-/// `resume`, a checkpoint made with other settings is refused ([`check_identity`]).
-pub fn prepare<'a>(spec: RunSpec, tok: &'a Tokenizer, resume: bool) -> Result<PreparedRun<'a>> {
+/// values actually used; the model is built on `device`. `tok` must be [`load_tokenizer`]'s
+/// result for the same spec. With `resume`, a checkpoint made with other settings is refused
+/// ([`check_identity`]).
+pub fn prepare<'a>(spec: RunSpec, tok: &'a Tokenizer, resume: bool, device: &Device) -> Result<PreparedRun<'a>> {
     let spec = spec.complete()?;
     let resolved = resolve_tasks(&spec.tasks)?;
     let layout = detect_layout(&spec.data_dir)?;
@@ -603,7 +605,7 @@ pub fn prepare<'a>(spec: RunSpec, tok: &'a Tokenizer, resume: bool) -> Result<Pr
     }
     let model = match spec.model_load_mode {
         LoadMode::FromTransformers | LoadMode::Partial => {
-            MultiTaskModel::from_encoder_dir(&spec.model, heads, spec.train.seed)?
+            HostModel::from_encoder_dir(&spec.model, heads, spec.train.seed)?
         }
         LoadMode::All => {
             let saved = read_heads(&spec.model)?;
@@ -616,11 +618,11 @@ pub fn prepare<'a>(spec: RunSpec, tok: &'a Tokenizer, resume: bool) -> Result<Pr
                     names(&heads)
                 )));
             }
-            MultiTaskModel::from_dir(&spec.model)?
+            HostModel::from_dir(&spec.model)?
         }
     };
     let run_dir = spec.run_dir();
-    let trainer = Trainer::new(model, tok, tasks, spec.train.clone(), features, &run_dir, resume)?
+    let trainer = Trainer::new(model, tok, tasks, spec.train.clone(), features, &run_dir, resume, device)?
         .with_model_files(tokenizer_files(&spec))
         .with_identity(identity);
     crate::fsutil::atomic_write(&run_dir.join("run_config.toml"), spec.to_toml()?.as_bytes())?;

@@ -1,4 +1,4 @@
-//! The training loop (jiant's runner, reference §0.5), over a [`MultiTaskModel`].
+//! The training loop (jiant's runner, reference §0.5), over a [`TaskModel`] on any device.
 //!
 //! One optimizer step samples one task ([`TaskSampler`], p ∝ min(n, K)), runs
 //! `gradient_accumulation_steps` micro-batches of it (dynamic padding, dropout and MLM masking
@@ -20,17 +20,13 @@
 //! Gradient clipping runs once per optimizer step on the accumulated gradient (PyTorch's usual
 //! recipe); jiant clips after every micro-batch, which only differs with accumulation.
 
-use crate::cpu::encoder::DropoutCfg;
-use crate::cpu::multitask::MultiTaskModel;
-use crate::cpu::ops::{clip_grad_norm, scale_inplace, AdamWConfig};
-use crate::cpu::AdamW;
-use crate::cuda::model::{CudaModel, Precision};
-use crate::cuda::Gpu;
+use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::eval::EvalModel;
 use crate::eval::{evaluate, EvalOptions};
 use crate::features::mlm::{language_weights, sample_index, LANGUAGE_ALPHA};
 use crate::fsutil::atomic_write;
+use crate::model::DropoutCfg;
+use crate::model::{AdamWConfig, HostModel, OptimizerState, StepConfig, TaskModel};
 use crate::provenance::{Selection, SelectionSource, Weights};
 use crate::rng::{derive, Rng};
 use crate::tasks::{Examples, Kind, TaskSpec};
@@ -297,10 +293,10 @@ impl JsonlLog {
 
 /// A training run: model, optimizer, data, schedule and state.
 pub struct Trainer<'a> {
-    /// The model being trained.
-    pub model: MultiTaskModel,
-    /// Its optimizer.
-    pub opt: AdamW,
+    /// The model being trained, on its device.
+    pub model: Box<dyn TaskModel>,
+    /// AdamW's hyper-parameters (the learning rate follows the schedule).
+    adamw: AdamWConfig,
     tok: &'a Tokenizer,
     tasks: Vec<TrainTask>,
     cfg: TrainConfig,
@@ -313,16 +309,12 @@ pub struct Trainer<'a> {
     pub state: TrainerState,
     log: JsonlLog,
     progress: bool,
-    /// The GPU copy of the model and optimizer when training on a GPU (see [`Trainer::use_gpu`]).
-    cuda: Option<CudaModel>,
     /// Files copied into every saved model folder (the tokenizer's): source and name there.
     model_files: Vec<(PathBuf, String)>,
     /// The run's name in records and the snapshot manifest (set by [`Trainer::run`]).
     run_label: String,
     /// The run's identity (settings, starting model), stored in every checkpoint.
     identity: serde_json::Value,
-    /// Whether the GPU has taken steps the host copy has not seen.
-    gpu_dirty: bool,
 }
 
 /// The step budget: `max_steps`, else jiant's Σ_t epochs · ceil(min(n_t, K) / (b_t · acc)).
@@ -423,20 +415,23 @@ fn disk_needed(n: usize, snapshots: bool) -> u64 {
 impl<'a> Trainer<'a> {
     /// Sets up a run in `run_dir`. With `resume`, the latest checkpoint there is loaded
     /// (weights, optimizer and state; the model's own weights are replaced); without, the
-    /// folder must not hold a checkpoint already. Validates the configuration, the data and
-    /// the output folder (writable, enough free space) before any step.
+    /// folder must not hold a checkpoint already. The model then moves to `device`. Validates
+    /// the configuration, the data and the output folder (writable, enough free space) before
+    /// any step.
     pub fn new(
-        model: MultiTaskModel,
+        model: HostModel,
         tok: &'a Tokenizer,
         tasks: Vec<TrainTask>,
         cfg: TrainConfig,
         features: FeatureConfig,
         run_dir: &Path,
         resume: bool,
+        device: &Device,
     ) -> Result<Self> {
         check_config(&cfg, &tasks)?;
+        let specs = &model.structure.specs;
         for t in &tasks {
-            if t.head >= model.specs.len() || model.specs[t.head].kind != t.spec.kind {
+            if t.head >= specs.len() || specs[t.head].kind != t.spec.kind {
                 return Err(Error::Invalid(format!("task {}: head {} does not fit its family", t.name, t.head)));
             }
         }
@@ -445,7 +440,7 @@ impl<'a> Trainer<'a> {
         atomic_write(&probe, b"ok")
             .map_err(|e| Error::Invalid(format!("the run folder {} is not writable: {e}", run_dir.display())))?;
         let _ = std::fs::remove_file(&probe);
-        let needed = disk_needed(model.layout.total, cfg.snapshot_every != SnapshotEvery::Never);
+        let needed = disk_needed(model.structure.layout.total, cfg.snapshot_every != SnapshotEvery::Never);
         if let Ok(free) = fs4::available_space(run_dir) {
             if free < needed {
                 return Err(Error::Invalid(format!(
@@ -498,9 +493,10 @@ impl<'a> Trainer<'a> {
             weight_decay: cfg.weight_decay as f32,
         };
         let mut model = model;
-        let mut opt = AdamW::new(adamw, model.layout.total);
+        let n = model.structure.layout.total;
+        let mut opt = OptimizerState { m: vec![0.0; n], v: vec![0.0; n], t: 0 };
         let (sampler, orders, state) = if has_ckpt && resume {
-            let (cfg_m, layout) = (model.cfg.clone(), model.layout.clone());
+            let (cfg_m, layout) = (model.structure.cfg.clone(), model.structure.layout.clone());
             let saved = load_checkpoint(&ckpt, &cfg_m, &layout, &mut model.params, &mut opt)?;
             let state: TrainerState = serde_json::from_value(saved.trainer)
                 .map_err(|e| Error::format(&ckpt, format!("trainer state: {e}")))?;
@@ -554,9 +550,10 @@ impl<'a> Trainer<'a> {
             (sampler, orders, state)
         };
         let log = JsonlLog::open(&run_dir.join("log.jsonl"))?;
+        let model = device.train_model(model, Some(opt))?;
         Ok(Trainer {
             model,
-            opt,
+            adamw,
             tok,
             tasks,
             cfg,
@@ -568,11 +565,9 @@ impl<'a> Trainer<'a> {
             state,
             log,
             progress: true,
-            cuda: None,
             model_files: Vec::new(),
             run_label: run_dir.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned()),
             identity: serde_json::Value::Null,
-            gpu_dirty: false,
         })
     }
 
@@ -602,56 +597,29 @@ impl<'a> Trainer<'a> {
         self
     }
 
-    /// Trains on `gpu` from now on: uploads the weights and the AdamW state. The host model
-    /// stays the source of truth for evaluation and checkpoints: it is refreshed from the GPU
-    /// before each (see [`Self::sync_from_gpu`]).
-    pub fn use_gpu(&mut self, gpu: std::sync::Arc<Gpu>, precision: Precision) -> Result<()> {
-        let moments = (self.opt.m.as_slice(), self.opt.v.as_slice(), self.opt.t);
-        self.cuda = Some(CudaModel::new(gpu, &self.model, precision, Some(moments))?);
-        self.gpu_dirty = false;
-        Ok(())
-    }
-
-    /// Copies the GPU's weights, AdamW moments and step count into the host model and
-    /// optimizer, when the GPU has trained since the last copy.
-    pub fn sync_from_gpu(&mut self) -> Result<()> {
-        if let (Some(cm), true) = (&self.cuda, self.gpu_dirty) {
-            self.model.params = cm.download_params()?;
-            (self.opt.m, self.opt.v) = cm.download_moments()?;
-            self.opt.t = cm.t;
-            self.gpu_dirty = false;
-        }
-        Ok(())
-    }
-
     /// The step budget of the run.
     pub fn total_steps(&self) -> u64 {
         self.schedule.total_steps
     }
 
-    /// On the CPU: an error when the largest batch of some task would not fit in the available
-    /// memory, before the first step allocates it (the GPU reports its own out-of-memory errors,
-    /// naming the batch shape).
+    /// An error when the largest batch of some task would not fit in the device's memory, before
+    /// the first step allocates it (the GPU reports its own out-of-memory errors, naming the
+    /// batch shape, when it allocates).
     pub fn check_memory(&self) -> Result<()> {
         for t in &self.tasks {
-            let choices = self.model.specs[t.head].num_labels;
+            let choices = self.model.structure().specs[t.head].num_labels;
             let rows = if t.spec.kind == Kind::MultipleChoice { t.batch_size * choices } else { t.batch_size };
             let t_max = self.features.max_seq_len;
-            let bytes = crate::cpu::encoder::Activations::train_bytes(&self.model.cfg, rows, t_max);
-            crate::sys::check_fits(
-                bytes,
-                &format!(
-                    "task {}: a batch of {rows} × {t_max} tokens (lower --train-batch-size or --max-seq-length)",
-                    t.name
-                ),
-            )?;
+            self.model.check_fits(rows, t_max).map_err(|e| {
+                Error::Invalid(format!("task {}: {e} (lower --train-batch-size or --max-seq-length)", t.name))
+            })?;
         }
         Ok(())
     }
 
     /// One micro-batch of task `ti` at (step, micro): its batch, drawn from the task's order
     /// (for MLM, a language drawn with α = 0.3 first), masked and collated.
-    fn micro_batch(&mut self, ti: usize, step: u64, micro: u64) -> Result<(crate::cpu::multitask::TaskBatch, String)> {
+    fn micro_batch(&mut self, ti: usize, step: u64, micro: u64) -> Result<(crate::model::TaskBatch, String)> {
         let t = &self.tasks[ti];
         let key = step.wrapping_mul(1 << 16) ^ micro;
         let si = if t.train.len() > 1 {
@@ -680,46 +648,26 @@ impl<'a> Trainer<'a> {
             let (tb, what) = self.micro_batch(ti, step, micro)?;
             tokens += tb.real_tokens();
             let drop = if self.cfg.dropout {
-                DropoutCfg::train(&self.model.cfg, derive(self.cfg.seed ^ STREAM_DROPOUT, step << 16 ^ micro))
+                let seed = derive(self.cfg.seed ^ STREAM_DROPOUT, step << 16 ^ micro);
+                DropoutCfg::train(&self.model.structure().cfg, seed)
             } else {
                 DropoutCfg::OFF
             };
-            let loss = match &mut self.cuda {
-                Some(cm) => cm.forward_backward(head, &tb, drop)?,
-                None => self.model.forward_backward(head, &tb, drop)?,
-            };
+            let loss = self.model.forward_backward(head, &tb, drop)?;
             if !loss.is_finite() {
                 return Err(self.diverged(&format!("loss is {loss} at step {step}, micro-batch {micro}: {what}")));
             }
             loss_sum += loss;
         }
         let lr = self.schedule.lr(step);
-        self.opt.cfg.lr = lr as f32;
-        if let Some(cm) = &mut self.cuda {
-            // fp16 may skip a step whose gradients overflowed (the loss scale backs off).
-            let norm = cm.step(&self.opt.cfg, acc, self.cfg.max_grad_norm as f32)?.unwrap_or(0.0);
-            if !norm.is_finite() {
-                let task = &self.tasks[ti].name;
-                return Err(self.diverged(&format!("gradient norm is {norm} at step {step} (task {task})")));
-            }
-            self.gpu_dirty = true;
-            self.state.step += 1;
-            return Ok((ti, loss_sum / acc as f32, norm, lr, tokens));
-        }
-        if acc > 1 {
-            scale_inplace(&mut self.model.grads, 1.0 / acc as f32);
-        }
-        let norm = if self.cfg.max_grad_norm > 0.0 {
-            clip_grad_norm(&mut self.model.grads, self.cfg.max_grad_norm as f32)
-        } else {
-            crate::cpu::ops::grad_norm(&self.model.grads)
-        };
+        self.adamw.lr = lr as f32;
+        let cfg = StepConfig { adamw: self.adamw, micro_batches: acc, max_grad_norm: self.cfg.max_grad_norm as f32 };
+        // fp16 may skip a step whose gradients overflowed (the loss scale backs off).
+        let norm = self.model.step(&cfg)?.unwrap_or(0.0);
         if !norm.is_finite() {
             let task = &self.tasks[ti].name;
             return Err(self.diverged(&format!("gradient norm is {norm} at step {step} (task {task})")));
         }
-        self.opt.step(&mut self.model.params, &self.model.grads, &self.model.layout);
-        self.model.zero_grad();
         self.state.step += 1;
         Ok((ti, loss_sum / acc as f32, norm, lr, tokens))
     }
@@ -728,15 +676,9 @@ impl<'a> Trainer<'a> {
     /// non-finite tensor found (weights, then activations, then gradients), and where the run
     /// can continue from. Nothing is written: the last checkpoint stays as it was.
     fn diverged(&mut self, what: &str) -> Error {
-        let found = match &self.cuda {
-            Some(cm) => {
-                let on_gpu = |v: Result<Vec<f32>>, what: &str| match v {
-                    Ok(v) => crate::cpu::multitask::first_non_finite_tensor(&self.model.layout, &v, what),
-                    Err(e) => Some(format!("({what} could not be read from the GPU: {e})")),
-                };
-                on_gpu(cm.download_params(), "weight").or_else(|| on_gpu(cm.download_grads(), "gradient"))
-            }
-            None => self.model.first_non_finite(),
+        let found = match self.model.first_non_finite() {
+            Ok(found) => found,
+            Err(e) => Some(format!("(the model's values could not be read: {e})")),
         };
         let found = found.unwrap_or_else(|| "no weight, activation or gradient holds one".into());
         let resume = match find(&self.run_dir.join("checkpoint")) {
@@ -763,11 +705,7 @@ impl<'a> Trainer<'a> {
                 limit,
                 mlm_seed: derive(self.cfg.seed, STREAM_MASK),
             };
-            // On the GPU when training there: its weights are the current ones.
-            let model: &mut dyn EvalModel = match &mut self.cuda {
-                Some(cm) => cm,
-                None => &mut self.model,
-            };
+            let model = self.model.as_mut();
             let r =
                 evaluate(model, t.head, self.tok, t.spec, &t.label_names, &val.examples, val.lang.as_deref(), &opts)
                     .map_err(|e| Error::Invalid(format!("evaluating {} on {}: {e}", t.name, val.data)))?;
@@ -828,10 +766,10 @@ impl<'a> Trainer<'a> {
     /// Writes a complete model folder at `dir` (weights, config, head list, the tokenizer
     /// files, the [`Weights`] record), replacing any folder there as a whole.
     fn save_model_dir(&mut self, dir: &Path, weights: &Weights) -> Result<()> {
-        self.sync_from_gpu()?;
-        let (model, files) = (&self.model, &self.model_files);
+        let params = self.model.params()?;
+        let (structure, files) = (self.model.structure(), &self.model_files);
         crate::fsutil::replace_dir(dir, |tmp| {
-            model.save(tmp)?;
+            crate::model::host::save_model(tmp, structure, &params)?;
             for (src, name) in files {
                 std::fs::copy(src, tmp.join(name)).map_err(|e| Error::io(src, e))?;
             }
@@ -847,20 +785,21 @@ impl<'a> Trainer<'a> {
 
     /// Writes `checkpoint/` (replacing the previous one atomically, head list included).
     pub fn save_checkpoint(&mut self) -> Result<()> {
-        self.sync_from_gpu()?;
         let state = self.trainer_state_json()?;
         let dir = self.run_dir.join("checkpoint");
-        let heads = serde_json::to_vec_pretty(&self.model.specs).map_err(|e| Error::Invalid(e.to_string()))?;
-        let m = &self.model;
+        let s = self.model.structure();
+        let heads = serde_json::to_vec_pretty(&s.specs).map_err(|e| Error::Invalid(e.to_string()))?;
+        let (params, opt) = (self.model.params()?, self.model.optimizer()?);
         save_checkpoint(
             &dir,
-            &m.cfg,
-            &m.layout,
-            &m.params,
-            &self.opt,
+            &s.cfg,
+            &s.layout,
+            &params,
+            &opt,
+            &self.adamw,
             state,
             self.identity.clone(),
-            &[(crate::cpu::multitask::HEADS_FILE, &heads)],
+            &[(crate::model::HEADS_FILE, &heads)],
         )
     }
 
@@ -936,9 +875,7 @@ impl<'a> Trainer<'a> {
     /// as `model/`, optionally scored on the full validation sets, and `done` is written.
     pub fn run(&mut self, run_name: &str, stop_at: Option<u64>) -> Result<Option<RunSummary>> {
         self.run_label = run_name.to_string();
-        if self.cuda.is_none() {
-            self.check_memory()?;
-        }
+        self.check_memory()?;
         let total = self.total_steps();
         let bar = if self.progress { ProgressBar::new(total) } else { ProgressBar::hidden() };
         bar.set_style(
@@ -1006,14 +943,10 @@ impl<'a> Trainer<'a> {
                         )))
                     }
                 }
-                let layout = self.model.layout.clone();
-                let cfg = self.model.cfg.clone();
-                crate::model::weights::load_into(&mut self.model.params, &layout, &cfg, &best, &|_| true)?;
-                // The final validation below runs on the GPU when there is one: give it these weights.
-                if let Some(cm) = &mut self.cuda {
-                    cm.upload_params(&self.model.params)?;
-                    self.gpu_dirty = false;
-                }
+                let s = self.model.structure();
+                let mut params = vec![0.0; s.layout.total];
+                crate::model::weights::load_into(&mut params, &s.layout, &s.cfg, &best, &|_| true)?;
+                self.model.set_params(&params)?;
                 Weights::Best {
                     run: self.run_label.clone(),
                     step,

@@ -26,10 +26,11 @@
 
 pub mod retrieval;
 
-use crate::cpu::multitask::MultiTaskModel;
+use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::eval::{eval_model, evaluate, write_predictions, EvalOptions, EvalResult};
+use crate::eval::{evaluate, write_predictions, EvalOptions, EvalResult};
 use crate::fsutil::atomic_write;
+use crate::model::HostModel;
 use crate::provenance::{model_hash, Fingerprint, Weights};
 use crate::report::{LangScore, ModelResults, TaskResult};
 use crate::tasks::TrainSource;
@@ -77,8 +78,8 @@ pub struct XtremeConfig {
     pub train: TrainConfig,
     /// Show progress bars.
     pub progress: bool,
-    /// The GPU the fine-tuning steps run on, and its precision (`None`: the CPU).
-    pub gpu: Option<crate::cuda::model::OnGpu>,
+    /// Where fine-tuning, evaluation and retrieval run.
+    pub device: Device,
 }
 
 /// What `<out>/<task>.result.json` holds: the result and what it was made from.
@@ -350,13 +351,10 @@ fn trainable(
     claim_run_folder(cfg, &run_dir, train_fp, stamp)?;
     if !run_dir.join("done").is_file() {
         let resume = run_dir.join("checkpoint").exists();
-        let prepared = prepare(spec.clone(), &tok, resume)?;
+        let prepared = prepare(spec.clone(), &tok, resume, &cfg.device)?;
         let mut trainer = prepared.trainer;
         if !cfg.progress {
             trainer = trainer.quiet();
-        }
-        if let Some((gpu, precision)) = &cfg.gpu {
-            trainer.use_gpu(gpu.clone(), *precision)?;
         }
         eprintln!("{}: fine-tuning {} steps into {}", task.name, trainer.total_steps(), run_dir.display());
         trainer.run(&name, None)?;
@@ -364,7 +362,7 @@ fn trainable(
     // Zero-shot scoring on the GPU when there is one.
     let model_dir = run_dir.join("model");
     let weights = Weights::of_dir(&model_dir)?;
-    let mut model = eval_model(MultiTaskModel::from_dir(&model_dir)?, cfg.gpu.as_ref())?;
+    let mut model = cfg.device.eval_model(HostModel::from_dir(&model_dir)?)?;
     let labels = label_names(task);
     let opts = EvalOptions::new(cfg.train.eval_batch_size, spec.max_seq_length);
     let qa = task.kind == Kind::SpanQa;
@@ -448,7 +446,7 @@ fn retrieval_task(
     let opts = RetrievalOptions {
         max_seq_len,
         batch_size: cfg.train.eval_batch_size,
-        gpu: cfg.gpu.clone(),
+        device: cfg.device.clone(),
         ..RetrievalOptions::default()
     };
     let mut present = Vec::new();

@@ -23,9 +23,9 @@
 use crate::embed::{Embedder, Pool};
 use crate::error::{Error, Result};
 use crate::fsutil::atomic_write;
-use crate::heads::default_retrieval_layer;
 use crate::metrics::bucc::{self, Duplicates, MineOptions, Pair, Prf, ScoredPair, Side};
 use crate::metrics::tatoeba;
+use crate::model::heads::default_retrieval_layer;
 use crate::tasks::retrieval::read_tatoeba;
 use crate::tasks::{expected_files, lookup, read_split, Gold, Layout, RetrievalSet, Sentence, Split, TaskSpec};
 use serde_json::{json, Value};
@@ -42,14 +42,14 @@ pub struct RetrievalOptions {
     /// Maximum tokens per sentence, special tokens included (capped at the model's positions);
     /// longer sentences are truncated and counted in [`LanguageScore::extra`].
     pub max_seq_len: usize,
-    /// The GPU the encoder runs on, and its precision (`None`: the CPU).
-    pub gpu: Option<crate::cuda::model::OnGpu>,
+    /// Where the encoder runs.
+    pub device: crate::device::Device,
 }
 
 impl Default for RetrievalOptions {
     /// The default layer, batches of 32, 512 tokens (XTREME's `--max_seq_length`).
     fn default() -> Self {
-        RetrievalOptions { layer: None, batch_size: 32, max_seq_len: 512, gpu: None }
+        RetrievalOptions { layer: None, batch_size: 32, max_seq_len: 512, device: crate::device::Device::Cpu }
     }
 }
 
@@ -83,11 +83,8 @@ struct Encoder {
 
 impl Encoder {
     fn load(model_dir: &Path, opts: &RetrievalOptions) -> Result<Self> {
-        let mut model = Embedder::load(model_dir)?;
-        if let Some((gpu, precision)) = &opts.gpu {
-            model.use_gpu(gpu.clone(), *precision)?;
-        }
-        let layer = opts.layer.unwrap_or_else(|| default_retrieval_layer(model.cfg.num_layers));
+        let model = Embedder::load(model_dir, &opts.device)?;
+        let layer = opts.layer.unwrap_or_else(|| default_retrieval_layer(model.cfg().num_layers));
         Ok(Encoder { model, layer, opts: opts.clone() })
     }
 

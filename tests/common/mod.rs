@@ -60,3 +60,24 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// A randomly initialised encoder of `cfg` with one K-way classification head (HF
+/// initialisation from `seed`), as a trainable CPU model.
+pub fn classifier(cfg: &xlt::config::ModelConfig, k: usize, seed: u64) -> xlt::cpu::CpuModel {
+    let head = xlt::model::HeadSpec::new("cls", xlt::tasks::Kind::Classification, k);
+    let host = xlt::model::HostModel::new_random(cfg, vec![head], seed).expect("model");
+    xlt::cpu::CpuModel::new(host, None).expect("cpu model")
+}
+
+/// The encoder and K-way classification head of the HF folder `dir` (every tensor required),
+/// as a trainable CPU model.
+pub fn classifier_from_dir(dir: &std::path::Path, k: usize) -> xlt::cpu::CpuModel {
+    let head = xlt::model::HeadSpec::new("cls", xlt::tasks::Kind::Classification, k);
+    let host = xlt::model::HostModel::from_dir_with_heads(dir, vec![head]).expect("model folder loads");
+    xlt::cpu::CpuModel::new(host, None).expect("cpu model")
+}
+
+/// `batch` with class labels (B) as its targets.
+pub fn labelled(batch: &xlt::model::Batch, labels: &[i64]) -> xlt::model::TaskBatch {
+    xlt::model::TaskBatch { batch: batch.clone(), targets: xlt::model::Targets::Labels(labels.to_vec()) }
+}

@@ -3,8 +3,8 @@
 //! fp16 overflow check (kernels/cast.cu). Twins of `cpu::ops::{adamw_update, grad_norm,
 //! clip_grad_norm, scale_inplace}`; the casts are the device side of `half`'s conversions.
 
-use crate::cpu::ops::AdamWConfig;
 use crate::cuda::device::{cuda_err, grid_blocks, launch, Dev, Dtype, Gpu};
+use crate::model::optim::AdamWConfig;
 use crate::{Error, Result};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
@@ -27,8 +27,8 @@ fn elementwise(g: &Gpu, n: usize) -> LaunchConfig {
 }
 
 /// One AdamW step at step `t` (1-based) over params (N) f32 (the master weights), m (N) f32,
-/// v (N) f32, from grads (N) f32, with decoupled weight decay `weight_decay` (0 for the
-/// parameters the layout exempts). With `params_x` (N) in an activation dtype, also writes the
+/// v (N) f32, from grads (N) f32, with `cfg.weight_decay` decoupled where `decay` (the
+/// layout's flag: not on biases and LayerNorm weights). With `params_x` (N) in an activation dtype, also writes the
 /// updated parameters rounded to it (the copy the forward reads), in the same pass: kernel
 /// `adamw_update_copy_<dtype>`; without, `adamw_update_f32`. The math and its f32 rounding
 /// sequence are exactly `cpu::ops::adamw_update`'s (bias corrections in f64 on the host).
@@ -41,7 +41,7 @@ pub fn adamw_update(
     m: Dev,
     v: Dev,
     cfg: &AdamWConfig,
-    weight_decay: f32,
+    decay: bool,
     t: u64,
     n: usize,
 ) -> Result<()> {
@@ -67,7 +67,7 @@ pub fn adamw_update(
     let bc2 = 1.0 - (cfg.beta2 as f64).powf(t as f64);
     let step_size = (cfg.lr as f64 / bc1) as f32;
     let bc2_sqrt = bc2.sqrt() as f32;
-    let decay = 1.0 - cfg.lr * weight_decay;
+    let decay = if decay { 1.0 - cfg.lr * cfg.weight_decay } else { 1.0 };
     let (beta1, beta2, eps) = (cfg.beta1, cfg.beta2, cfg.eps);
     let launch_cfg = elementwise(g, n);
     match params_x {
