@@ -4,8 +4,8 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-/// The model and sample input bundled with the repository: the default of `xlt embed`.
-pub const BUNDLED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-xlmr");
+/// The model shipped with the repository (the demo's tiny XLM-R): the default of `xlt embed`.
+pub const BUNDLED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo-model");
 /// Sample sentences in several languages.
 pub const BUNDLED_INPUT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/sample-sentences.txt");
 
@@ -374,7 +374,7 @@ pub enum PoolArg {
 #[derive(Args, Debug)]
 pub struct EmbedArgs {
     /// HF model folder: config.json, model.safetensors (or sharded), tokenizer.json.
-    /// Default: the tiny XLM-R bundled with the repository.
+    /// Default: the demo's tiny XLM-R shipped with the repository (`assets/demo-model`).
     #[arg(long, default_value = BUNDLED_MODEL)]
     pub model: PathBuf,
     /// Text file, one sentence per line (UTF-8). Default: bundled sample sentences.

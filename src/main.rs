@@ -75,183 +75,35 @@ fn embed(a: EmbedArgs) -> Result<()> {
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
-    use xlt::eval::{evaluate, write_predictions, EvalOptions};
-    use xlt::model::{HostModel, HEADS_FILE};
-    use xlt::provenance::Weights;
-    use xlt::tasks::{lookup, read_split, split_present, Kind, Layout, Split};
-    use xlt::train::setup::{detect_layout, head_spec, label_names};
-    let task = lookup(&a.task)?;
+    use xlt::eval::command::{EvalPlan, EvalRequest};
+    use xlt::tasks::{Layout, Split};
     let layout = match a.layout {
         Some(LayoutArg::Xtreme) => Layout::Xtreme(a.data_dir.clone()),
         Some(LayoutArg::Jiant) => Layout::Jiant(a.data_dir.clone()),
-        None => detect_layout(&a.data_dir)?,
+        None => xlt::train::setup::detect_layout(&a.data_dir)?,
     };
-    if a.langs.iter().any(|l| l.trim().is_empty()) {
-        bail!("--langs: expected language codes without empty entries, found {:?}", a.langs.join(","));
+    let split = a.split.map(|s| match s {
+        SplitArg::Val => Split::Val,
+        SplitArg::Test => Split::Test,
+    });
+    let req = EvalRequest {
+        model: a.model,
+        task: a.task,
+        layout,
+        head: a.head,
+        split,
+        langs: a.langs,
+        batch_size: a.batch_size,
+        max_seq_len: a.max_seq_len,
+        out: a.out,
+    };
+    // Every input is read before the device is chosen: a bad file is one error line.
+    let plan = EvalPlan::prepare(req)?;
+    if let Some(note) = plan.note() {
+        eprintln!("{note}");
     }
-    // A language (or, for MLM, a corpus: `mlm` is the single `mlm` corpus) and its subset.
-    let subset = |l: &str| -> Option<String> {
-        match task.kind {
-            Kind::MaskedLm => (l != "mlm").then(|| l.to_string()),
-            _ if task.subsets().is_empty() && l == "en" => None,
-            _ => Some(l.to_string()),
-        }
-    };
-    let all: Vec<String> = if task.kind == Kind::MaskedLm {
-        if a.langs.is_empty() {
-            mlm_corpora(&layout)?
-        } else {
-            a.langs.clone()
-        }
-    } else if task.subsets().is_empty() {
-        vec!["en".into()]
-    } else {
-        task.subsets().iter().map(|l| l.to_string()).collect()
-    };
-    let candidates: Vec<String> = if a.langs.is_empty() { all.clone() } else { a.langs.clone() };
-    let weights = Weights::of_dir(&a.model)?;
-    if task.kind == Kind::Retrieval {
-        use xlt::xtreme::retrieval::{evaluate_bucc, evaluate_tatoeba, RetrievalOptions};
-        let out = a.out.clone().with_context(|| format!("{}: pass --out DIR for the predictions", task.name))?;
-        let device = pick_device(a.run_on)?;
-        let opts = RetrievalOptions { batch_size: a.batch_size, device, ..RetrievalOptions::default() };
-        let refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
-        let scores = if task.name == "bucc2018" {
-            evaluate_bucc(&a.model, &layout, &refs, &out, &opts)?
-        } else {
-            evaluate_tatoeba(&a.model, &layout, &refs, &out, &opts)?
-        };
-        let v: serde_json::Map<String, serde_json::Value> = scores
-            .iter()
-            .map(|s| {
-                let v = serde_json::json!({
-                    "split": s.split, "score": s.primary, "optimistic": s.optimistic, "details": s.extra,
-                });
-                (s.lang.clone(), v)
-            })
-            .collect();
-        println!("{}", serde_json::json!({"task": task.name, "weights": weights, "scores": v}));
-        return Ok(());
-    }
-    // The split: --split, else dev where the layout has one for this task, else test (XQuAD
-    // and TyDiQA-GoldP in XTREME's layout).
-    let present = |split: Split, among: &[String]| -> Result<Vec<String>> {
-        let mut v = Vec::new();
-        for l in among {
-            if split_present(task, &layout, split, subset(l).as_deref())? {
-                v.push(l.clone());
-            }
-        }
-        Ok(v)
-    };
-    let split = match a.split {
-        Some(SplitArg::Val) => Split::Val,
-        Some(SplitArg::Test) => Split::Test,
-        None if !present(Split::Val, &all)?.is_empty() => Split::Val,
-        None if !present(Split::Test, &all)?.is_empty() => Split::Test,
-        None => bail!("{}: no dev or test split in {}", task.name, a.data_dir.display()),
-    };
-    let split_name = match (&layout, split) {
-        (Layout::Xtreme(_), Split::Val) => "dev",
-        (_, s) => s.jiant_key(),
-    };
-    // Explicit languages must all be there; by default every language that has the split is
-    // evaluated and the others are named.
-    let (langs, skipped): (Vec<String>, Vec<String>) = if a.langs.is_empty() {
-        let have = present(split, &candidates)?;
-        let skipped: Vec<String> = candidates.iter().filter(|l| !have.contains(l)).cloned().collect();
-        if have.is_empty() {
-            bail!("{}: no {split_name} split for any language in {}", task.name, a.data_dir.display());
-        }
-        if !skipped.is_empty() {
-            eprintln!("note: {}: no {split_name} split for {}; skipped", task.name, skipped.join(" "));
-        }
-        (have, skipped)
-    } else {
-        (candidates.clone(), Vec::new())
-    };
-    // An xlt model lists its heads; an HF task model has the task's head under HF names.
-    let model = if a.model.join(HEADS_FILE).is_file() {
-        HostModel::from_dir(&a.model)?
-    } else {
-        HostModel::from_dir_with_heads(&a.model, vec![head_spec(task)])
-            .with_context(|| format!("loading {} with a {} head for {}", a.model.display(), task.head, task.name))?
-    };
-    let head = match &a.head {
-        Some(h) => model.structure.head_index(h)?,
-        None => match model.structure.head_index(task.head) {
-            Ok(i) => i,
-            Err(e) => {
-                let specs = &model.structure.specs;
-                let same: Vec<usize> = (0..specs.len()).filter(|&i| specs[i].kind == task.kind).collect();
-                match same.as_slice() {
-                    [i] => *i,
-                    _ => bail!("{e}; name one with --head"),
-                }
-            }
-        },
-    };
-    let tok = xlt::tokenize::Tokenizer::from_file(&a.model.join("tokenizer.json"), model.structure.cfg.family)?;
-    // Read every language first: a missing or malformed file fails before any work is done.
-    let mut data = Vec::with_capacity(langs.len());
-    for lang in &langs {
-        data.push(read_split(task, &layout, split, subset(lang).as_deref())?);
-    }
-    let max_len = a.max_seq_len.min(model.structure.cfg.max_seq_len());
-    let opts = EvalOptions::new(a.batch_size, max_len);
-    let mut model = pick_device(a.run_on)?.eval_model(model)?;
-    let labels = label_names(task);
-    let (mut scores, mut metrics) = (serde_json::Map::new(), serde_json::Map::new());
-    for (lang, examples) in langs.iter().zip(&data) {
-        let r = evaluate(model.as_mut(), head, &tok, task, &labels, examples, Some(lang), &opts)?;
-        if let Some(out) = &a.out {
-            if task.kind != Kind::MaskedLm {
-                let ext = if task.kind == Kind::SpanQa { "json" } else { "tsv" };
-                write_predictions(&out.join(task.name).join(format!("{split_name}-{lang}.{ext}")), &r.predictions)?;
-            }
-        }
-        if let Some(p) = r.primary {
-            scores.insert(lang.clone(), serde_json::json!(p));
-            metrics.insert(lang.clone(), serde_json::json!(r.metrics));
-        }
-    }
-    let avg = if scores.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::json!(scores.values().filter_map(|v| v.as_f64()).sum::<f64>() / scores.len() as f64)
-    };
-    println!(
-        "{}",
-        serde_json::json!({
-            "task": task.name, "split": split_name, "weights": weights, "scores": scores, "metrics": metrics,
-            "average": avg, "skipped": skipped,
-        })
-    );
+    println!("{}", plan.run(&pick_device(a.run_on)?)?);
     Ok(())
-}
-
-/// The MLM corpora of a data folder: `mlm` (the single corpus) when it has `configs/mlm_config.json`,
-/// and every `<lang>` of a `configs/mlm_<lang>_config.json`.
-fn mlm_corpora(layout: &xlt::tasks::Layout) -> Result<Vec<String>> {
-    let xlt::tasks::Layout::Jiant(root) = layout else {
-        bail!("mlm: MLM text is read from jiant's layout (configs/mlm_<lang>_config.json)");
-    };
-    let dir = root.join("configs");
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-        let name = e.with_context(|| format!("reading {}", dir.display()))?.file_name();
-        let name = name.to_string_lossy();
-        if name == "mlm_config.json" {
-            out.push("mlm".to_string());
-        } else if let Some(l) = name.strip_prefix("mlm_").and_then(|n| n.strip_suffix("_config.json")) {
-            out.push(l.to_string());
-        }
-    }
-    out.sort();
-    if out.is_empty() {
-        bail!("mlm: no MLM corpus in {} (expected mlm_config.json or mlm_<lang>_config.json)", dir.display());
-    }
-    Ok(out)
 }
 
 fn average(a: AverageArgs) -> Result<()> {
@@ -467,10 +319,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let tok = load_tokenizer(&spec)?;
     let prepared = prepare(spec, &tok, a.resume, &device)?;
     let run_name = prepared.spec.run_name.clone();
-    let mut trainer = prepared.trainer;
-    if a.quiet {
-        trainer = trainer.quiet();
-    }
+    let mut trainer = prepared.trainer.with_progress(!a.quiet);
     trainer.check_memory()?;
     eprintln!("training {} steps (from step {}) into {}", trainer.total_steps(), trainer.state.step, run_dir.display());
     let summary = trainer.run(&run_name, None)?.context("the run stopped before its end")?;

@@ -9,10 +9,10 @@
 use super::data::{self, DemoSplits};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::eval::{evaluate, EvalOptions};
+use crate::eval::{evaluate_languages, EvalOptions, LangData};
 use crate::model::{assign_prefixes, HeadSpec, HostModel, TaskModel};
 use crate::model::{init::init_params, weights, EncoderParams, ParamLayout};
-use crate::report::{LangScore, ModelResults, TaskResult};
+use crate::report::{ModelResults, TaskResult};
 use crate::tasks::{lookup, Examples, Kind, Metric, Suite, TaskSpec, TrainSource};
 use crate::tokenize::Tokenizer;
 use crate::train::batches::{FeatureConfig, Features};
@@ -221,10 +221,8 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
     } else {
         let mut trainer = Trainer::new(model, &tok, tasks, train, features.clone(), &run_dir, cfg.resume, &cfg.device)?
             .with_model_files(vec![(cfg.model_dir.join("tokenizer.json"), "tokenizer.json".into())])
-            .with_identity(identity);
-        if !cfg.progress {
-            trainer = trainer.quiet();
-        }
+            .with_identity(identity)
+            .with_progress(cfg.progress);
         trainer.run("demo", None)?;
         // The run ends on its best weights (restored into the model it trained).
         trainer.model
@@ -235,28 +233,19 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
     let mut results = ModelResults { model: "demo".into(), tasks: Vec::new() };
     for (i, spec) in DEMO_TASKS.iter().enumerate() {
         let labels: Vec<String> = spec.labels.iter().map(|s| s.to_string()).collect();
+        let data: Vec<LangData> = std::mem::take(&mut evals[i])
+            .into_iter()
+            .map(|(lang, examples)| LangData { lang, split: "test".into(), examples, predictions: None })
+            .collect();
         let mut languages = BTreeMap::new();
-        for (lang, ex) in &evals[i] {
-            let r = evaluate(model.as_mut(), i, &tok, spec, &labels, ex, Some(lang), &opts)?;
-            let primary = r.primary.ok_or_else(|| Error::Invalid(format!("demo {} test has no labels", spec.name)))?;
-            languages.insert(
-                lang.clone(),
-                LangScore {
-                    primary,
-                    secondary: r.metrics.get("em").copied(),
-                    split: Some("test".into()),
-                    ..Default::default()
-                },
-            );
+        for r in evaluate_languages(model.as_mut(), i, &tok, spec, &labels, data, &opts)? {
+            let s = r.result.lang_score(&r.split);
+            let s = s.ok_or_else(|| Error::Invalid(format!("demo {} test has no labels", spec.name)))?;
+            languages.insert(r.lang, s);
         }
-        let metric = match spec.metric {
-            Metric::SquadEmF1 => "f1/em",
-            Metric::SeqevalF1 => "f1",
-            _ => "acc",
-        };
         results.tasks.push(TaskResult {
             task: spec.name.into(),
-            metric: metric.into(),
+            metric: spec.metric.label().into(),
             split: "test".into(),
             languages,
             weights: Some(weights.clone()),

@@ -10,6 +10,7 @@
 //! (classification, multiple choice), a tag per line with a blank line between sentences
 //! (tagging), a `{"question id": "answer"}` JSON object (span QA).
 
+pub mod command;
 mod tasks;
 
 use crate::error::{Error, Result};
@@ -93,6 +94,18 @@ pub struct EvalResult {
 }
 
 impl EvalResult {
+    /// The score of one language as results tables keep it: the primary score, EM as the
+    /// secondary one where there is one, and the split it was measured on; `None` for a split
+    /// without labels.
+    pub fn lang_score(&self, split: &str) -> Option<crate::report::LangScore> {
+        Some(crate::report::LangScore {
+            primary: self.primary?,
+            secondary: self.metrics.get("em").copied(),
+            split: Some(split.to_string()),
+            optimistic: false,
+        })
+    }
+
     /// A result without scores.
     fn unscored(predictions: Predictions, examples: usize) -> Self {
         EvalResult { metrics: BTreeMap::new(), primary: None, predictions, examples }
@@ -290,4 +303,61 @@ pub fn write_predictions(path: &Path, preds: &Predictions) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     atomic_write(path, text.as_bytes())
+}
+
+/// One language of a task to evaluate: its language, the name of its split as records say it
+/// (`test`, `dev`, jiant's `val`), its examples, and where its predictions go (none: not
+/// written).
+pub struct LangData {
+    /// Language code (or MLM corpus).
+    pub lang: String,
+    /// The split's name.
+    pub split: String,
+    /// The examples.
+    pub examples: Examples,
+    /// The prediction file to write, in XTREME's submission layout.
+    pub predictions: Option<std::path::PathBuf>,
+}
+
+/// One language's evaluation.
+pub struct LangEval {
+    /// Language code.
+    pub lang: String,
+    /// The split's name.
+    pub split: String,
+    /// Metrics and predictions.
+    pub result: EvalResult,
+}
+
+/// Evaluates head `head` of `model` on every language of `data` in order ([`evaluate`]) and
+/// writes each language's predictions where it asks: the one place `xlt eval`, `xlt xtreme`
+/// and `xlt demo` score languages.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_languages(
+    model: &mut dyn TaskModel,
+    head: usize,
+    tok: &Tokenizer,
+    task: &TaskSpec,
+    label_names: &[String],
+    data: Vec<LangData>,
+    opts: &EvalOptions,
+) -> Result<Vec<LangEval>> {
+    let mut out = Vec::with_capacity(data.len());
+    for d in data {
+        let result = evaluate(model, head, tok, task, label_names, &d.examples, Some(&d.lang), opts)?;
+        if let Some(path) = &d.predictions {
+            write_predictions(path, &result.predictions)?;
+        }
+        out.push(LangEval { lang: d.lang, split: d.split, result });
+    }
+    Ok(out)
+}
+
+/// The file extension of a task's predictions: `json` for span QA, else `tsv`.
+pub fn prediction_ext(kind: Kind) -> &'static str {
+    if kind == Kind::SpanQa {
+        "json"
+    } else {
+        "tsv"
+    }
 }

@@ -61,6 +61,19 @@ pub enum Metric {
     RetrievalAccuracy,
 }
 
+impl Metric {
+    /// How results tables name the metric: `acc`, `f1`, `f1/em` (QA: F1 then EM).
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::SquadEmF1 | Metric::MlqaEmF1 | Metric::Squad2EmF1 => "f1/em",
+            Metric::SeqevalF1 | Metric::BuccF1 => "f1",
+            Metric::AccuracyAndF1 => "acc/f1",
+            Metric::Perplexity => "perplexity",
+            Metric::Accuracy | Metric::TokenAccuracy | Metric::RetrievalAccuracy => "acc",
+        }
+    }
+}
+
 /// Where a task's training examples come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TrainSource {

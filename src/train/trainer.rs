@@ -592,8 +592,13 @@ impl<'a> Trainer<'a> {
     }
 
     /// Turns the progress bar off (tests, non-interactive use).
-    pub fn quiet(mut self) -> Self {
-        self.progress = false;
+    pub fn quiet(self) -> Self {
+        self.with_progress(false)
+    }
+
+    /// Shows the progress bar or not.
+    pub fn with_progress(mut self, on: bool) -> Self {
+        self.progress = on;
         self
     }
 

@@ -28,16 +28,16 @@ pub mod retrieval;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::eval::{evaluate, write_predictions, EvalOptions, EvalResult};
+use crate::eval::{evaluate_languages, prediction_ext, EvalOptions, LangData};
 use crate::fsutil::atomic_write;
 use crate::model::HostModel;
 use crate::provenance::{model_hash, Fingerprint, Weights};
 use crate::report::{LangScore, ModelResults, TaskResult};
 use crate::tasks::TrainSource;
-use crate::tasks::{expected_files, lookup, read_split, split_present, Kind, Layout, Metric, Split, TaskSpec};
+use crate::tasks::{expected_files, lookup, read_split, split_present, Kind, Layout, Split, TaskSpec};
 use crate::train::setup::{detect_layout, label_names, load_tokenizer, prepare, selection_data, LoadMode, RunSpec};
 use crate::train::trainer::TrainConfig;
-use retrieval::{evaluate_bucc, evaluate_tatoeba, RetrievalOptions};
+use retrieval::RetrievalOptions;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -90,14 +90,6 @@ struct TaskRecord {
     fingerprint: Fingerprint,
 }
 
-fn metric_name(m: Metric) -> &'static str {
-    match m {
-        Metric::SquadEmF1 | Metric::MlqaEmF1 | Metric::Squad2EmF1 => "f1/em",
-        Metric::SeqevalF1 | Metric::BuccF1 => "f1",
-        _ => "acc",
-    }
-}
-
 /// The run a task's fine-tuning happens in (XQuAD and MLQA share SQuAD's).
 fn run_task(task: &str) -> &str {
     match task {
@@ -121,16 +113,6 @@ fn split_name(split: Split, layout: &Layout) -> &'static str {
         (Split::Val, Layout::Xtreme(_)) => "dev",
         (s, _) => s.jiant_key(),
     }
-}
-
-fn lang_score(r: &EvalResult, split: &str) -> Option<LangScore> {
-    let primary = r.primary?;
-    Some(LangScore {
-        primary,
-        secondary: r.metrics.get("em").copied(),
-        split: Some(split.to_string()),
-        optimistic: false,
-    })
 }
 
 /// A registry task and the subsets of it that a result reads.
@@ -352,10 +334,7 @@ fn trainable(
     if !run_dir.join("done").is_file() {
         let resume = run_dir.join("checkpoint").exists();
         let prepared = prepare(spec.clone(), &tok, resume, &cfg.device)?;
-        let mut trainer = prepared.trainer;
-        if !cfg.progress {
-            trainer = trainer.quiet();
-        }
+        let mut trainer = prepared.trainer.with_progress(cfg.progress);
         eprintln!("{}: fine-tuning {} steps into {}", task.name, trainer.total_steps(), run_dir.display());
         trainer.run(&name, None)?;
     }
@@ -365,33 +344,43 @@ fn trainable(
     let mut model = cfg.device.eval_model(HostModel::from_dir(&model_dir)?)?;
     let labels = label_names(task);
     let opts = EvalOptions::new(cfg.train.eval_batch_size, spec.max_seq_length);
-    let qa = task.kind == Kind::SpanQa;
-    let ext = if qa { "json" } else { "tsv" };
+    let ext = prediction_ext(task.kind);
     let submission = submission_split(task, layout);
-    let mut languages = BTreeMap::new();
-    let mut notes = Vec::new();
-    let mut dev_only = Vec::new();
+    // XTREME's test set first: predictions in the submission layout, scored where labelled.
+    let mut data = Vec::new();
     for lang in task.languages {
-        // XTREME's test set first: predictions in the submission layout, scored where labelled.
         if split_present(task, layout, submission, Some(lang))? {
-            let ex = read_split(task, layout, submission, Some(lang))?;
-            let r = evaluate(model.as_mut(), 0, &tok, task, &labels, &ex, Some(lang), &opts)?;
             let path = cfg.out.join("predictions").join(task.name).join(format!("test-{lang}.{ext}"));
-            write_predictions(&path, &r.predictions)?;
-            if let Some(s) = lang_score(&r, split_name(submission, layout)) {
-                languages.insert(lang.to_string(), s);
-                continue;
-            }
+            let examples = read_split(task, layout, submission, Some(lang))?;
+            let split = split_name(submission, layout).to_string();
+            data.push(LangData { lang: lang.to_string(), split, examples, predictions: Some(path) });
         }
-        if submission != Split::Val && split_present(task, layout, Split::Val, Some(lang))? {
-            let ex = read_split(task, layout, Split::Val, Some(lang))?;
-            let r = evaluate(model.as_mut(), 0, &tok, task, &labels, &ex, Some(lang), &opts)?;
-            if let Some(s) = lang_score(&r, split_name(Split::Val, layout)) {
-                languages.insert(lang.to_string(), s);
-                dev_only.push(*lang);
+    }
+    let mut languages = BTreeMap::new();
+    for r in evaluate_languages(model.as_mut(), 0, &tok, task, &labels, data, &opts)? {
+        if let Some(s) = r.result.lang_score(&r.split) {
+            languages.insert(r.lang, s);
+        }
+    }
+    // Then the dev split of every language the test split left unscored.
+    let mut data = Vec::new();
+    if submission != Split::Val {
+        for lang in task.languages.iter().filter(|l| !languages.contains_key(**l)) {
+            if split_present(task, layout, Split::Val, Some(lang))? {
+                let examples = read_split(task, layout, Split::Val, Some(lang))?;
+                let split = split_name(Split::Val, layout).to_string();
+                data.push(LangData { lang: lang.to_string(), split, examples, predictions: None });
             }
         }
     }
+    let mut dev_only = Vec::new();
+    for r in evaluate_languages(model.as_mut(), 0, &tok, task, &labels, data, &opts)? {
+        if let Some(s) = r.result.lang_score(&r.split) {
+            dev_only.push(r.lang.clone());
+            languages.insert(r.lang, s);
+        }
+    }
+    let mut notes = Vec::new();
     if submission == Split::Val {
         notes.push(format!(
             "jiant's {} `val` split is XTREME's test set ({}): its scores are test scores, and its predictions \
@@ -416,7 +405,7 @@ fn trainable(
     }
     Ok(TaskResult {
         task: task.name.into(),
-        metric: metric_name(task.metric).into(),
+        metric: task.metric.label().into(),
         split: split_of(&languages),
         languages,
         weights: Some(weights),
@@ -465,11 +454,7 @@ fn retrieval_task(
         return Err(Error::Invalid(format!("{}: no language files in {}", task.name, cfg.data_dir.display())));
     }
     let pred_dir = cfg.out.join("predictions");
-    let scores = if task.name == "bucc2018" {
-        evaluate_bucc(&cfg.encoder, layout, &present, &pred_dir, &opts)?
-    } else {
-        evaluate_tatoeba(&cfg.encoder, layout, &present, &pred_dir, &opts)?
-    };
+    let scores = retrieval::evaluate(task, &cfg.encoder, layout, &present, &pred_dir, &opts)?;
     let mut languages = BTreeMap::new();
     let mut notes = Vec::new();
     let layer = scores.first().and_then(|s| s.extra["layer"].as_u64());
@@ -504,7 +489,7 @@ fn retrieval_task(
     }
     Ok(TaskResult {
         task: task.name.into(),
-        metric: metric_name(task.metric).into(),
+        metric: task.metric.label().into(),
         split: split_of(&languages),
         languages,
         weights: Some(Weights::AsLoaded { path: cfg.encoder.display().to_string() }),

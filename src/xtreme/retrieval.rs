@@ -122,6 +122,22 @@ fn task_dir(out: &Path, task: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// BUCC or Tatoeba, as `task` names ([`evaluate_bucc`], [`evaluate_tatoeba`]).
+pub fn evaluate(
+    task: &TaskSpec,
+    model_dir: &Path,
+    layout: &Layout,
+    languages: &[&str],
+    out: &Path,
+    opts: &RetrievalOptions,
+) -> Result<Vec<LanguageScore>> {
+    match task.name {
+        "bucc2018" => evaluate_bucc(model_dir, layout, languages, out, opts),
+        "tatoeba" => evaluate_tatoeba(model_dir, layout, languages, out, opts),
+        other => Err(Error::Invalid(format!("{other} is not a retrieval task (bucc2018, tatoeba)"))),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // BUCC 2018
 
