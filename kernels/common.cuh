@@ -6,7 +6,7 @@
 // Every kernel file defines its kernels once as templates over the activation type
 // (float, __nv_bfloat16, __half) and instantiates them with XLT_FOR_EACH_FLOAT under the
 // C names `<op>_<dtype>` (`layernorm_forward_bf16`), which the Rust wrappers in
-// src/cuda/ops.rs load by name. Arguments are in the CPU twin's order: outputs, inputs, sizes.
+// src/cuda/ops/ load by name. Arguments are in the CPU twin's order: outputs, inputs, sizes.
 // Arithmetic is always in float; only loads and stores touch the narrow types.
 #pragma once
 

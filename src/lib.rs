@@ -1,8 +1,8 @@
 //! xlt: a from-scratch XLM-R/BERT encoder (forward and backward) for zero-shot cross-lingual
 //! transfer research. See ARCHITECTURE.md for the map of the crate.
 
-// Ops take outputs, inputs and sizes explicitly, llm.c style (the CUDA kernels will take the
-// same arguments in the same order), so long argument lists are the design, not an accident.
+// Ops take outputs, inputs and sizes explicitly, llm.c style (the CUDA kernels take the same
+// arguments in the same order), so long argument lists are the design, not an accident.
 #![allow(clippy::too_many_arguments)]
 
 pub mod bench;

@@ -61,9 +61,9 @@ enum Work {
     Head {
         split_name: &'static str,
         skipped: Vec<String>,
-        model: HostModel,
+        model: Box<HostModel>,
         head: usize,
-        tok: Tokenizer,
+        tok: Box<Tokenizer>,
         data: Vec<LangData>,
     },
 }
@@ -205,7 +205,7 @@ impl EvalPlan {
             };
             data.push(LangData { lang, split: split_name.to_string(), examples, predictions });
         }
-        let work = Work::Head { split_name, skipped, model, head, tok, data };
+        let work = Work::Head { split_name, skipped, model: Box::new(model), head, tok: Box::new(tok), data };
         Ok(EvalPlan { req, task, weights, work })
     }
 
@@ -242,7 +242,7 @@ impl EvalPlan {
             Work::Head { split_name, skipped, model, head, tok, data } => {
                 let max_len = req.max_seq_len.min(model.structure.cfg.max_seq_len());
                 let opts = EvalOptions::new(req.batch_size, max_len);
-                let mut model = device.eval_model(model)?;
+                let mut model = device.eval_model(*model)?;
                 let labels = label_names(task);
                 let results = evaluate_languages(model.as_mut(), head, &tok, task, &labels, data, &opts)?;
                 let (mut scores, mut metrics) = (Map::new(), Map::new());

@@ -153,7 +153,6 @@ fn first_n(examples: &Examples, n: Option<usize>) -> Result<Cow<'_, Examples>> {
 /// list of the wrong length, a gold label outside it, SQuAD v2.0 (the span decoder has no
 /// no-answer score: [`Error::Unsupported`]), retrieval tasks (scored by
 /// [`crate::xtreme::retrieval`]), an empty split, a batch size of 0.
-#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     model: &mut dyn TaskModel,
     head: usize,
@@ -332,7 +331,6 @@ pub struct LangEval {
 /// Evaluates head `head` of `model` on every language of `data` in order ([`evaluate`]) and
 /// writes each language's predictions where it asks: the one place `xlt eval`, `xlt xtreme`
 /// and `xlt demo` score languages.
-#[allow(clippy::too_many_arguments)]
 pub fn evaluate_languages(
     model: &mut dyn TaskModel,
     head: usize,

@@ -122,6 +122,24 @@ fn task_dir(out: &Path, task: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// What both retrieval tasks start with: the task (its `languages` checked), the encoder
+/// loaded once, and `<out>/<task>/` created.
+fn setup(
+    name: &str,
+    model_dir: &Path,
+    languages: &[&str],
+    out: &Path,
+    opts: &RetrievalOptions,
+) -> Result<(&'static TaskSpec, Encoder, PathBuf)> {
+    let task = lookup(name)?;
+    check_languages(task.name, languages)?;
+    for lang in languages {
+        task.check_subset(Some(lang))?;
+    }
+    let enc = Encoder::load(model_dir, opts)?;
+    Ok((task, enc, task_dir(out, task.name)?))
+}
+
 /// BUCC or Tatoeba, as `task` names ([`evaluate_bucc`], [`evaluate_tatoeba`]).
 pub fn evaluate(
     task: &TaskSpec,
@@ -153,13 +171,7 @@ pub fn evaluate_bucc(
     out: &Path,
     opts: &RetrievalOptions,
 ) -> Result<Vec<LanguageScore>> {
-    let task = lookup("bucc2018")?;
-    check_languages(task.name, languages)?;
-    for lang in languages {
-        task.check_subset(Some(lang))?;
-    }
-    let enc = Encoder::load(model_dir, opts)?;
-    let dir = task_dir(out, task.name)?;
+    let (task, enc, dir) = setup("bucc2018", model_dir, languages, out, opts)?;
     languages.iter().map(|lang| bucc_language(&enc, task, layout, lang, &dir)).collect()
 }
 
@@ -281,13 +293,7 @@ pub fn evaluate_tatoeba(
     out: &Path,
     opts: &RetrievalOptions,
 ) -> Result<Vec<LanguageScore>> {
-    let task = lookup("tatoeba")?;
-    check_languages(task.name, languages)?;
-    for lang in languages {
-        task.check_subset(Some(lang))?;
-    }
-    let enc = Encoder::load(model_dir, opts)?;
-    let dir = task_dir(out, task.name)?;
+    let (task, enc, dir) = setup("tatoeba", model_dir, languages, out, opts)?;
     languages.iter().map(|lang| tatoeba_language(&enc, task, layout, lang, &dir)).collect()
 }
 

@@ -136,7 +136,6 @@ fn attention_unpermute(
 
 /// att (B, NH, T, T): scores in, masked softmax of scores·scale out (in place); `dropped`
 /// (same shape) gets the probabilities after dropout when given. mask (B, T) f32.
-#[allow(clippy::too_many_arguments)]
 fn attention_softmax_forward(
     g: &Gpu,
     att: Dev,
@@ -182,7 +181,6 @@ fn attention_dropout(g: &Gpu, out: Dev, att: Dev, b: usize, t: usize, nh: usize,
 
 /// datt (B, NH, T, T): dP in, dS = P ⊙ (dP' − Σ_j dP' ⊙ P) · scale out (in place), where
 /// dP' = dP · dropout mask (p, seed) and P = att (before dropout).
-#[allow(clippy::too_many_arguments)]
 fn attention_softmax_backward(
     g: &Gpu,
     datt: Dev,
@@ -211,7 +209,6 @@ fn attention_softmax_backward(
 /// saves the probabilities before dropout. qkv (B, T, 3C) holds Q, K, V side by side; mask
 /// (B, T) f32 is 1 for real tokens, 0 for padding; a query whose keys are all padding gets
 /// all-zero probabilities. `s` is scratch for at least this shape.
-#[allow(clippy::too_many_arguments)]
 pub fn attention_forward(
     g: &Gpu,
     out: Dev,
@@ -261,7 +258,6 @@ pub fn attention_forward(
 /// dqkv (B, T, 3C) = dL/dqkv (overwritten) from dout (B, T, C); att (B, NH, T, T) holds the
 /// forward's probabilities (before dropout) and the dropout mask is regenerated from
 /// (p_drop, seed). Differentiates `out = dropout(softmax(Q K^T * scale + mask)) V`.
-#[allow(clippy::too_many_arguments)]
 pub fn attention_backward(
     g: &Gpu,
     dqkv: Dev,

@@ -59,7 +59,6 @@ fn grid(b: usize, t: usize, nh: usize) -> (u32, u32, u32) {
 /// Forward launch: out (B, T, C) = attention of qkv (B, T, 3C) with key mask (B, T) f32 and
 /// dropout (p_drop, seed) on the probabilities; lse (B, NH, T) f32 = each row's log-sum-exp of
 /// the scaled, masked scores (+inf when every key is masked; that row of out is 0).
-#[allow(clippy::too_many_arguments)]
 pub fn flash_forward_plan(
     out: Dev,
     lse: Dev,
@@ -104,7 +103,6 @@ pub fn flash_forward_plan(
 /// Backward launches, in order: dsum (B, NH, T) f32 = Σ dout ⊙ out per head row; then dK, dV;
 /// then dQ, into dqkv (B, T, 3C) (overwritten). `out` and `lse` are the forward's; mask, p_drop
 /// and seed as in the forward.
-#[allow(clippy::too_many_arguments)]
 pub fn flash_backward_plans(
     dqkv: Dev,
     dsum: Dev,
@@ -172,7 +170,6 @@ pub fn flash_backward_plans(
 }
 
 /// Fused attention forward on the GPU (see [`flash_forward_plan`]).
-#[allow(clippy::too_many_arguments)]
 pub fn flash_attention_forward(
     g: &Gpu,
     out: Dev,
@@ -196,7 +193,6 @@ pub fn flash_attention_forward(
 
 /// Fused attention backward on the GPU (see [`flash_backward_plans`]); `dsum` is (B, NH, T) f32
 /// scratch.
-#[allow(clippy::too_many_arguments)]
 pub fn flash_attention_backward(
     g: &Gpu,
     dqkv: Dev,

@@ -32,7 +32,6 @@ fn elementwise(g: &Gpu, n: usize) -> LaunchConfig {
 /// updated parameters rounded to it (the copy the forward reads), in the same pass: kernel
 /// `adamw_update_copy_<dtype>`; without, `adamw_update_f32`. The math and its f32 rounding
 /// sequence are exactly `cpu::ops::adamw_update`'s (bias corrections in f64 on the host).
-#[allow(clippy::too_many_arguments)]
 pub fn adamw_update(
     g: &Gpu,
     params: Dev,
