@@ -84,7 +84,7 @@ pub fn run(spec: &BenchSpec, device: &Device) -> Result<(BenchResult, Option<usi
     let host = bench_model(&spec.cfg, spec.seed)?;
     device
         .check_training_fits(&spec.cfg, host.structure.layout.total, spec.batch, spec.seq)
-        .map_err(|e| crate::Error::Invalid(format!("{e} (lower --batch or --seq)")))?;
+        .map_err(|e| e.context("lower --batch or --seq"))?;
     let mut model = device.train_model(host, None)?;
     let tb = random_batch(&spec.cfg, spec.batch, spec.seq, spec.seed ^ 1);
     let mut last_loss = 0.0;

@@ -112,10 +112,10 @@ impl Embedder {
         let cfg = self.cfg();
         let c = cfg.hidden_size;
         if layer > cfg.num_layers {
-            return Err(Error::Invalid(format!("--layer {layer}: the model has hidden states 0..={}", cfg.num_layers)));
+            return Err(Error::Setting(format!("--layer {layer}: the model has hidden states 0..={}", cfg.num_layers)));
         }
         if batch_size == 0 {
-            return Err(Error::Invalid("--batch-size must be at least 1".into()));
+            return Err(Error::Setting("--batch-size must be at least 1".into()));
         }
         let max_len = max_len.min(cfg.max_seq_len());
         let tok = &self.tok;

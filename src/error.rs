@@ -44,10 +44,59 @@ pub enum Error {
     /// A tokenizer failure.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
-    /// Invalid arguments or shapes supplied by the caller.
+    /// A setting the caller must change: a flag or configuration value out of range or in
+    /// conflict with another (the message names the flag).
     #[error("{0}")]
-    Invalid(String),
-    /// A CUDA driver, cuBLAS or NVRTC failure, or no usable GPU.
+    Setting(String),
+    /// Input data that is well formed but cannot be used as asked: a split without labels or
+    /// examples, a task without the split, an example the task cannot take.
+    #[error("{0}")]
+    Data(String),
+    /// A name that is not known: a task, head, language, round, selection or preset.
+    #[error("{0}")]
+    Unknown(String),
+    /// The library called in a way it does not allow: outputs read before a forward pass,
+    /// an inference-only model trained, buffers or views of the wrong size or type.
+    #[error("{0}")]
+    Usage(String),
+    /// A run folder that does not fit the request: a checkpoint there without `--resume`, an
+    /// incomplete checkpoint, a checkpoint or finished run made with other settings, a folder
+    /// that is not writable or too full.
+    #[error("{0}")]
+    RunFolder(String),
+    /// Training produced a NaN or an infinity (the message names the step, the task, the batch
+    /// and the first non-finite value found).
+    #[error("{0}")]
+    Diverged(String),
+    /// A size that cannot fit in the available memory, refused before allocating.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A value that could not be encoded (JSON, TOML, safetensors) for writing.
+    #[error("encoding {what}: {msg}")]
+    Encode {
+        /// What was being encoded.
+        what: String,
+        /// The encoder's message.
+        msg: String,
+    },
+    /// A CUDA driver call failed. The driver's error is kept (and shown once, not as a source).
+    #[error("CUDA: {what}: {}", crate::cuda::device::driver_msg(.err))]
+    Driver {
+        /// What was being done.
+        what: String,
+        /// The driver's error.
+        err: cudarc::driver::DriverError,
+    },
+    /// A cuBLAS call failed.
+    #[error("cuBLAS: {what}: {err:?}")]
+    Cublas {
+        /// What was being done.
+        what: String,
+        /// cuBLAS's status.
+        err: cudarc::cublas::result::CublasError,
+    },
+    /// No usable GPU, or a CUDA condition that is not a driver or cuBLAS status (NVRTC, a
+    /// missing kernel, an unsupported device).
     #[error("CUDA: {0}")]
     Cuda(String),
     /// The GPU ran out of memory.
@@ -58,6 +107,27 @@ pub enum Error {
         /// Bytes asked for (0 when unknown).
         bytes: usize,
     },
+    /// Another error with what was being done when it happened; [`Error::root`] is the error
+    /// itself, whose variant says what to act on.
+    #[error("{what}: {err}")]
+    Context {
+        /// What was being done.
+        what: String,
+        /// The error.
+        err: Box<Error>,
+    },
+}
+
+impl From<cudarc::driver::DriverError> for Error {
+    fn from(err: cudarc::driver::DriverError) -> Self {
+        crate::cuda::device::cuda_err("a CUDA driver call", &err)
+    }
+}
+
+impl From<cudarc::cublas::result::CublasError> for Error {
+    fn from(err: cudarc::cublas::result::CublasError) -> Self {
+        Error::Cublas { what: "a cuBLAS call".into(), err }
+    }
 }
 
 impl Error {
@@ -68,6 +138,22 @@ impl Error {
     /// A format error on `path`.
     pub fn format(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
         Error::Format { path: path.as_ref().to_path_buf(), msg: msg.into() }
+    }
+    /// An encoding failure of `what`.
+    pub fn encode(what: impl Into<String>, msg: impl std::fmt::Display) -> Self {
+        Error::Encode { what: what.into(), msg: msg.to_string() }
+    }
+    /// This error with `what` was being done in front; the variant stays reachable through
+    /// [`Error::root`].
+    pub fn context(self, what: impl Into<String>) -> Self {
+        Error::Context { what: what.into(), err: Box::new(self) }
+    }
+    /// The error under any [`Error::Context`] layers: the one whose variant says what happened.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Context { err, .. } => err.root(),
+            e => e,
+        }
     }
 }
 

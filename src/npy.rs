@@ -27,7 +27,7 @@ fn header(shape: &[usize]) -> Vec<u8> {
 pub fn write_f32(path: &Path, data: &[f32], shape: &[usize]) -> Result<()> {
     let n: usize = shape.iter().product();
     if n != data.len() {
-        return Err(Error::Invalid(format!("npy shape {shape:?} holds {n} values, got {}", data.len())));
+        return Err(Error::Usage(format!("npy shape {shape:?} holds {n} values, got {}", data.len())));
     }
     atomic_write_with(path, |w| {
         w.write_all(&header(shape))?;

@@ -126,7 +126,7 @@ impl Weights {
 
     /// Writes the record into `dir` (atomically).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Invalid(e.to_string()))?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::encode("JSON", e))?;
         crate::fsutil::atomic_write(&dir.join(WEIGHTS_FILE), format!("{text}\n").as_bytes())
     }
 

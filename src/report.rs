@@ -201,7 +201,7 @@ pub fn task_label(task: &str) -> &str {
 /// non-empty, unique task names; non-empty language codes; every score finite and within
 /// 0–100. Returns the first problem found.
 pub fn validate(models: &[ModelResults]) -> Result<()> {
-    check(models).map_err(Error::Invalid)
+    check(models).map_err(Error::Data)
 }
 
 fn check(models: &[ModelResults]) -> std::result::Result<(), String> {
@@ -625,13 +625,12 @@ pub fn render_svg(models: &[ModelResults]) -> String {
 
 /// Writes `results.json` (`{"models": [...]}`), `results.md` and `results.svg` into `dir`
 /// (created if missing), each atomically. The results are checked with [`validate`] first
-/// (`Error::Invalid` naming the model, task and language), so nothing is written for bad data.
+/// (`Error::Data` naming the model, task and language), so nothing is written for bad data.
 pub fn write_all(dir: &Path, models: &[ModelResults]) -> Result<()> {
     validate(models)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let file = ResultsFile { models: models.to_vec() };
-    let mut json =
-        serde_json::to_vec_pretty(&file).map_err(|e| Error::Invalid(format!("results: cannot encode as JSON: {e}")))?;
+    let mut json = serde_json::to_vec_pretty(&file).map_err(|e| Error::encode("results", e))?;
     json.push(b'\n');
     atomic_write(&dir.join(JSON_FILE), &json)?;
     atomic_write(&dir.join(MARKDOWN_FILE), render_markdown(models).as_bytes())?;

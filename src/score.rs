@@ -86,17 +86,17 @@ pub fn run(args: &ScoreArgs) -> Result<Value> {
     match (&args.xtreme_dir, &args.gold_dir) {
         (Some(pred_dir), Some(gold_dir)) => {
             if args.task.is_some() || args.gold.is_some() || args.pred.is_some() {
-                return Err(Error::Invalid(
+                return Err(Error::Setting(
                     "score: --xtreme-dir/--gold-dir score a whole folder; leave out --task, --gold and --pred".into(),
                 ));
             }
             score_xtreme_dir(pred_dir, gold_dir)
         }
-        (Some(_), None) => Err(Error::Invalid("score: --xtreme-dir needs --gold-dir (the gold folder)".into())),
-        (None, Some(_)) => Err(Error::Invalid("score: --gold-dir needs --xtreme-dir (the prediction folder)".into())),
+        (Some(_), None) => Err(Error::Setting("score: --xtreme-dir needs --gold-dir (the gold folder)".into())),
+        (None, Some(_)) => Err(Error::Setting("score: --gold-dir needs --xtreme-dir (the prediction folder)".into())),
         (None, None) => {
             let (Some(task), Some(gold), Some(pred)) = (&args.task, &args.gold, &args.pred) else {
-                return Err(Error::Invalid(
+                return Err(Error::Setting(
                     "score: give --task, --gold and --pred (or --xtreme-dir and --gold-dir)".into(),
                 ));
             };
@@ -197,7 +197,7 @@ impl Task {
             "bucc2018" => Task::Bucc2018,
             "tatoeba" => Task::Tatoeba,
             _ => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Unknown(format!(
                     "score: unknown task {name:?} (expected one of {})",
                     TASK_NAMES.join(", ")
                 )))
@@ -275,7 +275,7 @@ pub fn score_task(task: Task, gold: &Path, pred: &Path, lang: Option<&str>) -> R
         Task::Squad | Task::Xquad | Task::Tydiqa => score_qa(gold, pred, AnswerNorm::Squad),
         Task::Mlqa => {
             let lang = lang.ok_or_else(|| {
-                Error::Invalid("score: mlqa needs --lang (ar, de, en, es, hi, vi or zh) for its normalisation".into())
+                Error::Setting("score: mlqa needs --lang (ar, de, en, es, hi, vi or zh) for its normalisation".into())
             })?;
             score_qa(gold, pred, AnswerNorm::Mlqa(MlqaLang::parse(lang)?))
         }
@@ -954,7 +954,7 @@ pub fn score_xtreme_dir(pred_dir: &Path, gold_dir: &Path) -> Result<Value> {
         tasks.insert(name.into(), Value::Object(out));
     }
     if tasks.is_empty() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Setting(format!(
             "score: no XTREME task folder ({}) is in both {} and {}",
             XTREME_TASKS.map(|(t, _)| t).join(", "),
             pred_dir.display(),

@@ -22,7 +22,7 @@ pub fn gib(bytes: u64) -> String {
 pub fn check_fits(bytes: u64, what: &str) -> Result<()> {
     let limit = available_memory().unwrap_or(1 << 48);
     if bytes > limit {
-        return Err(Error::Invalid(format!("{what} needs {} of memory but {} is available", gib(bytes), gib(limit))));
+        return Err(Error::TooLarge(format!("{what} needs {} of memory but {} is available", gib(bytes), gib(limit))));
     }
     Ok(())
 }
@@ -36,7 +36,7 @@ pub fn cpus() -> usize {
 /// (more threads only compete for the same cores); the second value says when `n` was lowered.
 pub fn thread_count(n: usize) -> Result<(usize, bool)> {
     if n == 0 {
-        return Err(Error::Invalid("--threads: expected at least 1, found 0".into()));
+        return Err(Error::Setting("--threads: expected at least 1, found 0".into()));
     }
     let max = cpus();
     Ok((n.min(max), n > max))

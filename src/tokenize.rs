@@ -109,7 +109,7 @@ impl Tokenizer {
         };
         let budget = max_len
             .checked_sub(self.num_special(tb.is_some()))
-            .ok_or_else(|| Error::Invalid(format!("max length {max_len} leaves no room for the special tokens")))?;
+            .ok_or_else(|| Error::Setting(format!("max length {max_len} leaves no room for the special tokens")))?;
         let truncated = truncate_longest_first(&mut ta, tb.as_mut(), budget);
         let mut e = self.with_specials(&ta, tb.as_deref(), None);
         e.truncated = truncated;
@@ -122,7 +122,7 @@ impl Tokenizer {
         let enc = self.inner.encode(words, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
         let mut ids = enc.get_ids().to_vec();
         let mut wids: Vec<Option<u32>> = enc.get_word_ids().to_vec();
-        let budget = max_len.checked_sub(2).ok_or_else(|| Error::Invalid("max length below 2".into()))?;
+        let budget = max_len.checked_sub(2).ok_or_else(|| Error::Setting("max length below 2".into()))?;
         let truncated = ids.len() > budget;
         ids.truncate(budget);
         wids.truncate(budget);

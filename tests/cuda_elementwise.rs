@@ -206,7 +206,7 @@ fn embedding_backward_rejects_ids_outside_the_table() {
         n,
         c,
     );
-    assert!(matches!(r, Err(xlt::Error::Invalid(_))), "an id past the table must be Error::Invalid, got {r:?}");
+    assert!(matches!(r, Err(xlt::Error::Usage(_))), "an id past the table must be Error::Usage, got {r:?}");
 }
 
 // ----------------------------------------------------------------------------------------------

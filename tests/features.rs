@@ -156,7 +156,7 @@ fn featurize_pairs_keeps_order_and_names_failing_examples() {
     assert_eq!(f.len(), 2);
     assert_eq!(f[1], pair_feature(&tok, &exs[1], 32).unwrap());
     let err = featurize_pairs(&tok, &exs, 1).unwrap_err();
-    assert!(matches!(err, Error::Invalid(_)) && err.to_string().contains("example a"), "{err}");
+    assert!(matches!(err.root(), Error::Setting(_)) && err.to_string().contains("example a"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -660,7 +660,7 @@ fn cache_hits_misses_and_rebuilds_corrupt_files() {
     assert_eq!(builds, 5, "miss, other key, corrupt, foreign key, wrong type; hits in between");
     // a failing build is an error and writes nothing
     let k3 = key(b"tok", "qqp", "val", None, 64);
-    let res: xlt::Result<Vec<PairFeature>> = load_or_build(&cache_dir, &k3, || Err(Error::Invalid("boom".into())));
+    let res: xlt::Result<Vec<PairFeature>> = load_or_build(&cache_dir, &k3, || Err(Error::Data("boom".into())));
     assert!(res.is_err());
     assert!(!cache_path(&cache_dir, &k3).exists());
     // no temp files left behind

@@ -356,7 +356,7 @@ fn write_all_then_read_json() -> xlt::Result<()> {
     assert_eq!(read_json(&dir.join("results.json"))?, models);
     let text = |name: &str| std::fs::read_to_string(dir.join(name)).map_err(|e| xlt::Error::io(name, e));
     let json: serde_json::Value =
-        serde_json::from_str(&text("results.json")?).map_err(|e| xlt::Error::Invalid(e.to_string()))?;
+        serde_json::from_str(&text("results.json")?).map_err(|e| xlt::Error::encode("results.json", e))?;
     assert_eq!(json["models"].as_array().map(Vec::len), Some(2));
     assert_eq!(json["models"][0]["tasks"][1]["languages"]["en"]["secondary"], 70.1);
     assert!(json["models"][0]["tasks"][0]["languages"]["de"].get("secondary").is_none());

@@ -16,10 +16,19 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= EPS
 }
 
-fn assert_invalid<T: std::fmt::Debug>(r: xlt::Result<T>, what: &str) {
+/// A setting out of range: the caller changes a flag.
+fn assert_setting<T: std::fmt::Debug>(r: xlt::Result<T>, what: &str) {
     match r {
-        Err(Error::Invalid(msg)) => assert!(!msg.is_empty(), "{what}: empty message"),
-        other => panic!("{what}: expected Error::Invalid, found {other:?}"),
+        Err(Error::Setting(msg)) => assert!(!msg.is_empty(), "{what}: empty message"),
+        other => panic!("{what}: expected Error::Setting, found {other:?}"),
+    }
+}
+
+/// The API called with arguments it does not take.
+fn assert_usage<T: std::fmt::Debug>(r: xlt::Result<T>, what: &str) {
+    match r {
+        Err(Error::Usage(msg)) => assert!(!msg.is_empty(), "{what}: empty message"),
+        other => panic!("{what}: expected Error::Usage, found {other:?}"),
     }
 }
 
@@ -104,13 +113,13 @@ fn schedule_enum_and_constant() {
 
 #[test]
 fn schedule_rejects_bad_inputs() {
-    assert_invalid(LinearSchedule::new(1.0, 10, -0.1), "negative proportion");
-    assert_invalid(LinearSchedule::new(1.0, 10, 1.5), "proportion above 1");
-    assert_invalid(LinearSchedule::new(1.0, 10, f64::NAN), "NaN proportion");
-    assert_invalid(LinearSchedule::new(-1e-5, 10, 0.1), "negative lr");
-    assert_invalid(LinearSchedule::new(f64::INFINITY, 10, 0.1), "infinite lr");
-    assert_invalid(LinearSchedule::with_warmup_steps(f64::NAN, 1, 10), "NaN lr");
-    assert_invalid(Schedule::constant(-1.0), "negative constant");
+    assert_setting(LinearSchedule::new(1.0, 10, -0.1), "negative proportion");
+    assert_setting(LinearSchedule::new(1.0, 10, 1.5), "proportion above 1");
+    assert_setting(LinearSchedule::new(1.0, 10, f64::NAN), "NaN proportion");
+    assert_setting(LinearSchedule::new(-1e-5, 10, 0.1), "negative lr");
+    assert_setting(LinearSchedule::new(f64::INFINITY, 10, 0.1), "infinite lr");
+    assert_setting(LinearSchedule::with_warmup_steps(f64::NAN, 1, 10), "NaN lr");
+    assert_setting(Schedule::constant(-1.0), "negative constant");
 }
 
 // ---------------------------------------------------------------- sampler probabilities
@@ -235,17 +244,17 @@ fn sampler_resumes_exactly() {
 #[test]
 fn sampler_rejects_bad_inputs() {
     let none: [&str; 0] = [];
-    assert_invalid(TaskSampler::new(&none, &[], SamplingMode::Uniform, 0), "no tasks");
-    assert_invalid(TaskSampler::new(&["a", "b"], &[1], SamplingMode::Uniform, 0), "length mismatch");
-    assert_invalid(TaskSampler::new(&["a", "b"], &[1, 0], SamplingMode::Proportional, 0), "zero-size task");
-    assert_invalid(TaskSampler::new(&["a", "a"], &[1, 2], SamplingMode::Proportional, 0), "duplicate name");
-    assert_invalid(TaskSampler::new(&["a"], &[1], SamplingMode::CappedProportional { cap: 0 }, 0), "zero cap");
+    assert_usage(TaskSampler::new(&none, &[], SamplingMode::Uniform, 0), "no tasks");
+    assert_usage(TaskSampler::new(&["a", "b"], &[1], SamplingMode::Uniform, 0), "length mismatch");
+    assert_usage(TaskSampler::new(&["a", "b"], &[1, 0], SamplingMode::Proportional, 0), "zero-size task");
+    assert_usage(TaskSampler::new(&["a", "a"], &[1, 2], SamplingMode::Proportional, 0), "duplicate name");
+    assert_usage(TaskSampler::new(&["a"], &[1], SamplingMode::CappedProportional { cap: 0 }, 0), "zero cap");
     for t in [0.0, -1.0, f64::NAN, f64::INFINITY] {
         let mode = SamplingMode::Temperature { temperature: t, cap: None };
-        assert_invalid(TaskSampler::new(&["a"], &[1], mode, 0), "bad temperature");
+        assert_usage(TaskSampler::new(&["a"], &[1], mode, 0), "bad temperature");
     }
     let mode = SamplingMode::Temperature { temperature: 2.0, cap: Some(0) };
-    assert_invalid(TaskSampler::new(&["a"], &[1], mode, 0), "zero temperature cap");
+    assert_usage(TaskSampler::new(&["a"], &[1], mode, 0), "zero temperature cap");
 }
 
 // ---------------------------------------------------------------- step budget
@@ -271,12 +280,12 @@ fn step_budget_matches_jiant_configurator() {
 
 #[test]
 fn step_budget_rejects_bad_inputs() {
-    assert_invalid(steps_per_task(&[], None, 1.0, 8, 1), "no tasks");
-    assert_invalid(steps_per_task(&[10], None, 1.0, 0, 1), "zero batch");
-    assert_invalid(steps_per_task(&[10], None, 1.0, 8, 0), "zero accumulation");
-    assert_invalid(steps_per_task(&[10], Some(0), 1.0, 8, 1), "zero cap");
-    assert_invalid(steps_per_task(&[10], None, -1.0, 8, 1), "negative epochs");
-    assert_invalid(steps_per_task(&[10], None, f64::NAN, 8, 1), "NaN epochs");
+    assert_usage(steps_per_task(&[], None, 1.0, 8, 1), "no tasks");
+    assert_usage(steps_per_task(&[10], None, 1.0, 0, 1), "zero batch");
+    assert_usage(steps_per_task(&[10], None, 1.0, 8, 0), "zero accumulation");
+    assert_usage(steps_per_task(&[10], Some(0), 1.0, 8, 1), "zero cap");
+    assert_usage(steps_per_task(&[10], None, -1.0, 8, 1), "negative epochs");
+    assert_usage(steps_per_task(&[10], None, f64::NAN, 8, 1), "NaN epochs");
 }
 
 // ---------------------------------------------------------------- epoch order
@@ -374,6 +383,6 @@ fn epoch_order_resumes_exactly() {
 
 #[test]
 fn epoch_order_rejects_bad_inputs() {
-    assert_invalid(EpochOrder::new(0, 1), "empty data set");
-    assert_invalid(EpochOrder::from_state(5, &EpochState { seed: 1, pass: 0, position: 6 }), "position past the end");
+    assert_usage(EpochOrder::new(0, 1), "empty data set");
+    assert_usage(EpochOrder::from_state(5, &EpochState { seed: 1, pass: 0, position: 6 }), "position past the end");
 }

@@ -60,7 +60,7 @@ impl CpuModel {
         let n = host.structure.layout.total;
         let opt = match opt {
             Some(o) if o.m.len() != n || o.v.len() != n => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Usage(format!(
                     "optimizer state of {} / {} values for a model of {n} parameters",
                     o.m.len(),
                     o.v.len()
@@ -96,7 +96,7 @@ impl CpuModel {
 
     fn trainable(&self) -> Result<()> {
         if self.grads.len() != self.s.layout.total {
-            return Err(Error::Invalid("this model was loaded for inference only: it cannot be trained".into()));
+            return Err(Error::Usage("this model was loaded for inference only: it cannot be trained".into()));
         }
         Ok(())
     }
@@ -187,7 +187,7 @@ impl CpuModel {
         self.s.check(head, tb)?;
         self.trainable()?;
         if tb.targets == Targets::None {
-            return Err(Error::Invalid(format!("head `{}`: training needs targets", self.s.specs[head].name)));
+            return Err(Error::Usage(format!("head `{}`: training needs targets", self.s.specs[head].name)));
         }
         let (b, t, c) = (tb.batch.b, tb.batch.t, self.s.cfg.hidden_size);
         self.ensure(head, b, t)?;
@@ -344,17 +344,17 @@ impl TaskModel for CpuModel {
     fn logits(&self, head: usize) -> Result<Cow<'_, [f32]>> {
         self.head_logits(head)
             .map(Cow::Borrowed)
-            .ok_or_else(|| Error::Invalid(format!("head {head} has no logits from a forward pass")))
+            .ok_or_else(|| Error::Usage(format!("head {head} has no logits from a forward pass")))
     }
     fn span_logits(&self, head: usize) -> Result<SpanLogits<'_>> {
         self.head_span_logits(head)
             .map(|(s, e)| (Cow::Borrowed(s), Cow::Borrowed(e)))
-            .ok_or_else(|| Error::Invalid(format!("head {head} has no span logits from a forward pass")))
+            .ok_or_else(|| Error::Usage(format!("head {head} has no span logits from a forward pass")))
     }
     fn hidden(&self, l: usize) -> Result<Cow<'_, [f32]>> {
         self.hidden_state(l)
             .map(Cow::Borrowed)
-            .ok_or_else(|| Error::Invalid(format!("no hidden_states[{l}]: no forward has run, or no such layer")))
+            .ok_or_else(|| Error::Usage(format!("no hidden_states[{l}]: no forward has run, or no such layer")))
     }
     fn step(&mut self, cfg: &StepConfig) -> Result<Option<f32>> {
         self.optimizer_step(cfg).map(Some)
@@ -368,7 +368,7 @@ impl TaskModel for CpuModel {
     }
     fn set_params(&mut self, params: &[f32]) -> Result<()> {
         if params.len() != self.params.len() {
-            return Err(Error::Invalid(format!("{} parameters for a model of {}", params.len(), self.params.len())));
+            return Err(Error::Usage(format!("{} parameters for a model of {}", params.len(), self.params.len())));
         }
         self.params.copy_from_slice(params);
         Ok(())

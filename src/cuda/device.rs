@@ -95,7 +95,7 @@ impl Dev {
     /// argument before a launch, so a shape bug is an error instead of a wild write).
     pub fn check(self, what: &str, n: usize, dtype: Dtype) -> Result<()> {
         if self.dtype != dtype || self.len < n {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "{what}: expected at least {n} × {dtype:?}, got a device view of {} × {:?}",
                 self.len, self.dtype
             )));
@@ -260,15 +260,15 @@ impl Gpu {
                 cc.0, cc.1
             )));
         }
-        let blas =
-            CudaBlas::new(stream.clone()).map_err(|e| Error::Cuda(format!("creating the cuBLAS handle: {e:?}")))?;
+        let blas = CudaBlas::new(stream.clone())
+            .map_err(|err| Error::Cublas { what: "creating the cuBLAS handle".into(), err })?;
         let workspace = alloc_raw(&ctx, CUBLAS_WORKSPACE, Dtype::F32, "the cuBLAS workspace")?;
         // SAFETY: the workspace outlives the handle (both live in this struct; the handle is
         // dropped first, fields drop in declaration order).
         unsafe {
             cudarc::cublas::sys::cublasSetWorkspace_v2(*blas.handle(), workspace.ptr as *mut _, CUBLAS_WORKSPACE)
                 .result()
-                .map_err(|e| Error::Cuda(format!("setting the cuBLAS workspace: {e:?}")))?;
+                .map_err(|err| Error::Cublas { what: "setting the cuBLAS workspace".into(), err })?;
         }
         // Keep split-K reductions of bf16/f16 products in f32 (accuracy over a little speed).
         // SAFETY: a valid handle; the mode is a plain enum value.
@@ -279,7 +279,7 @@ impl Gpu {
                 cublasMath_t::CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION,
             )
             .result()
-            .map_err(|e| Error::Cuda(format!("setting the cuBLAS math mode: {e:?}")))?;
+            .map_err(|err| Error::Cublas { what: "setting the cuBLAS math mode".into(), err })?;
         }
         let (modules, precompiled) = load_modules(&ctx, cc)?;
         Ok(Arc::new(Gpu {
@@ -409,7 +409,7 @@ impl Gpu {
     /// Writes host f32 values into `dst`, converting to its float type.
     pub fn write_f32(&self, dst: Dev, host: &[f32]) -> Result<()> {
         if dst.len < host.len() || !dst.dtype.is_float() {
-            return Err(Error::Invalid(format!("write of {} f32 into {:?}", host.len(), dst)));
+            return Err(Error::Usage(format!("write of {} f32 into {:?}", host.len(), dst)));
         }
         match dst.dtype {
             Dtype::F32 => self.write_raw(dst, host),
@@ -453,7 +453,7 @@ impl Gpu {
             Dtype::F32 => self.read_raw::<f32>(src),
             Dtype::Bf16 => Ok(self.read_raw::<half::bf16>(src)?.into_iter().map(f32::from).collect()),
             Dtype::F16 => Ok(self.read_raw::<half::f16>(src)?.into_iter().map(f32::from).collect()),
-            other => Err(Error::Invalid(format!("read_f32 of a {other:?} view"))),
+            other => Err(Error::Usage(format!("read_f32 of a {other:?} view"))),
         }
     }
 
@@ -490,7 +490,7 @@ pub fn cuda_err(what: &str, e: &dr::DriverError) -> Error {
     if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
         return Error::OutOfMemory { what: what.to_string(), bytes: 0 };
     }
-    Error::Cuda(format!("{what}: {}", driver_msg(e)))
+    Error::Driver { what: what.to_string(), err: *e }
 }
 
 /// Allocates `bytes` bytes (uninitialised) in `ctx`.

@@ -227,7 +227,7 @@ pub fn encoder_forward(
     let (b, t, c) = (batch.b, batch.t, cfg.hidden_size);
     let n = b * t;
     if acts.b != b || acts.t != t {
-        return Err(Error::Invalid(format!("activations sized for ({}, {}), batch is ({b}, {t})", acts.b, acts.t)));
+        return Err(Error::Usage(format!("activations sized for ({}, {}), batch is ({b}, {t})", acts.b, acts.t)));
     }
     let w = |r: &Range<usize>| params.slice(r.clone());
 
@@ -273,7 +273,7 @@ pub fn encoder_forward(
             )?;
         }
     } else {
-        let x = acts.x.as_ref().ok_or_else(|| Error::Invalid("inference activations without x".into()))?.dev();
+        let x = acts.x.as_ref().ok_or_else(|| Error::Usage("inference activations without x".into()))?.dev();
         g.copy(x, acts.x0.dev())?;
         for l in 0..nl {
             layer_forward(
@@ -429,7 +429,7 @@ pub fn encoder_backward(
     drop: DropoutCfg,
 ) -> Result<()> {
     if !acts.train || p.linear_layout != LinearLayout::OutIn {
-        return Err(Error::Invalid("encoder_backward needs training activations and HF-layout weights".into()));
+        return Err(Error::Usage("encoder_backward needs training activations and HF-layout weights".into()));
     }
     let (b, t, c) = (batch.b, batch.t, cfg.hidden_size);
     let n = b * t;

@@ -59,7 +59,7 @@ fn cuda_type(d: Dtype) -> Result<cudaDataType> {
         Dtype::F32 => cudaDataType::CUDA_R_32F,
         Dtype::Bf16 => cudaDataType::CUDA_R_16BF,
         Dtype::F16 => cudaDataType::CUDA_R_16F,
-        other => return Err(Error::Invalid(format!("gemm on {other:?} operands"))),
+        other => return Err(Error::Usage(format!("gemm on {other:?} operands"))),
     })
 }
 
@@ -135,7 +135,7 @@ pub fn gemm(
     batch: Strides,
 ) -> Result<()> {
     if a.dev.dtype != b.dev.dtype || !(out.dtype == a.dev.dtype || out.dtype == Dtype::F32) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "gemm: operands {:?} × {:?} into {:?} are not a supported combination",
             a.dev.dtype, b.dev.dtype, out.dtype
         )));
@@ -155,7 +155,7 @@ pub fn gemm(
     out.check("gemm out", last * batch.c + span(m, n, ldo), out.dtype)?;
     let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
     let (ta, tb) = (cuda_type(a.dev.dtype)?, cuda_type(out.dtype)?);
-    let i = |x: usize| -> Result<i32> { i32::try_from(x).map_err(|_| Error::Invalid(format!("gemm size {x} > i32"))) };
+    let i = |x: usize| -> Result<i32> { i32::try_from(x).map_err(|_| Error::Usage(format!("gemm size {x} > i32"))) };
     g.bind()?;
     let handle = *g.blas.handle();
     let compute = cublasComputeType_t::CUBLAS_COMPUTE_32F;
@@ -217,7 +217,7 @@ pub fn gemm(
             )
         }
     };
-    status.result().map_err(|e| Error::Cuda(format!("cuBLAS gemm ({m}×{n}×{k}, batch {}): {e:?}", batch.count)))
+    status.result().map_err(|err| Error::Cublas { what: format!("gemm ({m}×{n}×{k}, batch {})", batch.count), err })
 }
 
 /// out (N, OC) = inp (N, C) · w (OC, C)^T + bias (OC). The twin of `cpu::ops::matmul_forward`.

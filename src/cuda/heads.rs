@@ -42,7 +42,7 @@ pub struct HeadActs {
 }
 
 fn dev(b: &Option<Buf>) -> Result<Dev> {
-    b.as_ref().map(|b| b.dev()).ok_or_else(|| crate::Error::Invalid("head backward without its forward".into()))
+    b.as_ref().map(|b| b.dev()).ok_or_else(|| crate::Error::Usage("head backward without its forward".into()))
 }
 
 /// The mean cross-entropy of the logits in `a` (N, K) against `labels` (N), over the rows whose

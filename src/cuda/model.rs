@@ -157,7 +157,7 @@ impl CudaModel {
 
     fn trainable(&self) -> Result<()> {
         if self.grads.len() != self.s.layout.total {
-            return Err(Error::Invalid("this GPU model was loaded for inference only".into()));
+            return Err(Error::Usage("this GPU model was loaded for inference only".into()));
         }
         Ok(())
     }
@@ -190,7 +190,7 @@ impl CudaModel {
         self.s.check(head, tb)?;
         self.trainable()?;
         if tb.targets == Targets::None {
-            return Err(Error::Invalid(format!("head `{}`: training needs targets", self.s.specs[head].name)));
+            return Err(Error::Usage(format!("head `{}`: training needs targets", self.s.specs[head].name)));
         }
         self.run(head, tb, drop, true)
     }
@@ -253,7 +253,7 @@ impl CudaModel {
                 loss
             }
             Head::Mlm(h) => {
-                let y = labels.ok_or_else(|| Error::Invalid("MLM needs target tokens".into()))?;
+                let y = labels.ok_or_else(|| Error::Usage("MLM needs target tokens".into()))?;
                 mlm_step(g, backward.then_some(dx), grads, params, h, hidden, y, b * t, c, scale)?
             }
         };
@@ -314,7 +314,7 @@ impl CudaModel {
     /// length); the optimizer state is left as it is.
     pub fn upload_params(&mut self, params: &[f32]) -> Result<()> {
         if params.len() != self.s.layout.total {
-            return Err(Error::Invalid(format!("{} parameters for a model of {}", params.len(), self.s.layout.total)));
+            return Err(Error::Usage(format!("{} parameters for a model of {}", params.len(), self.s.layout.total)));
         }
         self.gpu.write_f32(self.params.dev(), params)?;
         if let Some(x) = &self.params_x {
@@ -343,26 +343,26 @@ impl CudaModel {
     /// [`Self::span_logits`] instead. Read after a `forward`, before a backward overwrites them
     /// with their gradient.
     pub fn read_logits(&self, head: usize) -> Result<Vec<f32>> {
-        let a = self.head_acts.get(head).ok_or_else(|| Error::Invalid(format!("no head {head}")))?;
+        let a = self.head_acts.get(head).ok_or_else(|| Error::Usage(format!("no head {head}")))?;
         match (&self.s.heads[head], &a.logits) {
-            (Head::Span(_) | Head::Mlm(_), _) => Err(Error::Invalid("span QA and MLM heads have no logits".into())),
+            (Head::Span(_) | Head::Mlm(_), _) => Err(Error::Usage("span QA and MLM heads have no logits".into())),
             (_, Some(l)) => self.gpu.read_f32(l.dev()),
-            (_, None) => Err(Error::Invalid("no forward has run for this head".into())),
+            (_, None) => Err(Error::Usage("no forward has run for this head".into())),
         }
     }
 
     /// Start and end logits (B, T) each of the last span-QA forward of `head`.
     pub fn read_span_logits(&self, head: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-        let a = self.head_acts.get(head).ok_or_else(|| Error::Invalid(format!("no head {head}")))?;
+        let a = self.head_acts.get(head).ok_or_else(|| Error::Usage(format!("no head {head}")))?;
         match (&self.s.heads[head], &a.pre, &a.logits) {
             (Head::Span(_), Some(s), Some(e)) => Ok((self.gpu.read_f32(s.dev())?, self.gpu.read_f32(e.dev())?)),
-            _ => Err(Error::Invalid("the forward pass produced no span logits".into())),
+            _ => Err(Error::Usage("the forward pass produced no span logits".into())),
         }
     }
 
     /// hidden_states[l] (B, T, C) of the last forward, on the host.
     pub fn read_hidden(&self, l: usize) -> Result<Vec<f32>> {
-        let (a, _) = self.acts.as_ref().ok_or_else(|| Error::Invalid("no forward has run".into()))?;
+        let (a, _) = self.acts.as_ref().ok_or_else(|| Error::Usage("no forward has run".into()))?;
         self.gpu.read_f32(a.hidden(l))
     }
 }
@@ -389,10 +389,7 @@ impl TaskModel for CudaModel {
     }
     fn hidden(&self, l: usize) -> Result<Cow<'_, [f32]>> {
         if l > self.s.cfg.num_layers {
-            return Err(Error::Invalid(format!(
-                "no hidden_states[{l}]: the model has {} layers",
-                self.s.cfg.num_layers
-            )));
+            return Err(Error::Usage(format!("no hidden_states[{l}]: the model has {} layers", self.s.cfg.num_layers)));
         }
         self.read_hidden(l).map(Cow::Owned)
     }

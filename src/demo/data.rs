@@ -292,7 +292,7 @@ fn lang(code: &str) -> Result<Lang> {
     match code {
         "en" => Ok(Lang::En),
         "xx" => Ok(Lang::Xx),
-        other => Err(Error::Invalid(format!("unknown demo language {other:?}; expected one of {LANGUAGES:?}"))),
+        other => Err(Error::Unknown(format!("unknown demo language {other:?}; expected one of {LANGUAGES:?}"))),
     }
 }
 

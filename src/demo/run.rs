@@ -142,7 +142,7 @@ fn demo_data(spec: &TaskSpec, cfg: &DemoConfig) -> Result<DemoData> {
 /// Trains and evaluates the demo; returns the results (also written under `cfg.out`).
 pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
     if !cfg.model_dir.join("model.safetensors").is_file() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Data(format!(
             "{} has no model.safetensors; the demo model ships with the repository",
             cfg.model_dir.display()
         )));
@@ -240,7 +240,7 @@ pub fn run(cfg: &DemoConfig) -> Result<ModelResults> {
         let mut languages = BTreeMap::new();
         for r in evaluate_languages(model.as_mut(), i, &tok, spec, &labels, data, &opts)? {
             let s = r.result.lang_score(&r.split);
-            let s = s.ok_or_else(|| Error::Invalid(format!("demo {} test has no labels", spec.name)))?;
+            let s = s.ok_or_else(|| Error::Data(format!("demo {} test has no labels", spec.name)))?;
             languages.insert(r.lang, s);
         }
         results.tasks.push(TaskResult {

@@ -76,9 +76,8 @@ pub fn model_for_task(dir: &Path, task: &TaskSpec, head: Option<&str>) -> Result
     let model = if dir.join(HEADS_FILE).is_file() {
         HostModel::from_dir(dir)?
     } else {
-        HostModel::from_dir_with_heads(dir, vec![head_spec(task)]).map_err(|e| {
-            Error::Invalid(format!("loading {} with a {} head for {}: {e}", dir.display(), task.head, task.name))
-        })?
+        HostModel::from_dir_with_heads(dir, vec![head_spec(task)])
+            .map_err(|e| e.context(format!("loading {} with a {} head for {}", dir.display(), task.head, task.name)))?
     };
     let s = &model.structure;
     let index = match head {
@@ -89,7 +88,7 @@ pub fn model_for_task(dir: &Path, task: &TaskSpec, head: Option<&str>) -> Result
                 let same: Vec<usize> = (0..s.specs.len()).filter(|&i| s.specs[i].kind == task.kind).collect();
                 match same.as_slice() {
                     [i] => *i,
-                    _ => return Err(Error::Invalid(format!("{e}; name one with --head"))),
+                    _ => return Err(Error::Data(format!("{e}; name one with --head"))),
                 }
             }
         },
@@ -101,9 +100,7 @@ pub fn model_for_task(dir: &Path, task: &TaskSpec, head: Option<&str>) -> Result
 /// `configs/mlm_config.json`, and every `<lang>` of a `configs/mlm_<lang>_config.json`.
 fn mlm_corpora(layout: &Layout) -> Result<Vec<String>> {
     let Layout::Jiant(root) = layout else {
-        return Err(Error::Invalid(
-            "mlm: MLM text is read from jiant's layout (configs/mlm_<lang>_config.json)".into(),
-        ));
+        return Err(Error::Data("mlm: MLM text is read from jiant's layout (configs/mlm_<lang>_config.json)".into()));
     };
     let dir = root.join("configs");
     let mut out = Vec::new();
@@ -130,7 +127,7 @@ impl EvalPlan {
         let task = lookup(&req.task)?;
         let layout = &req.layout;
         if req.langs.iter().any(|l| l.trim().is_empty()) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Data(format!(
                 "--langs: expected language codes without empty entries, found {:?}",
                 req.langs.join(",")
             )));
@@ -155,7 +152,7 @@ impl EvalPlan {
             let out = req
                 .out
                 .clone()
-                .ok_or_else(|| Error::Invalid(format!("{}: pass --out DIR for the predictions", task.name)))?;
+                .ok_or_else(|| Error::Data(format!("{}: pass --out DIR for the predictions", task.name)))?;
             let work = Work::Retrieval { langs: candidates, out };
             return Ok(EvalPlan { req, task, weights, work });
         }
@@ -172,7 +169,7 @@ impl EvalPlan {
             Some(s) => s,
             None if !present(Split::Val, &all)?.is_empty() => Split::Val,
             None if !present(Split::Test, &all)?.is_empty() => Split::Test,
-            None => return Err(Error::Invalid(format!("{}: no dev or test split in this data folder", task.name))),
+            None => return Err(Error::Data(format!("{}: no dev or test split in this data folder", task.name))),
         };
         let split_name = match (layout, split) {
             (Layout::Xtreme(_), Split::Val) => "dev",
@@ -183,7 +180,7 @@ impl EvalPlan {
         let (langs, skipped) = if req.langs.is_empty() {
             let have = present(split, &candidates)?;
             if have.is_empty() {
-                return Err(Error::Invalid(format!("{}: no {split_name} split for any language", task.name)));
+                return Err(Error::Data(format!("{}: no {split_name} split for any language", task.name)));
             }
             let skipped: Vec<String> = candidates.iter().filter(|l| !have.contains(l)).cloned().collect();
             (have, skipped)

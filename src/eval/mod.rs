@@ -136,7 +136,7 @@ fn first_n(examples: &Examples, n: Option<usize>) -> Result<Cow<'_, Examples>> {
         Examples::Tagging(v) => Examples::Tagging(v[..n].to_vec()),
         Examples::Text(v) => Examples::Text(v[..n].to_vec()),
         Examples::Retrieval(_) => {
-            return Err(Error::Invalid("retrieval sets are evaluated by crate::xtreme::retrieval".into()))
+            return Err(Error::Usage("retrieval sets are evaluated by crate::xtreme::retrieval".into()))
         }
     }))
 }
@@ -164,13 +164,13 @@ pub fn evaluate(
     opts: &EvalOptions,
 ) -> Result<EvalResult> {
     let spec = model.structure().specs.get(head).cloned().ok_or_else(|| {
-        Error::Invalid(format!("the model has {} heads; there is no head {head}", model.structure().specs.len()))
+        Error::Usage(format!("the model has {} heads; there is no head {head}", model.structure().specs.len()))
     })?;
     if opts.batch_size == 0 {
-        return Err(Error::Invalid("evaluation batch size must be at least 1".into()));
+        return Err(Error::Usage("evaluation batch size must be at least 1".into()));
     }
     if task.kind == Kind::Retrieval || examples.kind() == Kind::Retrieval {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{} is a retrieval task: it is evaluated from embeddings (crate::xtreme::retrieval), not by a head",
             task.name
         )));
@@ -184,7 +184,7 @@ pub fn evaluate(
         });
     }
     if spec.kind != task.kind || examples.kind() != task.kind {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "task {} is {:?}, head `{}` is {:?} and the examples are {:?}; they must agree",
             task.name,
             task.kind,
@@ -194,14 +194,14 @@ pub fn evaluate(
         )));
     }
     if !metric_fits(task.kind, task.metric) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "task {}: a {:?} head cannot be scored with {:?}",
             task.name, task.kind, task.metric
         )));
     }
     let needs_names = matches!(task.kind, Kind::Classification | Kind::MultipleChoice | Kind::Tagging);
     if needs_names && label_names.len() != spec.num_labels {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "task {}: head `{}` has {} outputs but {} label names were given",
             task.name,
             spec.name,
@@ -210,7 +210,7 @@ pub fn evaluate(
         )));
     }
     if tok.vocab_size() > model.structure().cfg.vocab_size {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "the tokenizer produces ids up to {} but the model has {} word embeddings",
             tok.vocab_size(),
             model.structure().cfg.vocab_size
@@ -218,7 +218,7 @@ pub fn evaluate(
     }
     let examples = first_n(examples, opts.limit)?;
     if examples.is_empty() {
-        return Err(Error::Invalid(format!("task {}: no examples to evaluate", task.name)));
+        return Err(Error::Usage(format!("task {}: no examples to evaluate", task.name)));
     }
     let mut features = opts.features.clone();
     let max = model.structure().cfg.max_seq_len();
@@ -239,7 +239,7 @@ pub fn evaluate(
 /// A label or tag that fits on one line of a prediction file.
 fn check_field(what: &str, index: usize, s: &str) -> Result<()> {
     if s.trim().is_empty() || s.contains(['\n', '\r', '\t']) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{what} {index}: {s:?} cannot be written as one tab-free line of a prediction file"
         )));
     }
@@ -267,7 +267,7 @@ pub fn write_predictions(path: &Path, preds: &Predictions) -> Result<()> {
             let mut out = String::new();
             for (i, tags) in sentences.iter().enumerate() {
                 if tags.is_empty() {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Usage(format!(
                         "sentence {i} has no words; the tagging layout (blank line between sentences) cannot hold it"
                     )));
                 }
@@ -286,16 +286,16 @@ pub fn write_predictions(path: &Path, preds: &Predictions) -> Result<()> {
             let mut map = serde_json::Map::new();
             for (id, text) in answers {
                 if map.insert(id.clone(), serde_json::Value::String(text.clone())).is_some() {
-                    return Err(Error::Invalid(format!("question id {id:?} is predicted twice")));
+                    return Err(Error::Usage(format!("question id {id:?} is predicted twice")));
                 }
             }
             let mut s = serde_json::to_string(&serde_json::Value::Object(map))
-                .map_err(|e| Error::Invalid(format!("serialising QA predictions: {e}")))?;
+                .map_err(|e| Error::encode("QA predictions", e))?;
             s.push('\n');
             s
         }
         Predictions::None => {
-            return Err(Error::Invalid("MLM has no predictions to write (its score is a perplexity)".into()))
+            return Err(Error::Usage("MLM has no predictions to write (its score is a perplexity)".into()))
         }
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -81,7 +81,7 @@ fn all_or_none(task: &TaskSpec, labelled: usize, n: usize) -> Result<bool> {
     match labelled {
         0 => Ok(false),
         l if l == n => Ok(true),
-        l => Err(Error::Invalid(format!(
+        l => Err(Error::Data(format!(
             "task {}: {l} of {n} examples have labels; a split is scored only when all of them do",
             task.name
         ))),
@@ -113,7 +113,7 @@ fn run_sorted(
 fn logits_of(model: &dyn TaskModel, head: usize, rows: usize, k: usize) -> Result<Cow<'_, [f32]>> {
     let logits = model.logits(head)?;
     if logits.len() < rows * k {
-        return Err(Error::Invalid(format!("expected {rows} × {k} logits, found {}", logits.len())));
+        return Err(Error::Data(format!("expected {rows} × {k} logits, found {}", logits.len())));
     }
     Ok(logits)
 }
@@ -142,9 +142,7 @@ fn stack_rows(rows: &[TaskBatch], pad_id: u32) -> Result<TaskBatch> {
         let (n, at) = (r.batch.t, row * t);
         match &r.targets {
             Targets::Labels(l) if r.batch.b == 1 && l.len() == n => labels[at..at + n].copy_from_slice(l),
-            _ => {
-                return Err(Error::Invalid("stacking MLM rows: expected one sequence with one label per token".into()))
-            }
+            _ => return Err(Error::Data("stacking MLM rows: expected one sequence with one label per token".into())),
         }
         batch.ids[at..at + n].copy_from_slice(&r.batch.ids);
         batch.types[at..at + n].copy_from_slice(&r.batch.types);
@@ -161,7 +159,7 @@ impl Run<'_> {
     /// The name of label id `id` of a gold example.
     fn label_name(&self, id: usize, example: &str) -> Result<&str> {
         self.label_names.get(id).map(String::as_str).ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::Data(format!(
                 "task {}: example {example} has label id {id}, outside the {} labels",
                 self.task.name,
                 self.label_names.len()
@@ -179,7 +177,7 @@ impl Run<'_> {
     pub fn choices(self, examples: &Examples, v: &[ChoiceExample]) -> Result<EvalResult> {
         let k = self.num_labels();
         if let Some(e) = v.iter().find(|e| e.choices.len() != k) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Data(format!(
                 "task {}: example {} has {} choices but head `{}` scores {k}",
                 self.task.name,
                 e.id,
@@ -197,7 +195,7 @@ impl Run<'_> {
         let labelled = all_or_none(self.task, gold.iter().filter(|g| g.is_some()).count(), n)?;
         let feats = Features::new(self.tok, examples, self.features, false)?;
         if feats.len() != n {
-            return Err(Error::Invalid(format!("{} features for {n} examples", feats.len())));
+            return Err(Error::Data(format!("{} features for {n} examples", feats.len())));
         }
         let (k, head, tok) = (self.num_labels(), self.head, self.tok);
         let mut preds = vec![0usize; n];
@@ -251,7 +249,7 @@ impl Run<'_> {
         let labelled = all_or_none(self.task, v.iter().filter(|e| e.tags.is_some()).count(), n)?;
         let feats = Features::new(self.tok, examples, self.features, false)?;
         let Features::Tagging(set) = &feats else {
-            return Err(Error::Invalid("tagging examples gave non-tagging features".into()));
+            return Err(Error::Data("tagging examples gave non-tagging features".into()));
         };
         let (k, head, tok) = (self.num_labels(), self.head, self.tok);
         let mut token_preds: Vec<Vec<usize>> = vec![Vec::new(); set.features.len()];
@@ -325,10 +323,7 @@ impl Run<'_> {
         let norm = match self.task.metric {
             Metric::MlqaEmF1 if labelled => {
                 let lang = lang.ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "task {}: scoring MLQA needs the language (its normalisation)",
-                        self.task.name
-                    ))
+                    Error::Data(format!("task {}: scoring MLQA needs the language (its normalisation)", self.task.name))
                 })?;
                 AnswerNorm::Mlqa(MlqaLang::parse(lang)?)
             }
@@ -336,7 +331,7 @@ impl Run<'_> {
         };
         let feats = Features::new(self.tok, examples, self.features, false)?;
         let Features::Span(set) = &feats else {
-            return Err(Error::Invalid("span QA examples gave non-span features".into()));
+            return Err(Error::Data("span QA examples gave non-span features".into()));
         };
         let nf = set.features.len();
         let (head, tok) = (self.head, self.tok);
@@ -374,7 +369,7 @@ impl Run<'_> {
             answers.push((ex.id.clone(), text));
         }
         if f != nf {
-            return Err(Error::Invalid(format!("span windows out of example order: {} of {nf} were read", f)));
+            return Err(Error::Data(format!("span windows out of example order: {} of {nf} were read", f)));
         }
         if !labelled {
             return Ok(EvalResult::unscored(Predictions::Answers(answers), n));

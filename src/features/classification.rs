@@ -33,8 +33,7 @@ pub struct PairFeature {
 pub(crate) fn in_example(id: &str, e: Error) -> Error {
     match e {
         Error::Tokenizer(msg) => Error::Tokenizer(format!("example {id}: {msg}")),
-        Error::Invalid(msg) => Error::Invalid(format!("example {id}: {msg}")),
-        other => other,
+        e => e.context(format!("example {id}")),
     }
 }
 

@@ -51,17 +51,17 @@ pub fn mask_tokens(
     p: f32,
 ) -> Result<(Vec<u32>, Vec<i64>)> {
     if ids.len() != special.len() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Data(format!(
             "mask_tokens: expected one special flag per token ({} tokens), found {}",
             ids.len(),
             special.len()
         )));
     }
     if vocab_size == 0 || (mask_id as usize) >= vocab_size {
-        return Err(Error::Invalid(format!("mask_tokens: mask id {mask_id} outside a vocabulary of {vocab_size}")));
+        return Err(Error::Data(format!("mask_tokens: mask id {mask_id} outside a vocabulary of {vocab_size}")));
     }
     if !(0.0..=1.0).contains(&p) {
-        return Err(Error::Invalid(format!("mask_tokens: probability {p} outside [0, 1]")));
+        return Err(Error::Data(format!("mask_tokens: probability {p} outside [0, 1]")));
     }
     let mut out = ids.to_vec();
     let mut labels = vec![IGNORE_INDEX; ids.len()];
@@ -99,12 +99,12 @@ pub fn mask_batch(tok: &Tokenizer, batch: &Batch, mask_id: u32, rng: &mut Rng, p
 /// language with no data gets 0. Errors if all counts are 0 or α is negative or not finite.
 pub fn language_weights(counts: &[usize], alpha: f64) -> Result<Vec<f64>> {
     if !(alpha.is_finite() && alpha >= 0.0) {
-        return Err(Error::Invalid(format!("language sampling exponent must be finite and ≥ 0, found {alpha}")));
+        return Err(Error::Data(format!("language sampling exponent must be finite and ≥ 0, found {alpha}")));
     }
     let raw: Vec<f64> = counts.iter().map(|&n| if n == 0 { 0.0 } else { (n as f64).powf(alpha) }).collect();
     let total: f64 = raw.iter().sum();
     if total <= 0.0 {
-        return Err(Error::Invalid(format!("language sampling: every one of {} languages has no data", counts.len())));
+        return Err(Error::Data(format!("language sampling: every one of {} languages has no data", counts.len())));
     }
     Ok(raw.into_iter().map(|w| w / total).collect())
 }

@@ -167,15 +167,15 @@ fn choice_feature_with(
 ) -> Result<ChoiceFeature> {
     let k = ex.choices.len();
     if k == 0 {
-        return Err(Error::Invalid(format!("example {}: expected at least one choice, found none", ex.id)));
+        return Err(Error::Data(format!("example {}: expected at least one choice, found none", ex.id)));
     }
     if let Some(y) = ex.label {
         if y >= k {
-            return Err(Error::Invalid(format!("example {}: label {y} out of range for {k} choices", ex.id)));
+            return Err(Error::Data(format!("example {}: label {y} out of range for {k} choices", ex.id)));
         }
     }
     let budget = max_seq_len.checked_sub(template.num_special()).ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::Data(format!(
             "example {}: max length {max_seq_len} leaves no room for the {} special tokens",
             ex.id,
             template.num_special()
@@ -214,7 +214,7 @@ pub fn collate<F: Borrow<ChoiceFeature>>(features: &[F], pad_id: u32) -> Result<
     for (row, f) in features.iter().enumerate() {
         let f = f.borrow();
         if f.num_choices() != k || f.types.len() != k {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Data(format!(
                 "multiple-choice batch: expected {k} choices in every example, found {} in example {row} of the batch",
                 f.num_choices()
             )));

@@ -243,13 +243,13 @@ fn featurize_inner(
 ) -> Result<std::result::Result<Vec<SpanFeature>, String>> {
     let id = &ex.id;
     if cfg.doc_stride == 0 {
-        return Err(Error::Invalid(format!("question {id:?}: doc_stride must be at least 1, found 0")));
+        return Err(Error::Data(format!("question {id:?}: doc_stride must be at least 1, found 0")));
     }
     let mut q = tok.tokens(&ex.question)?;
     q.truncate(cfg.max_query_len);
     let n_special = tok.num_special(true);
     let max_ctx = cfg.max_seq_len.checked_sub(q.len() + n_special).filter(|&p| p > 0).ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::Data(format!(
             "question {id:?}: max_seq_len {} leaves no room for context after {} question tokens and {n_special} special tokens",
             cfg.max_seq_len,
             q.len()
@@ -263,7 +263,7 @@ fn featurize_inner(
         None
     } else {
         let answers = ex.answers.as_deref().ok_or_else(|| {
-            Error::Invalid(format!("question {id:?}: training needs gold answers, found none (a test file?)"))
+            Error::Data(format!("question {id:?}: training needs gold answers, found none (a test file?)"))
         })?;
         match answers.first() {
             Some(a) if !ex.is_impossible => {
@@ -314,7 +314,7 @@ fn featurize_inner(
         ids.push(sep);
         types.resize(ids.len(), context_type);
         if ids.len() != q.len() + wl + n_special {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Data(format!(
                 "question {id:?}: the {family:?} template adds {} special tokens but the tokenizer expects {n_special}; \
                  tokenizer and model family disagree",
                 ids.len() - q.len() - wl
@@ -436,7 +436,7 @@ pub fn best_span<S: AsRef<[f32]>>(
 ) -> Result<Option<SpanPrediction>> {
     let id = &ex.id;
     if start_logits.len() != features.len() || end_logits.len() != features.len() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Data(format!(
             "question {id:?}: expected start and end logits for {} features, found {} and {}",
             features.len(),
             start_logits.len(),
@@ -448,7 +448,7 @@ pub fn best_span<S: AsRef<[f32]>>(
     for (fi, f) in features.iter().enumerate() {
         let (sl, el) = (start_logits[fi].as_ref(), end_logits[fi].as_ref());
         if sl.len() < f.ids.len() || el.len() < f.ids.len() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Data(format!(
                 "question {id:?}: feature {fi} has {} tokens but {} start and {} end logits",
                 f.ids.len(),
                 sl.len(),
@@ -472,7 +472,7 @@ pub fn best_span<S: AsRef<[f32]>>(
                     continue;
                 }
                 let (Some(first), Some(last)) = (words.get(ws), words.get(we)) else {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Data(format!(
                         "question {id:?}: feature {fi} maps to doc word {} but the context has {} words; \
                          were the features built from another example?",
                         ws.max(we),

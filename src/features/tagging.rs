@@ -94,7 +94,7 @@ pub fn featurize_tagging(tok: &Tokenizer, examples: &[TaggingExample], max_seq_l
     let budget = max_seq_len
         .checked_sub(special)
         .filter(|&b| b > 0)
-        .ok_or_else(|| Error::Invalid(format!("max length {max_seq_len} leaves no room for a sub-token")))?;
+        .ok_or_else(|| Error::Data(format!("max length {max_seq_len} leaves no room for a sub-token")))?;
     let mut set = TaggingSet::default();
     for (index, ex) in examples.iter().enumerate() {
         let before = set.features.len();
@@ -116,7 +116,7 @@ fn featurize_one(
     let n_words = ex.words.len();
     let tags: Option<Vec<i64>> = match &ex.tags {
         Some(tags) if tags.len() != n_words => {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Data(format!(
                 "example {}: expected one tag per word ({n_words} words), found {} tags",
                 ex.id,
                 tags.len()
@@ -124,9 +124,7 @@ fn featurize_one(
         }
         Some(tags) => Some(
             tags.iter()
-                .map(|&t| {
-                    i64::try_from(t).map_err(|_| Error::Invalid(format!("example {}: tag id {t} too large", ex.id)))
-                })
+                .map(|&t| i64::try_from(t).map_err(|_| Error::Data(format!("example {}: tag id {t} too large", ex.id))))
                 .collect::<Result<_>>()?,
         ),
         None => None,
@@ -245,7 +243,7 @@ pub fn stitch<P: AsRef<[usize]>>(
     fallback: usize,
 ) -> Result<Stitched> {
     if features.len() != predictions.len() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Data(format!(
             "stitch: expected one prediction row per segment ({} segments), found {} rows",
             features.len(),
             predictions.len()
@@ -262,7 +260,7 @@ pub fn stitch<P: AsRef<[usize]>>(
         let f = &features[i];
         let pred = predictions[i].as_ref();
         let Some(slot) = labels.get_mut(f.example) else {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Data(format!(
                 "stitch: segment {i} belongs to sentence {}, but only {} sentences were given",
                 f.example,
                 num_words.len()
@@ -270,7 +268,7 @@ pub fn stitch<P: AsRef<[usize]>>(
         };
         let end = f.first_word + f.num_words;
         if f.first_word != next[f.example] || end > slot.len() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Data(format!(
                 "stitch: segment {i} of sentence {} covers words {}..{end}, expected it to start at word {} of {}",
                 f.example,
                 f.first_word,
@@ -280,7 +278,7 @@ pub fn stitch<P: AsRef<[usize]>>(
         }
         next[f.example] = end;
         if pred.len() < f.ids.len() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Data(format!(
                 "stitch: segment {i} has {} positions but {} predictions",
                 f.ids.len(),
                 pred.len()
@@ -288,7 +286,7 @@ pub fn stitch<P: AsRef<[usize]>>(
         }
         for (pos, w) in f.first_subtokens() {
             if w < f.first_word || w >= end || slot[w].is_some() {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Data(format!(
                     "stitch: segment {i} of sentence {} labels word {w} outside its words {}..{end} or twice",
                     f.example, f.first_word
                 )));
@@ -305,7 +303,7 @@ pub fn stitch<P: AsRef<[usize]>>(
     }
     for (e, (&n, &got)) in num_words.iter().zip(&next).enumerate() {
         if got != n {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Data(format!(
                 "stitch: the segments of sentence {e} cover words 0..{got}, expected 0..{n}"
             )));
         }

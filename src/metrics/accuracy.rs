@@ -21,7 +21,7 @@ impl Accuracy {
     /// would silently `zip` them to the shorter one.
     pub fn update<T: PartialEq>(&mut self, gold: &[T], pred: &[T]) -> Result<()> {
         if gold.len() != pred.len() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "accuracy: {} gold labels but {} predictions in one batch",
                 gold.len(),
                 pred.len()
@@ -68,7 +68,7 @@ impl Accuracy {
 /// QQP metric uses: 2·TP / (2·TP + FP + FN), 0 when there is no true or predicted positive.
 pub fn binary_f1<T: PartialEq>(gold: &[T], pred: &[T], positive: &T) -> Result<f64> {
     if gold.len() != pred.len() {
-        return Err(Error::Invalid(format!("f1: {} gold labels but {} predictions", gold.len(), pred.len())));
+        return Err(Error::Usage(format!("f1: {} gold labels but {} predictions", gold.len(), pred.len())));
     }
     let (mut tp, mut fp, mut fne) = (0usize, 0usize, 0usize);
     for (g, p) in gold.iter().zip(pred) {

@@ -117,7 +117,7 @@ impl MarginScorer {
         let nx = check_matrix(x, d, "source")?;
         let ny = check_matrix(y, d, "target")?;
         if nx == 0 || ny == 0 {
-            return Err(Error::Invalid(format!("bitext mining: {nx} source and {ny} target sentences")));
+            return Err(Error::Usage(format!("bitext mining: {nx} source and {ny} target sentences")));
         }
         let (mut x, mut y) = (x.to_vec(), y.to_vec());
         l2_normalize_rows(&mut x, d);
@@ -175,16 +175,13 @@ fn best(items: impl Iterator<Item = (usize, f32)>, what: impl Fn() -> String) ->
     let mut out: Option<(usize, f32)> = None;
     for (j, s) in items {
         if s.is_nan() {
-            return Err(Error::Invalid(format!(
-                "bitext mining: undefined margin score for {} (zero vectors?)",
-                what()
-            )));
+            return Err(Error::Data(format!("bitext mining: undefined margin score for {} (zero vectors?)", what())));
         }
         if out.is_none_or(|(_, b)| s > b) {
             out = Some((j, s));
         }
     }
-    out.ok_or_else(|| Error::Invalid(format!("bitext mining: no neighbour for {}", what())))
+    out.ok_or_else(|| Error::Usage(format!("bitext mining: no neighbour for {}", what())))
 }
 
 /// `mine_bitext(mode='mine')` on (nx, d) source and (ny, d) target embeddings (one row per
@@ -265,7 +262,7 @@ pub struct ScoredPair {
 fn unify(side: &Side<'_>, d: usize, name: &str) -> Result<(Vec<Vec<usize>>, Vec<f32>)> {
     let n = check_matrix(side.emb, d, name)?;
     if side.ids.len() != n || side.texts.len() != n {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{name}: {} ids, {} texts and {n} embedding rows should all be equal",
             side.ids.len(),
             side.texts.len()
@@ -413,7 +410,7 @@ pub fn tune_and_evaluate(
     test_gold: Option<&HashSet<Pair>>,
 ) -> Result<BuccResult> {
     if dev_gold.is_empty() {
-        return Err(Error::Invalid("BUCC: the dev gold set is empty; no threshold can be tuned".into()));
+        return Err(Error::Data("BUCC: the dev gold set is empty; no threshold can be tuned".into()));
     }
     let threshold = optimize_threshold(dev, dev_gold);
     let dev = prf(&extract(dev, threshold), dev_gold);

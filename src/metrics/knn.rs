@@ -17,16 +17,16 @@ const BASE_BLOCK: usize = 1024;
 /// error.
 pub fn check_matrix(x: &[f32], d: usize, name: &str) -> Result<usize> {
     if d == 0 {
-        return Err(Error::Invalid(format!("{name} embeddings: dimension must be positive")));
+        return Err(Error::Usage(format!("{name} embeddings: dimension must be positive")));
     }
     if !x.len().is_multiple_of(d) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{name} embeddings: {} values is not a whole number of rows of dimension {d}",
             x.len()
         )));
     }
     if let Some(p) = x.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Invalid(format!("{name} embeddings: row {} holds a non-finite value {}", p / d, x[p])));
+        return Err(Error::Data(format!("{name} embeddings: row {} holds a non-finite value {}", p / d, x[p])));
     }
     Ok(x.len() / d)
 }
@@ -98,10 +98,10 @@ pub fn knn_inner_product(queries: &[f32], base: &[f32], d: usize, k: usize) -> R
     let nq = check_matrix(queries, d, "query")?;
     let nb = check_matrix(base, d, "base")?;
     if nb == 0 {
-        return Err(Error::Invalid("k-NN: the base set is empty".into()));
+        return Err(Error::Usage("k-NN: the base set is empty".into()));
     }
     if k == 0 {
-        return Err(Error::Invalid("k-NN: k must be positive".into()));
+        return Err(Error::Usage("k-NN: k must be positive".into()));
     }
     let k = k.min(nb);
     let mut sims = vec![f32::NEG_INFINITY; nq * k]; // (nq, k)

@@ -51,7 +51,7 @@ impl MlqaLang {
             "hi" => MlqaLang::Hi,
             "zh" => MlqaLang::Zh,
             _ => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Unknown(format!(
                     "unknown MLQA language {code:?} (expected one of ar, de, en, es, hi, vi, zh)"
                 )))
             }

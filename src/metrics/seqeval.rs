@@ -94,7 +94,7 @@ impl Chunker {
 
 fn check_labels<S: AsRef<str>>(labels: &[S], side: &str) -> Result<()> {
     match labels.iter().position(|l| l.as_ref().is_empty()) {
-        Some(i) => Err(Error::Invalid(format!("seqeval: empty {side} label at position {i} of a sentence"))),
+        Some(i) => Err(Error::Data(format!("seqeval: empty {side} label at position {i} of a sentence"))),
         None => Ok(()),
     }
 }
@@ -156,7 +156,7 @@ impl Seqeval {
     /// Adds one sentence: its gold and predicted labels, of equal length, none empty.
     pub fn update<S: AsRef<str>, P: AsRef<str>>(&mut self, gold: &[S], pred: &[P]) -> Result<()> {
         if gold.len() != pred.len() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "seqeval: sentence {} has {} gold labels but {} predicted labels",
                 self.sentences,
                 gold.len(),

@@ -125,10 +125,10 @@ pub fn evaluate(examples: &[QaExample], predictions: &HashMap<String, String>, n
     let (mut em, mut f1, mut missing) = (0.0f64, 0.0f64, 0usize);
     for ex in examples {
         if !seen.insert(ex.id.as_str()) {
-            return Err(Error::Invalid(format!("question id {:?} occurs more than once in the gold data", ex.id)));
+            return Err(Error::Data(format!("question id {:?} occurs more than once in the gold data", ex.id)));
         }
         if ex.answers.is_empty() {
-            return Err(Error::Invalid(format!("question {:?} has no gold answer", ex.id)));
+            return Err(Error::Data(format!("question {:?} has no gold answer", ex.id)));
         }
         match predictions.get(&ex.id) {
             None => missing += 1,

@@ -18,7 +18,7 @@ pub fn nearest(queries: &[f32], base: &[f32], d: usize) -> Result<Vec<usize>> {
 /// Fraction of `pred[j] == gold[j]`, in [0, 1]; the two must have the same, non-zero length.
 pub fn accuracy(pred: &[usize], gold: &[usize]) -> Result<f64> {
     if gold.is_empty() {
-        return Err(Error::Invalid("Tatoeba: no gold labels".into()));
+        return Err(Error::Data("Tatoeba: no gold labels".into()));
     }
     let mut acc = Accuracy::new();
     acc.update(gold, pred)?;

@@ -265,22 +265,22 @@ impl Structure {
     pub fn new(cfg: &ModelConfig, specs: Vec<HeadSpec>) -> Result<Self> {
         let (layout, enc, heads) = {
             if specs.is_empty() {
-                return Err(Error::Invalid("a model needs at least one task head".into()));
+                return Err(Error::Usage("a model needs at least one task head".into()));
             }
             for (i, s) in specs.iter().enumerate() {
                 if specs[..i].iter().any(|o| o.name == s.name) {
-                    return Err(Error::Invalid(format!("head `{}` is listed twice", s.name)));
+                    return Err(Error::Usage(format!("head `{}` is listed twice", s.name)));
                 }
                 let needs_labels = matches!(s.kind, Kind::Classification | Kind::MultipleChoice | Kind::Tagging);
                 if needs_labels && s.num_labels == 0 {
-                    return Err(Error::Invalid(format!("head `{}` ({:?}) needs at least one label", s.name, s.kind)));
+                    return Err(Error::Usage(format!("head `{}` ({:?}) needs at least one label", s.name, s.kind)));
                 }
                 if s.kind == Kind::Retrieval {
-                    return Err(Error::Invalid(format!("head `{}`: retrieval tasks have no head to train", s.name)));
+                    return Err(Error::Usage(format!("head `{}`: retrieval tasks have no head to train", s.name)));
                 }
             }
             if specs.iter().filter(|s| s.kind == Kind::MaskedLm).count() > 1 {
-                return Err(Error::Invalid("at most one MLM head: MLM corpora share the tied output layer".into()));
+                return Err(Error::Usage("at most one MLM head: MLM corpora share the tied output layer".into()));
             }
             let mut layout = ParamLayout::default();
             let with_pooler = cfg.family == Family::Bert;
@@ -332,44 +332,44 @@ impl Structure {
     pub fn head_index(&self, name: &str) -> Result<usize> {
         self.specs.iter().position(|s| s.name == name).ok_or_else(|| {
             let names: Vec<&str> = self.specs.iter().map(|s| s.name.as_str()).collect();
-            Error::Invalid(format!("the model has no head `{name}`; its heads: {}", names.join(", ")))
+            Error::Unknown(format!("the model has no head `{name}`; its heads: {}", names.join(", ")))
         })
     }
 
     /// Writes the head list ([`HEADS_FILE`]) into `dir`.
     pub fn save_heads(&self, dir: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(&self.specs).map_err(|e| Error::Invalid(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&self.specs).map_err(|e| Error::encode("JSON", e))?;
         crate::fsutil::atomic_write(&dir.join(HEADS_FILE), text.as_bytes())
     }
 
     /// Checks the targets' shape against the head and the batch.
     pub fn check(&self, head: usize, tb: &TaskBatch) -> Result<()> {
         let s = self.specs.get(head).ok_or_else(|| {
-            Error::Invalid(format!("the model has {} heads; there is no head {head}", self.specs.len()))
+            Error::Usage(format!("the model has {} heads; there is no head {head}", self.specs.len()))
         })?;
         let (b, t) = (tb.batch.b, tb.batch.t);
         if b == 0 || t == 0 {
-            return Err(Error::Invalid(format!("head `{}`: empty batch ({b} × {t})", s.name)));
+            return Err(Error::Usage(format!("head `{}`: empty batch ({b} × {t})", s.name)));
         }
         if tb.batch.ids.len() != b * t || tb.batch.mask.len() != b * t || tb.batch.types.len() != b * t {
-            return Err(Error::Invalid(format!("head `{}`: batch buffers do not hold {b} × {t} tokens", s.name)));
+            return Err(Error::Usage(format!("head `{}`: batch buffers do not hold {b} × {t} tokens", s.name)));
         }
         let (v, tv) = (self.cfg.vocab_size, self.cfg.type_vocab_size.max(1));
         if let Some(id) = tb.batch.ids.iter().find(|&&i| i as usize >= v) {
-            return Err(Error::Invalid(format!("head `{}`: token id {id} outside the vocabulary ({v})", s.name)));
+            return Err(Error::Usage(format!("head `{}`: token id {id} outside the vocabulary ({v})", s.name)));
         }
         if let Some(ty) = tb.batch.types.iter().find(|&&i| i as usize >= tv) {
-            return Err(Error::Invalid(format!("head `{}`: token type {ty} outside the model's {tv} types", s.name)));
+            return Err(Error::Usage(format!("head `{}`: token type {ty} outside the model's {tv} types", s.name)));
         }
         if t > self.cfg.max_seq_len() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "head `{}`: sequences of {t} tokens exceed the model's {} positions",
                 s.name,
                 self.cfg.max_seq_len()
             )));
         }
         if s.kind == Kind::MultipleChoice && b % s.num_labels != 0 {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "head `{}`: {b} sequences are not a whole number of {}-choice examples",
                 s.name, s.num_labels
             )));
@@ -380,9 +380,7 @@ impl Structure {
             _ => b * t,
         };
         match (&tb.targets, s.kind) {
-            (Targets::None, Kind::MaskedLm) => {
-                Err(Error::Invalid(format!("head `{}`: MLM needs target tokens", s.name)))
-            }
+            (Targets::None, Kind::MaskedLm) => Err(Error::Usage(format!("head `{}`: MLM needs target tokens", s.name))),
             (Targets::None, _) => Ok(()),
             (Targets::Span { start, end }, Kind::SpanQa) if start.len() == b && end.len() == b => Ok(()),
             (Targets::Labels(l), kind) if kind != Kind::SpanQa && l.len() == want => {
@@ -390,12 +388,12 @@ impl Structure {
                 let bad = l.iter().find(|&&y| y != IGNORE_INDEX && (y < 0 || y >= k));
                 match bad {
                     Some(y) => {
-                        Err(Error::Invalid(format!("head `{}`: label {y} outside the label set (0..{k})", s.name)))
+                        Err(Error::Usage(format!("head `{}`: label {y} outside the label set (0..{k})", s.name)))
                     }
                     None => Ok(()),
                 }
             }
-            _ => Err(Error::Invalid(format!(
+            _ => Err(Error::Usage(format!(
                 "head `{}` ({:?}): targets do not match a batch of {b} × {t}",
                 s.name, s.kind
             ))),

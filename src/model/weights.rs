@@ -236,9 +236,9 @@ pub fn save_dir(
         .filter(|t| include(t))
         .map(|t| (saved_name(t, cfg), &params[t.range()], t.shape.as_slice()))
         .collect();
-    let bytes = serialize_f32(&named).map_err(|e| Error::Invalid(format!("serialising {}: {e}", dir.display())))?;
+    let bytes = serialize_f32(&named).map_err(|e| Error::encode(format!("the weights of {}", dir.display()), e))?;
     atomic_write(&dir.join("model.safetensors"), &bytes)?;
-    let cfg_text = serde_json::to_string_pretty(&cfg.to_json()).map_err(|e| Error::Invalid(e.to_string()))?;
+    let cfg_text = serde_json::to_string_pretty(&cfg.to_json()).map_err(|e| Error::encode("JSON", e))?;
     atomic_write(&dir.join("config.json"), cfg_text.as_bytes())?;
     Ok(())
 }

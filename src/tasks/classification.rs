@@ -78,7 +78,7 @@ pub fn read_jsonl_pairs(
             }
         }
         let Some(&first) = formats.first() else {
-            return Err(crate::error::Error::Invalid("read_jsonl_pairs: no field formats given".to_string()));
+            return Err(crate::error::Error::Data("read_jsonl_pairs: no field formats given".to_string()));
         };
         let fields = formats.iter().copied().find(|f| row.has(f.a)).unwrap_or(first);
         let a = row.str(fields.a)?;

@@ -110,7 +110,7 @@ impl Examples {
     }
 
     fn wrong(&self, want: &str) -> Error {
-        Error::Invalid(format!("expected {want} examples, found {:?} examples", self.kind()))
+        Error::Data(format!("expected {want} examples, found {:?} examples", self.kind()))
     }
 
     /// The sentence pairs, or an error for another family.
@@ -164,7 +164,7 @@ impl Examples {
 
 fn no_split(task: &TaskSpec, split: Split, layout: &str, has: &[Split]) -> Error {
     let has: Vec<&str> = has.iter().map(|s| s.jiant_key()).collect();
-    Error::Invalid(format!(
+    Error::Data(format!(
         "task {} has no {split} split in the {layout} layout (it has: {})",
         task.name,
         if has.is_empty() { "none".to_string() } else { has.join(", ") }
@@ -172,11 +172,7 @@ fn no_split(task: &TaskSpec, split: Split, layout: &str, has: &[Split]) -> Error
 }
 
 fn not_a_single_task(task: &TaskSpec) -> Error {
-    Error::Invalid(format!(
-        "{} is a multi-task mixture of {}; read each member task",
-        task.name,
-        task.members.join(", ")
-    ))
+    Error::Data(format!("{} is a multi-task mixture of {}; read each member task", task.name, task.members.join(", ")))
 }
 
 /// Reads `split` of `task` for `subset` (the language of an XTREME task, the round `r1`..`r3`
@@ -273,7 +269,7 @@ fn read_jiant(task: &TaskSpec, config: &TaskConfig, split: Split, subset: Option
             return Ok(Examples::Retrieval(read_tatoeba(config.file("other")?, config.file("eng")?, labels)?));
         }
         "xnli" if split == Split::Train => {
-            return Err(Error::Invalid("task xnli has no train split: XNLI trains on mnli".to_string()))
+            return Err(Error::Data("task xnli has no train split: XNLI trains on mnli".to_string()))
         }
         _ => {}
     }
@@ -306,7 +302,7 @@ fn read_jiant(task: &TaskSpec, config: &TaskConfig, split: Split, subset: Option
             Ok(Examples::Tagging(read_ccg(path, &text, &tags_to_id, split)?))
         }
         "mlm" => Ok(Examples::Text(read_text_lines(path, &text, split)?)),
-        other => Err(Error::Invalid(format!("task {other} has no jiant reader"))),
+        other => Err(Error::Data(format!("task {other} has no jiant reader"))),
     }
 }
 
@@ -385,10 +381,9 @@ fn xtreme_files(task: &TaskSpec, root: &Path, split: Split, subset: Option<&str>
             english: root.join(format!("tatoeba/{lang}-en.en")),
         }),
         ("tatoeba", _) => Err(no_split(task, split, "XTREME", &[Split::Test])),
-        _ => Err(Error::Invalid(format!(
-            "task {} has no XTREME download layout; read it from the jiant layout",
-            task.name
-        ))),
+        _ => {
+            Err(Error::Data(format!("task {} has no XTREME download layout; read it from the jiant layout", task.name)))
+        }
     }
 }
 
@@ -407,7 +402,7 @@ fn read_xtreme(task: &TaskSpec, root: &Path, split: Split, subset: Option<&str>)
         Kind::Classification => Ok(Examples::Pair(read_xtreme_pairs(&path, &text, task.labels, split)?)),
         Kind::Tagging => Ok(Examples::Tagging(read_token_file(&path, &text, task.labels, split)?)),
         Kind::SpanQa => Ok(Examples::Span(read_squad(&path, &text, split, SquadOptions::default())?)),
-        _ => Err(Error::Invalid(format!("task {} has no XTREME download layout", task.name))),
+        _ => Err(Error::Data(format!("task {} has no XTREME download layout", task.name))),
     }
 }
 

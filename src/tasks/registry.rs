@@ -340,13 +340,13 @@ impl TaskSpec {
             Some(s) if subsets.contains(&s) => Ok(Some(s)),
             None if subsets.is_empty() => Ok(None),
             Some("en") if subsets.is_empty() => Ok(None),
-            Some(s) => Err(Error::Invalid(format!(
+            Some(s) => Err(Error::Data(format!(
                 "task {} has no {} `{s}`; expected one of: {}",
                 self.name,
                 self.subset_word(),
                 if subsets.is_empty() { "none (English only)".to_string() } else { subsets.join(" ") }
             ))),
-            None => Err(Error::Invalid(format!(
+            None => Err(Error::Data(format!(
                 "task {} needs a {}; expected one of: {}",
                 self.name,
                 self.subset_word(),
@@ -380,7 +380,7 @@ impl TaskSpec {
 /// empty name is an error.
 pub fn lookup(name: &str) -> Result<&'static TaskSpec> {
     if name.trim().is_empty() {
-        return Err(Error::Invalid(
+        return Err(Error::Data(
             "empty task name (a stray comma in a task list?); expected a name such as mnli or xnli".into(),
         ));
     }
@@ -392,11 +392,11 @@ pub fn lookup(name: &str) -> Result<&'static TaskSpec> {
         TASKS.iter().filter(|t| !t.jiant_task.is_empty() && t.members.is_empty() && t.jiant_task == name).collect();
     match by_class.as_slice() {
         [t] => Ok(t),
-        [] => Err(Error::Invalid(format!(
+        [] => Err(Error::Unknown(format!(
             "unknown task `{name}`; known tasks: {}",
             TASKS.iter().map(|t| t.name).collect::<Vec<_>>().join(" ")
         ))),
-        many => Err(Error::Invalid(format!(
+        many => Err(Error::Unknown(format!(
             "jiant task `{name}` is ambiguous; name one of: {}",
             many.iter().map(|t| t.name).collect::<Vec<_>>().join(" ")
         ))),
@@ -430,13 +430,13 @@ pub fn parse_run_name(run: &str) -> Result<(&'static TaskSpec, Option<String>)> 
         }
     }
     let Some((task, rest)) = best else {
-        return Err(Error::Invalid(format!("unknown jiant run name `{run}`: no registered task is its prefix")));
+        return Err(Error::Unknown(format!("unknown jiant run name `{run}`: no registered task is its prefix")));
     };
     let subset = if task.name == "mlqa" {
         match rest.split_once('_') {
             Some((c, q)) if c == q => c,
             _ => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Data(format!(
                     "jiant run name `{run}`: expected mlqa_<lang>_<lang> with equal context and question languages"
                 )))
             }

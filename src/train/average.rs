@@ -297,7 +297,7 @@ fn same_heads(snapshots: &[PathBuf]) -> Result<Option<Vec<u8>>> {
             return Ok(None);
         }
         let specs = read_heads(dir)?;
-        serde_json::to_vec_pretty(&specs).map(Some).map_err(|e| Error::Invalid(e.to_string()))
+        serde_json::to_vec_pretty(&specs).map(Some).map_err(|e| Error::encode("JSON", e))
     };
     let first = read(&snapshots[0])?;
     for dir in &snapshots[1..] {
@@ -318,7 +318,7 @@ fn same_heads(snapshots: &[PathBuf]) -> Result<Option<Vec<u8>>> {
 /// the inputs or holds a sharded index that would shadow the new `model.safetensors`.
 fn check_inputs(out_dir: &Path, snapshots: &[PathBuf]) -> Result<()> {
     if snapshots.is_empty() {
-        return Err(Error::Invalid("averaging needs at least one snapshot; none were given".into()));
+        return Err(Error::Data("averaging needs at least one snapshot; none were given".into()));
     }
     let mut canonical: Vec<PathBuf> = Vec::with_capacity(snapshots.len());
     for dir in snapshots {
@@ -327,7 +327,7 @@ fn check_inputs(out_dir: &Path, snapshots: &[PathBuf]) -> Result<()> {
         }
         let c = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
         if let Some(j) = canonical.iter().position(|p| *p == c) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Data(format!(
                 "snapshot {} is listed twice ({} and {}); a uniform average takes each snapshot once",
                 dir.display(),
                 snapshots[j].display(),
@@ -339,7 +339,7 @@ fn check_inputs(out_dir: &Path, snapshots: &[PathBuf]) -> Result<()> {
     if out_dir.exists() {
         let out = out_dir.canonicalize().map_err(|e| Error::io(out_dir, e))?;
         if let Some(j) = canonical.iter().position(|p| *p == out) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Data(format!(
                 "output folder {} is the input snapshot {}; write the average elsewhere",
                 out_dir.display(),
                 snapshots[j].display()
@@ -398,12 +398,12 @@ pub fn average(out_dir: &Path, snapshots: &[PathBuf]) -> Result<AverageReport> {
     let mut views = Vec::with_capacity(out.len());
     for (name, dtype, shape, bytes) in &out {
         let view = TensorView::new(*dtype, shape.clone(), bytes)
-            .map_err(|e| Error::Invalid(format!("averaged tensor {name}: {e}")))?;
+            .map_err(|e| Error::encode(format!("averaged tensor {name}"), e))?;
         views.push((name.as_str(), view));
     }
     let meta: HashMap<String, String> = [("format".to_string(), "pt".to_string())].into();
     let bytes = safetensors::tensor::serialize(views, Some(meta))
-        .map_err(|e| Error::Invalid(format!("serialising the average for {}: {e}", out_dir.display())))?;
+        .map_err(|e| Error::encode(format!("the average for {}", out_dir.display()), e))?;
     drop(out);
 
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
@@ -497,7 +497,7 @@ impl FromStr for Selection {
 
     /// Parses `all`, `last`, `best` or `top<k>` (e.g. `top5`).
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::Invalid(format!("selection {s:?}; expected all, last, best or top<k> with k >= 1"));
+        let bad = || Error::Unknown(format!("selection {s:?}; expected all, last, best or top<k> with k >= 1"));
         match s {
             "all" => Ok(Selection::All),
             "last" => Ok(Selection::LastPerRun),
@@ -609,8 +609,8 @@ impl Manifest {
             None => m.entries.push(entry),
         }
         m.validate(path)?;
-        let text = serde_json::to_string_pretty(&m)
-            .map_err(|e| Error::Invalid(format!("serialising manifest {}: {e}", path.display())))?;
+        let text =
+            serde_json::to_string_pretty(&m).map_err(|e| Error::encode(format!("manifest {}", path.display()), e))?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
@@ -624,7 +624,7 @@ impl Manifest {
             .enumerate()
             .map(|(i, e)| match e.dev_score {
                 Some(s) if s.is_finite() => Ok(s),
-                _ => Err(Error::Invalid(format!(
+                _ => Err(Error::Data(format!(
                     "manifest entries[{i}] ({}) has no finite dev_score; selection {selection} ranks by dev score",
                     e.describe()
                 ))),
@@ -659,7 +659,7 @@ impl Manifest {
     /// score on every entry; k must be between 1 and the number of entries.
     pub fn select(&self, selection: Selection) -> Result<Vec<PathBuf>> {
         if self.entries.is_empty() {
-            return Err(Error::Invalid(format!("manifest has no entries to select {selection} from")));
+            return Err(Error::Data(format!("manifest has no entries to select {selection} from")));
         }
         let step = |i: usize| self.entries[i].step;
         let picked: Vec<usize> = match selection {
@@ -671,7 +671,7 @@ impl Manifest {
             }
             Selection::TopK(k) => {
                 if k == 0 || k > self.entries.len() {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Data(format!(
                         "selection top{k}: k must be between 1 and the {} snapshots in the manifest",
                         self.entries.len()
                     )));

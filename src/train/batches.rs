@@ -64,7 +64,7 @@ impl Features {
             Examples::Tagging(v) => Features::Tagging(featurize_tagging(tok, v, cfg.max_seq_len)?),
             Examples::Text(v) => Features::Text(featurize_text(tok, v, cfg.max_seq_len)?),
             Examples::Retrieval(_) => {
-                return Err(Error::Invalid("retrieval data has no training features; it is embedded directly".into()))
+                return Err(Error::Usage("retrieval data has no training features; it is embedded directly".into()))
             }
         })
     }
@@ -99,7 +99,7 @@ impl Features {
     /// `IGNORE_INDEX` labels; span windows without an answer position point outside the batch.
     pub fn collate(&self, idx: &[usize], tok: &Tokenizer, mlm_rng: Option<&mut Rng>) -> Result<TaskBatch> {
         if idx.is_empty() {
-            return Err(Error::Invalid("cannot collate an empty batch".into()));
+            return Err(Error::Usage("cannot collate an empty batch".into()));
         }
         let pad = tok.pad_id;
         Ok(match self {
@@ -127,7 +127,7 @@ impl Features {
             }
             Features::Text(v) => {
                 let (mut batch, _) = classification::collate(&pick(v, idx), pad);
-                let rng = mlm_rng.ok_or_else(|| Error::Invalid("MLM batches need a masking RNG".into()))?;
+                let rng = mlm_rng.ok_or_else(|| Error::Usage("MLM batches need a masking RNG".into()))?;
                 let (ids, labels) = mask_batch(tok, &batch, tok.mask_id()?, rng, MLM_PROBABILITY)?;
                 batch.ids = ids;
                 TaskBatch { batch, targets: Targets::Labels(labels) }

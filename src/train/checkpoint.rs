@@ -89,7 +89,7 @@ pub fn save_checkpoint(
     extra: &[(&str, &[u8])],
 ) -> Result<()> {
     if params.len() != layout.total || opt.m.len() != layout.total || opt.v.len() != layout.total {
-        return Err(Error::Invalid(format!(
+        return Err(Error::RunFolder(format!(
             "checkpoint {}: buffers of {} / {} / {} values for a layout of {}",
             dir.display(),
             params.len(),
@@ -105,7 +105,7 @@ pub fn save_checkpoint(
             moments.push((format!("m.{}", saved_name(t, cfg)), &opt.m[t.range()], t.shape.as_slice()));
             moments.push((format!("v.{}", saved_name(t, cfg)), &opt.v[t.range()], t.shape.as_slice()));
         }
-        let bytes = serialize_f32(&moments).map_err(|e| Error::Invalid(format!("optimizer state: {e}")))?;
+        let bytes = serialize_f32(&moments).map_err(|e| Error::encode("the optimizer state", e))?;
         atomic_write(&new.join("optimizer.safetensors"), &bytes)?;
         for (name, data) in extra {
             atomic_write(&new.join(name), data)?;
@@ -126,7 +126,7 @@ pub fn save_checkpoint(
             run,
             files,
         };
-        let text = serde_json::to_string_pretty(&state).map_err(|e| Error::Invalid(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&state).map_err(|e| Error::encode("JSON", e))?;
         // state.json last: a folder with it (and every file it lists) is complete.
         atomic_write(&new.join("state.json"), text.as_bytes())
     })

@@ -78,10 +78,10 @@ impl TaskSampler {
     /// is empty, a cap is 0, or the temperature is not a finite positive number.
     pub fn new<S: AsRef<str>>(task_names: &[S], sizes: &[usize], mode: SamplingMode, seed: u64) -> Result<Self> {
         if task_names.is_empty() {
-            return Err(Error::Invalid("task sampler: expected at least one task, found none".into()));
+            return Err(Error::Usage("task sampler: expected at least one task, found none".into()));
         }
         if task_names.len() != sizes.len() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "task sampler: expected one size per task, found {} tasks and {} sizes",
                 task_names.len(),
                 sizes.len()
@@ -90,10 +90,10 @@ impl TaskSampler {
         let names: Vec<String> = task_names.iter().map(|s| s.as_ref().to_string()).collect();
         for (i, name) in names.iter().enumerate() {
             if names[..i].contains(name) {
-                return Err(Error::Invalid(format!("task sampler: task `{name}` is listed twice")));
+                return Err(Error::Usage(format!("task sampler: task `{name}` is listed twice")));
             }
             if sizes[i] == 0 {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Usage(format!(
                     "task sampler: expected a non-empty training set for task `{name}`, found 0 examples"
                 )));
             }
@@ -193,7 +193,7 @@ fn unit_f64(key: u64, index: u64) -> f64 {
 fn probabilities_for(sizes: &[usize], mode: SamplingMode) -> Result<Vec<f64>> {
     let capped = |cap: usize| -> Result<Vec<f64>> {
         if cap == 0 {
-            return Err(Error::Invalid("task sampler: expected a positive examples cap, found 0".into()));
+            return Err(Error::Usage("task sampler: expected a positive examples cap, found 0".into()));
         }
         Ok(sizes.iter().map(|&n| n.min(cap) as f64).collect())
     };
@@ -203,7 +203,7 @@ fn probabilities_for(sizes: &[usize], mode: SamplingMode) -> Result<Vec<f64>> {
         SamplingMode::CappedProportional { cap } => capped(cap)?,
         SamplingMode::Temperature { temperature, cap } => {
             if !(temperature.is_finite() && temperature > 0.0) {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Usage(format!(
                     "task sampler: expected a finite positive temperature, found {temperature}"
                 )));
             }
@@ -216,7 +216,7 @@ fn probabilities_for(sizes: &[usize], mode: SamplingMode) -> Result<Vec<f64>> {
     };
     let total: f64 = weights.iter().sum();
     if !(total.is_finite() && total > 0.0) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "task sampler: task weights {weights:?} do not sum to a finite positive number"
         )));
     }
@@ -239,18 +239,18 @@ fn probabilities_for(sizes: &[usize], mode: SamplingMode) -> Result<Vec<f64>> {
 /// is negative or not finite.
 pub fn steps_per_task(sizes: &[usize], cap: Option<usize>, epochs: f64, batch: usize, grad_acc: usize) -> Result<u64> {
     if sizes.is_empty() {
-        return Err(Error::Invalid("step budget: expected at least one task, found none".into()));
+        return Err(Error::Usage("step budget: expected at least one task, found none".into()));
     }
     if batch == 0 || grad_acc == 0 {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "step budget: expected positive batch size and accumulation steps, found {batch} and {grad_acc}"
         )));
     }
     if cap == Some(0) {
-        return Err(Error::Invalid("step budget: expected a positive examples cap, found 0".into()));
+        return Err(Error::Usage("step budget: expected a positive examples cap, found 0".into()));
     }
     if !(epochs.is_finite() && epochs >= 0.0) {
-        return Err(Error::Invalid(format!("step budget: expected a finite non-negative epoch count, found {epochs}")));
+        return Err(Error::Usage(format!("step budget: expected a finite non-negative epoch count, found {epochs}")));
     }
     let effective = batch as u128 * grad_acc as u128;
     let mut total = 0.0f64;
@@ -301,10 +301,10 @@ impl EpochOrder {
     /// the size it was built with. Errors when `n` is 0 or `state.position > n`.
     pub fn from_state(n: usize, state: &EpochState) -> Result<Self> {
         if n == 0 {
-            return Err(Error::Invalid("epoch order: expected a non-empty data set, found 0 examples".into()));
+            return Err(Error::Usage("epoch order: expected a non-empty data set, found 0 examples".into()));
         }
         let position = usize::try_from(state.position).ok().filter(|&p| p <= n).ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::Usage(format!(
                 "epoch order: expected a position in 0..={n} for {n} examples, found {}",
                 state.position
             ))

@@ -37,7 +37,7 @@ impl LinearSchedule {
     /// Errors when `peak_lr` is negative or not finite, or `warmup_proportion` is outside [0, 1].
     pub fn new(peak_lr: f64, total_steps: u64, warmup_proportion: f64) -> Result<Self> {
         if !(0.0..=1.0).contains(&warmup_proportion) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Setting(format!(
                 "linear schedule: expected a warmup proportion in [0, 1], found {warmup_proportion}"
             )));
         }
@@ -109,6 +109,6 @@ fn check_lr(lr: f64, what: &str) -> Result<()> {
     if lr.is_finite() && lr >= 0.0 {
         Ok(())
     } else {
-        Err(Error::Invalid(format!("{what}: expected a finite non-negative learning rate, found {lr}")))
+        Err(Error::Setting(format!("{what}: expected a finite non-negative learning rate, found {lr}")))
     }
 }

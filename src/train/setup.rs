@@ -105,7 +105,7 @@ impl RunSpec {
 
     /// The completed description as TOML.
     pub fn to_toml(&self) -> Result<String> {
-        toml::to_string_pretty(self).map_err(|e| Error::Invalid(format!("cannot write the run configuration: {e}")))
+        toml::to_string_pretty(self).map_err(|e| Error::encode("the run configuration", e))
     }
 
     /// Checks every setting before anything is read or written: a run name that is one folder
@@ -117,7 +117,7 @@ impl RunSpec {
             return Err(bad_setting("run_name", "a folder name (no slashes)", format!("{name:?}")));
         }
         if self.tasks.is_empty() {
-            return Err(Error::Invalid("no tasks: pass --tasks (e.g. --tasks mnli,squad_v1) or set `tasks`".into()));
+            return Err(Error::Setting("no tasks: pass --tasks (e.g. --tasks mnli,squad_v1) or set `tasks`".into()));
         }
         if self.tasks.iter().any(|t| t.trim().is_empty()) {
             return Err(bad_setting(
@@ -176,7 +176,7 @@ pub fn preset(task: &str) -> (usize, f64) {
 /// The layout of a data folder: jiant's when it has `configs/`, else XTREME's.
 pub fn detect_layout(dir: &Path) -> Result<Layout> {
     if !dir.is_dir() {
-        return Err(Error::Invalid(format!("data folder {} does not exist", dir.display())));
+        return Err(Error::Setting(format!("data folder {} does not exist", dir.display())));
     }
     Ok(if dir.join("configs").is_dir() { Layout::Jiant(dir.to_path_buf()) } else { Layout::Xtreme(dir.to_path_buf()) })
 }
@@ -207,19 +207,19 @@ pub fn resolve_tasks(names: &[String]) -> Result<Vec<ResolvedTask>> {
                 _ => parse_run_name(&m)?,
             };
             if spec.kind == Kind::Retrieval {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Setting(format!(
                     "{} is evaluated from embeddings and has no training data; use xlt xtreme or xlt eval",
                     spec.name
                 )));
             }
             if out.iter().any(|t| t.name == m) {
-                return Err(Error::Invalid(format!("task {m} is listed twice")));
+                return Err(Error::Setting(format!("task {m} is listed twice")));
             }
             out.push(ResolvedTask { name: m, spec, subset });
         }
     }
     if out.is_empty() {
-        return Err(Error::Invalid("no tasks given (--tasks)".into()));
+        return Err(Error::Setting("no tasks given (--tasks)".into()));
     }
     Ok(out)
 }
@@ -229,7 +229,7 @@ fn train_source(t: &ResolvedTask) -> Result<(&'static TaskSpec, Option<String>)>
     match t.spec.train_source {
         TrainSource::Own => Ok((t.spec, t.subset.clone())),
         TrainSource::Task(src, subset) => Ok((lookup(src)?, subset.map(str::to_string))),
-        TrainSource::Untrained => Err(Error::Invalid(format!("{} has no training data", t.spec.name))),
+        TrainSource::Untrained => Err(Error::Setting(format!("{} has no training data", t.spec.name))),
     }
 }
 
@@ -438,7 +438,7 @@ impl RunSpec {
     /// (the completed description without its folder paths and the evaluation batch size), the
     /// data folder, and the hash of the starting model (and of a separate tokenizer file).
     pub fn identity(&self) -> Result<serde_json::Value> {
-        let mut v = serde_json::to_value(self).map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut v = serde_json::to_value(self).map_err(|e| Error::encode("JSON", e))?;
         if let Some(m) = v.as_object_mut() {
             for key in ["exp_dir", "run_name", "model", "tokenizer", "data_dir"] {
                 m.remove(key);
@@ -493,7 +493,7 @@ pub fn check_identity(run_dir: &Path, identity: &serde_json::Value) -> Result<()
         return Ok(());
     }
     let done = run_dir.join("done").is_file();
-    Err(Error::Invalid(format!(
+    Err(Error::Setting(format!(
         "{} {} with other settings than this call ({}); {}",
         run_dir.display(),
         if done { "is a finished run made" } else { "holds a checkpoint made" },
@@ -539,14 +539,14 @@ pub fn prepare<'a>(spec: RunSpec, tok: &'a Tokenizer, resume: bool, device: &Dev
     let features = FeatureConfig::new(spec.max_seq_length);
     let cfg = ModelConfig::from_file(&spec.model.join("config.json"))?;
     if spec.max_seq_length > cfg.max_seq_len() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Setting(format!(
             "--max-seq-length (max_seq_length): {} exceeds the model's {} positions",
             spec.max_seq_length,
             cfg.max_seq_len()
         )));
     }
     if tok.vocab_size() > cfg.vocab_size {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Setting(format!(
             "the tokenizer has {} tokens but the model's vocabulary only {}",
             tok.vocab_size(),
             cfg.vocab_size
@@ -558,7 +558,7 @@ pub fn prepare<'a>(spec: RunSpec, tok: &'a Tokenizer, resume: bool, device: &Dev
         let h = head_spec(t.spec);
         match heads.iter().find(|o| o.name == h.name) {
             Some(o) if o.kind != h.kind || o.num_labels != h.num_labels => {
-                return Err(Error::Invalid(format!("tasks sharing head {} disagree on its shape", h.name)))
+                return Err(Error::Setting(format!("tasks sharing head {} disagree on its shape", h.name)))
             }
             Some(_) => {}
             None => heads.push(h),
@@ -577,16 +577,15 @@ pub fn prepare<'a>(spec: RunSpec, tok: &'a Tokenizer, resume: bool, device: &Dev
         let mut train = Vec::new();
         for s in sources {
             let ex = read_split(src, &layout, Split::Train, s.as_deref())
-                .map_err(|e| Error::Invalid(format!("task {} training data: {e}", t.name)))?;
+                .map_err(|e| e.context(format!("task {} training data", t.name)))?;
             let f = Features::new(tok, &ex, &features, true)
-                .map_err(|e| Error::Invalid(format!("task {} training data: {e}", t.name)))?;
+                .map_err(|e| e.context(format!("task {} training data", t.name)))?;
             if f.is_empty() {
-                return Err(Error::Invalid(format!("task {}: the training split produced no features", t.name)));
+                return Err(Error::Setting(format!("task {}: the training split produced no features", t.name)));
             }
             train.push(Source { lang: s.unwrap_or_else(|| "en".into()), features: f });
         }
-        let val = validation(t, &layout, &spec)
-            .map_err(|e| Error::Invalid(format!("task {} validation data: {e}", t.name)))?;
+        let val = validation(t, &layout, &spec).map_err(|e| e.context(format!("task {} validation data", t.name)))?;
         if let Validation::None(why) = &val {
             eprintln!("note: task {}: no model selection: {why}", t.name);
         }
@@ -611,7 +610,7 @@ pub fn prepare<'a>(spec: RunSpec, tok: &'a Tokenizer, resume: bool, device: &Dev
             let saved = read_heads(&spec.model)?;
             if saved != heads {
                 let names = |h: &[HeadSpec]| h.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ");
-                return Err(Error::Invalid(format!(
+                return Err(Error::Setting(format!(
                     "--model-load-mode all: {} holds the heads {}, this run needs {}",
                     spec.model.display(),
                     names(&saved),

@@ -334,7 +334,7 @@ pub fn total_steps(sizes_and_batches: &[(usize, usize)], cfg: &TrainConfig) -> R
 /// The error for setting `key` (`--key-with-dashes` on the command line, `key` in a TOML
 /// file) whose value `found` is not `expected`.
 pub fn bad_setting(key: &str, expected: &str, found: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("--{} ({key}): expected {expected}, found {found}", key.replace('_', "-")))
+    Error::Setting(format!("--{} ({key}): expected {expected}, found {found}", key.replace('_', "-")))
 }
 
 /// Checks that `x` is finite and inside `range` (written as `shown` in the message).
@@ -389,7 +389,7 @@ impl TrainConfig {
 }
 
 fn check_config(cfg: &TrainConfig, tasks: &[TrainTask]) -> Result<()> {
-    let bad = |m: String| Err(Error::Invalid(m));
+    let bad = |m: String| Err(Error::Setting(m));
     if tasks.is_empty() {
         return bad("no training tasks".into());
     }
@@ -432,18 +432,18 @@ impl<'a> Trainer<'a> {
         let specs = &model.structure.specs;
         for t in &tasks {
             if t.head >= specs.len() || specs[t.head].kind != t.spec.kind {
-                return Err(Error::Invalid(format!("task {}: head {} does not fit its family", t.name, t.head)));
+                return Err(Error::Setting(format!("task {}: head {} does not fit its family", t.name, t.head)));
             }
         }
         std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
         let probe = run_dir.join(".xlt-write-test");
         atomic_write(&probe, b"ok")
-            .map_err(|e| Error::Invalid(format!("the run folder {} is not writable: {e}", run_dir.display())))?;
+            .map_err(|e| Error::RunFolder(format!("the run folder {} is not writable: {e}", run_dir.display())))?;
         let _ = std::fs::remove_file(&probe);
         let needed = disk_needed(model.structure.layout.total, cfg.snapshot_every != SnapshotEvery::Never);
         if let Ok(free) = fs4::available_space(run_dir) {
             if free < needed {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Setting(format!(
                     "{} has {:.1} MB free; checkpoints of this model need about {:.1} MB",
                     run_dir.display(),
                     free as f64 / 1e6,
@@ -454,7 +454,7 @@ impl<'a> Trainer<'a> {
         let ckpt = run_dir.join("checkpoint");
         let has_ckpt = match find(&ckpt) {
             Found::Complete(_) if !resume => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::RunFolder(format!(
                     "{} already holds a checkpoint; pass --resume to continue it or choose another run name",
                     run_dir.display()
                 )))
@@ -462,7 +462,7 @@ impl<'a> Trainer<'a> {
             Found::Complete(_) => true,
             // Never start over on top of a checkpoint that cannot be read: it would be replaced.
             Found::Incomplete(why) => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::RunFolder(format!(
                     "{} holds an incomplete checkpoint ({why}); {}",
                     run_dir.display(),
                     if resume {
@@ -482,7 +482,7 @@ impl<'a> Trainer<'a> {
         };
         let total = total_steps(&tasks.iter().map(|t| (t.size(), t.batch_size)).collect::<Vec<_>>(), &cfg)?;
         if total == 0 {
-            return Err(Error::Invalid("the step budget is 0: raise the epochs or set max steps".into()));
+            return Err(Error::Setting("the step budget is 0: raise the epochs or set max steps".into()));
         }
         let schedule = LinearSchedule::new(cfg.learning_rate, total, cfg.warmup_proportion)?;
         let adamw = AdamWConfig {
@@ -615,9 +615,9 @@ impl<'a> Trainer<'a> {
             let choices = self.model.structure().specs[t.head].num_labels;
             let rows = if t.spec.kind == Kind::MultipleChoice { t.batch_size * choices } else { t.batch_size };
             let t_max = self.features.max_seq_len;
-            self.model.check_fits(rows, t_max).map_err(|e| {
-                Error::Invalid(format!("task {}: {e} (lower --train-batch-size or --max-seq-length)", t.name))
-            })?;
+            self.model
+                .check_fits(rows, t_max)
+                .map_err(|e| e.context(format!("task {} (lower --train-batch-size or --max-seq-length)", t.name)))?;
         }
         Ok(())
     }
@@ -692,7 +692,7 @@ impl<'a> Trainer<'a> {
                 .to_string(),
             _ => "no checkpoint was written yet".to_string(),
         };
-        Error::Invalid(format!("{what}; first non-finite value: {found}; stopping ({resume})"))
+        Error::Setting(format!("{what}; first non-finite value: {found}; stopping ({resume})"))
     }
 
     /// Scores every task that has validation data on its first `limit` examples (all when
@@ -713,7 +713,7 @@ impl<'a> Trainer<'a> {
             let model = self.model.as_mut();
             let r =
                 evaluate(model, t.head, self.tok, t.spec, &t.label_names, &val.examples, val.lang.as_deref(), &opts)
-                    .map_err(|e| Error::Invalid(format!("evaluating {} on {}: {e}", t.name, val.data)))?;
+                    .map_err(|e| e.context(format!("evaluating {} on {}", t.name, val.data)))?;
             let score = selection_score(t.spec, &r);
             if let Some(p) = score {
                 if t.spec.kind == Kind::MaskedLm {
@@ -785,7 +785,7 @@ impl<'a> Trainer<'a> {
     fn trainer_state_json(&mut self) -> Result<serde_json::Value> {
         self.state.sampler = self.sampler.state();
         self.state.orders = self.orders.iter().map(|o| o.iter().map(EpochOrder::state).collect()).collect();
-        serde_json::to_value(&self.state).map_err(|e| Error::Invalid(e.to_string()))
+        serde_json::to_value(&self.state).map_err(|e| Error::encode("JSON", e))
     }
 
     /// Writes `checkpoint/` (replacing the previous one atomically, head list included).
@@ -793,7 +793,7 @@ impl<'a> Trainer<'a> {
         let state = self.trainer_state_json()?;
         let dir = self.run_dir.join("checkpoint");
         let s = self.model.structure();
-        let heads = serde_json::to_vec_pretty(&s.specs).map_err(|e| Error::Invalid(e.to_string()))?;
+        let heads = serde_json::to_vec_pretty(&s.specs).map_err(|e| Error::encode("JSON", e))?;
         let (params, opt) = (self.model.params()?, self.model.optimizer()?);
         save_checkpoint(
             &dir,
@@ -885,7 +885,7 @@ impl<'a> Trainer<'a> {
         let bar = if self.progress { ProgressBar::new(total) } else { ProgressBar::hidden() };
         bar.set_style(
             ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} {msg}")
-                .map_err(|e| Error::Invalid(e.to_string()))?,
+                .map_err(|e| Error::encode("JSON", e))?,
         );
         bar.set_position(self.state.step);
         let started = Instant::now();
@@ -932,7 +932,7 @@ impl<'a> Trainer<'a> {
             (Some(step), Some(score)) => {
                 let best = self.run_dir.join("best");
                 let best = crate::fsutil::complete_dir(&best).ok_or_else(|| {
-                    Error::Invalid(format!(
+                    Error::Setting(format!(
                         "{}: the best weights (step {step}) are missing; the run cannot say which weights it \
                          ends with",
                         best.display()
@@ -941,7 +941,7 @@ impl<'a> Trainer<'a> {
                 match Weights::of_dir(&best)? {
                     Weights::Best { step: s, .. } if s == step => {}
                     other => {
-                        return Err(Error::Invalid(format!(
+                        return Err(Error::Setting(format!(
                             "{}: expected the best weights of step {step}, found {}",
                             best.display(),
                             other.describe()
@@ -985,7 +985,7 @@ impl<'a> Trainer<'a> {
             weights,
             model_dir,
         };
-        let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::encode("JSON", e))?;
         atomic_write(&self.run_dir.join("val_metrics.json"), text.as_bytes())?;
         self.log.write(serde_json::json!({"event": "done", "summary": summary}))?;
         atomic_write(&self.run_dir.join("done"), b"DONE\n")?;

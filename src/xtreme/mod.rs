@@ -182,7 +182,7 @@ fn task_files(task: &'static TaskSpec, layout: &Layout) -> Result<Vec<PathBuf>> 
 fn check_readable(task: &'static TaskSpec, layout: &Layout) -> Result<()> {
     for (t, subset, split) in present_splits(task, layout)? {
         read_split(t, layout, split, subset.as_deref())
-            .map_err(|e| Error::Invalid(format!("{}: checking the data before training: {e}", task.name)))?;
+            .map_err(|e| e.context(format!("{}: checking the data before training", task.name)))?;
     }
     Ok(())
 }
@@ -313,7 +313,7 @@ fn claim_run_folder(cfg: &XtremeConfig, run_dir: &Path, fp: &Fingerprint, stamp:
         );
     }
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
-    let text = serde_json::to_string_pretty(fp).map_err(|e| Error::Invalid(e.to_string()))?;
+    let text = serde_json::to_string_pretty(fp).map_err(|e| Error::encode("JSON", e))?;
     atomic_write(&record, text.as_bytes())
 }
 
@@ -451,7 +451,7 @@ fn retrieval_task(
         }
     }
     if present.is_empty() {
-        return Err(Error::Invalid(format!("{}: no language files in {}", task.name, cfg.data_dir.display())));
+        return Err(Error::Data(format!("{}: no language files in {}", task.name, cfg.data_dir.display())));
     }
     let pred_dir = cfg.out.join("predictions");
     let scores = retrieval::evaluate(task, &cfg.encoder, layout, &present, &pred_dir, &opts)?;
@@ -535,13 +535,13 @@ pub fn run(cfg: &XtremeConfig) -> Result<ModelResults> {
     for n in &names {
         let t = lookup(n)?;
         if !XTREME_TASKS.contains(&t.name) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Unknown(format!(
                 "{n} is not an XTREME task; expected one of {}",
                 XTREME_TASKS.join(" ")
             )));
         }
         if specs.iter().any(|s| s.name == t.name) {
-            return Err(Error::Invalid(format!("--tasks: {} is listed twice", t.name)));
+            return Err(Error::Data(format!("--tasks: {} is listed twice", t.name)));
         }
         specs.push(t);
     }
@@ -630,7 +630,7 @@ pub fn run(cfg: &XtremeConfig) -> Result<ModelResults> {
                     }
                 };
                 let rec = TaskRecord { result: r.clone(), fingerprint: fp };
-                let text = serde_json::to_string_pretty(&rec).map_err(|e| Error::Invalid(e.to_string()))?;
+                let text = serde_json::to_string_pretty(&rec).map_err(|e| Error::encode("JSON", e))?;
                 atomic_write(&record, text.as_bytes())?;
                 r
             }

@@ -104,12 +104,12 @@ impl Encoder {
 /// Checks the language list: not empty, no language twice.
 fn check_languages(task: &str, languages: &[&str]) -> Result<()> {
     if languages.is_empty() {
-        return Err(Error::Invalid(format!("{task}: no languages given")));
+        return Err(Error::Data(format!("{task}: no languages given")));
     }
     let mut seen = HashSet::new();
     for l in languages {
         if !seen.insert(*l) {
-            return Err(Error::Invalid(format!("{task}: language {l:?} is listed twice")));
+            return Err(Error::Data(format!("{task}: language {l:?} is listed twice")));
         }
     }
     Ok(())
@@ -152,7 +152,7 @@ pub fn evaluate(
     match task.name {
         "bucc2018" => evaluate_bucc(model_dir, layout, languages, out, opts),
         "tatoeba" => evaluate_tatoeba(model_dir, layout, languages, out, opts),
-        other => Err(Error::Invalid(format!("{other} is not a retrieval task (bucc2018, tatoeba)"))),
+        other => Err(Error::Unknown(format!("{other} is not a retrieval task (bucc2018, tatoeba)"))),
     }
 }
 
@@ -191,7 +191,7 @@ fn mine_split(enc: &Encoder, task: &TaskSpec, layout: &Layout, split: Split, lan
         None => None,
         Some(Gold::Pairs(p)) => Some(p.iter().cloned().collect::<HashSet<Pair>>()),
         Some(Gold::Indices(_)) => {
-            return Err(Error::Invalid(format!("bucc2018 {lang} {split}: expected gold id pairs, found indices")))
+            return Err(Error::Data(format!("bucc2018 {lang} {split}: expected gold id pairs, found indices")))
         }
     };
     let (x, d, tx) = enc.embed(&set.other)?; // (n_other, C)
@@ -238,7 +238,7 @@ fn prf_json(p: &Prf) -> Value {
 fn bucc_language(enc: &Encoder, task: &TaskSpec, layout: &Layout, lang: &str, dir: &Path) -> Result<LanguageScore> {
     let dev = mine_split(enc, task, layout, Split::Val, lang)?;
     let dev_gold = dev.gold.as_ref().ok_or_else(|| {
-        Error::Invalid(format!("bucc2018 {lang}: the dev split has no gold pairs; no threshold can be tuned"))
+        Error::Data(format!("bucc2018 {lang}: the dev split has no gold pairs; no threshold can be tuned"))
     })?;
     let test = mine_split(enc, task, layout, Split::Test, lang)?;
     let r = bucc::tune_and_evaluate(&dev.cands, dev_gold, &test.cands, test.gold.as_ref())?;
@@ -309,7 +309,7 @@ fn read_tatoeba_set(task: &TaskSpec, layout: &Layout, lang: &str) -> Result<(Ret
         Layout::Xtreme(_) => {
             let files = expected_files(task, layout, Split::Test, Some(lang))?;
             let [other, english] = files.as_slice() else {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Data(format!(
                     "tatoeba {lang}: expected two sentence files in the XTREME layout, found {}",
                     files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
                 )));
@@ -333,7 +333,7 @@ fn tatoeba_language(enc: &Encoder, task: &TaskSpec, layout: &Layout, lang: &str,
         None => None,
         Some(Gold::Indices(gold)) => Some(100.0 * tatoeba::accuracy(&pred, gold)?),
         Some(Gold::Pairs(_)) => {
-            return Err(Error::Invalid(format!("tatoeba {lang}: expected gold indices, found id pairs")))
+            return Err(Error::Data(format!("tatoeba {lang}: expected gold indices, found id pairs")))
         }
     };
     let mut extra = enc.describe();

@@ -22,13 +22,13 @@ fn elementwise_cfg(g: &Gpu, n: usize) -> LaunchConfig {
 fn checked(op: &str, main: Dev, views: &[(&str, Dev)], n: usize) -> Result<(Dtype, i32)> {
     let x = main.dtype;
     if !x.is_float() {
-        return Err(Error::Invalid(format!("{op}: expected float views, got {x:?}")));
+        return Err(Error::Usage(format!("{op}: expected float views, got {x:?}")));
     }
     for (name, v) in views {
         v.check(&format!("{op} {name}"), n, x)?;
     }
     let n_i32 = i32::try_from(n)
-        .map_err(|_| Error::Invalid(format!("{op}: N = {n} is more than a CUDA kernel's int can index")))?;
+        .map_err(|_| Error::Usage(format!("{op}: N = {n} is more than a CUDA kernel's int can index")))?;
     Ok((x, n_i32))
 }
 

@@ -58,7 +58,7 @@ impl AttnScratch {
     /// Checks that this scratch covers (B, T, C, NH) in `dtype`.
     fn check(&self, op: &str, dtype: Dtype, b: usize, t: usize, c: usize, nh: usize) -> Result<()> {
         if dtype != self.dtype {
-            return Err(Error::Invalid(format!("{op}: scratch is {:?}, activations are {dtype:?}", self.dtype)));
+            return Err(Error::Usage(format!("{op}: scratch is {:?}, activations are {dtype:?}", self.dtype)));
         }
         let btc = b * t * c;
         self.qkv.dev().check(&format!("{op} scratch q, k, v"), 3 * btc, dtype)?;
@@ -72,14 +72,14 @@ impl AttnScratch {
 /// kernels take as `int` within i32.
 fn check_shape(op: &str, dtype: Dtype, b: usize, t: usize, c: usize, nh: usize) -> Result<()> {
     if !dtype.is_float() {
-        return Err(Error::Invalid(format!("{op}: activations must be f32, bf16 or f16, not {dtype:?}")));
+        return Err(Error::Usage(format!("{op}: activations must be f32, bf16 or f16, not {dtype:?}")));
     }
     if nh == 0 || !c.is_multiple_of(nh) {
-        return Err(Error::Invalid(format!("{op}: {nh} heads do not divide C = {c}")));
+        return Err(Error::Usage(format!("{op}: {nh} heads do not divide C = {c}")));
     }
     let max = i32::MAX as usize;
     if b > max || t > max || c > max || 3 * c > max || b.saturating_mul(nh).saturating_mul(t) > max {
-        return Err(Error::Invalid(format!("{op}: sizes B={b} T={t} C={c} NH={nh} exceed i32")));
+        return Err(Error::Usage(format!("{op}: sizes B={b} T={t} C={c} NH={nh} exceed i32")));
     }
     Ok(())
 }
@@ -87,7 +87,7 @@ fn check_shape(op: &str, dtype: Dtype, b: usize, t: usize, c: usize, nh: usize) 
 /// Checks the dropout probability: in [0, 1).
 pub(super) fn check_p(op: &str, p: f32) -> Result<()> {
     if !(0.0..1.0).contains(&p) {
-        return Err(Error::Invalid(format!("{op}: dropout probability {p} is not in [0, 1)")));
+        return Err(Error::Usage(format!("{op}: dropout probability {p} is not in [0, 1)")));
     }
     Ok(())
 }

@@ -14,9 +14,9 @@ const MAX_PARTIALS: usize = 1 << 24;
 /// Most rows of blocks in the forward's grid (each thread then loops over N / this rows).
 const FORWARD_ROW_BLOCKS: usize = 1024;
 
-/// `x` as an i32 kernel argument, or an Error::Invalid naming `what`.
+/// `x` as an i32 kernel argument, or an `Error::Usage` naming `what`.
 fn to_i32(what: &str, x: usize) -> Result<i32> {
-    i32::try_from(x).map_err(|_| Error::Invalid(format!("{what} = {x} is larger than i32::MAX")))
+    i32::try_from(x).map_err(|_| Error::Usage(format!("{what} = {x} is larger than i32::MAX")))
 }
 
 /// Threads per block for one thread per column: OC rounded up to a warp, at most 256.
@@ -24,12 +24,12 @@ fn column_block(oc: usize) -> u32 {
     (oc.div_ceil(32) * 32).clamp(32, 256) as u32
 }
 
-/// The activation dtype of `d` (a float type), or an Error::Invalid naming `what`.
+/// The activation dtype of `d` (a float type), or an `Error::Usage` naming `what`.
 fn float_dtype(what: &str, d: Dev) -> Result<Dtype> {
     if d.dtype.is_float() {
         Ok(d.dtype)
     } else {
-        Err(Error::Invalid(format!("{what}: expected a float view (F32, Bf16, F16), got {:?}", d.dtype)))
+        Err(Error::Usage(format!("{what}: expected a float view (F32, Bf16, F16), got {:?}", d.dtype)))
     }
 }
 
@@ -77,9 +77,7 @@ pub fn bias_backward(g: &Gpu, dbias: Dev, dout: Dev, n: usize, oc: usize) -> Res
     let block = column_block(oc);
     let col_blocks = oc.div_ceil(block as usize);
     if col_blocks > 65535 {
-        return Err(Error::Invalid(format!(
-            "bias_backward: OC = {oc} needs more than 65535 blocks of {block} columns"
-        )));
+        return Err(Error::Usage(format!("bias_backward: OC = {oc} needs more than 65535 blocks of {block} columns")));
     }
     let (n_i32, oc_i32) = (to_i32("bias_backward N", n)?, to_i32("bias_backward OC", oc)?);
     let (rows_i32, blocks_i32) =

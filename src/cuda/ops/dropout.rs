@@ -20,13 +20,13 @@ fn elementwise_cfg(g: &Gpu, n: usize) -> LaunchConfig {
 
 /// `n` as a kernel int, or an error naming `op`.
 fn int(op: &str, n: usize) -> Result<i32> {
-    i32::try_from(n).map_err(|_| Error::Invalid(format!("{op}: N = {n} is more than a CUDA kernel's int can index")))
+    i32::try_from(n).map_err(|_| Error::Usage(format!("{op}: N = {n} is more than a CUDA kernel's int can index")))
 }
 
 /// The activation dtype of `x`, which must be a float type.
 fn float_dtype(op: &str, x: Dev) -> Result<Dtype> {
     if !x.dtype.is_float() {
-        return Err(Error::Invalid(format!("{op}: expected a float view, got {:?}", x.dtype)));
+        return Err(Error::Usage(format!("{op}: expected a float view, got {:?}", x.dtype)));
     }
     Ok(x.dtype)
 }

@@ -17,7 +17,7 @@ const BACKWARD_BLOCK: u32 = 128;
 
 /// `x` as a kernel `int`, or an error naming `what`.
 fn int(what: &str, x: usize) -> Result<i32> {
-    i32::try_from(x).map_err(|_| Error::Invalid(format!("{what}: {x} is more than a CUDA kernel's int can index")))
+    i32::try_from(x).map_err(|_| Error::Usage(format!("{what}: {x} is more than a CUDA kernel's int can index")))
 }
 
 /// out (N, C) = wte[ids] + wpe[pos] + wtt[types]; tables wte (V, C), wpe (P, C), wtt (TT, C)
@@ -37,7 +37,7 @@ pub fn embedding_forward(
 ) -> Result<()> {
     let x = wte.dtype;
     if !x.is_float() {
-        return Err(Error::Invalid(format!("embedding_forward wte: expected a float table, got {x:?}")));
+        return Err(Error::Usage(format!("embedding_forward wte: expected a float table, got {x:?}")));
     }
     out.check("embedding_forward out", n * c, x)?;
     ids.check("embedding_forward ids", n, Dtype::U32)?;
@@ -77,7 +77,7 @@ struct Groups {
 /// Groups `ids` (N) by value for a table of `table_rows` rows; an id past the table is an error.
 fn group(what: &str, ids: &[u32], skip: Option<u32>, table_rows: usize) -> Result<Groups> {
     if let Some((i, &id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= table_rows) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "embedding_backward: {what}[{i}] = {id} is outside a table of {table_rows} rows"
         )));
     }
@@ -101,7 +101,7 @@ fn group(what: &str, ids: &[u32], skip: Option<u32>, table_rows: usize) -> Resul
 /// Scatter-adds dout (N, C) into the rows of dwte (V, C), dwpe (P, C), dwtt (TT, C), all f32
 /// (`+=`); `ids`, `pos`, `types` (N) are host copies of the ids the forward used (the GPU
 /// grouping is planned on the host). Like `nn.Embedding(padding_idx=...)`, row `word_pad` of
-/// wte and `pos_pad` of wpe receive no gradient. An id outside its table is `Error::Invalid`.
+/// wte and `pos_pad` of wpe receive no gradient. An id outside its table is `Error::Usage`.
 /// Differentiates `o = wte[w] + wpe[p] + wtt[tt]`.
 pub fn embedding_backward(
     g: &Gpu,
@@ -119,7 +119,7 @@ pub fn embedding_backward(
 ) -> Result<()> {
     let x = dout.dtype;
     if !x.is_float() {
-        return Err(Error::Invalid(format!("embedding_backward dout: expected a float view, got {x:?}")));
+        return Err(Error::Usage(format!("embedding_backward dout: expected a float view, got {x:?}")));
     }
     dout.check("embedding_backward dout", n * c, x)?;
     dwte.check("embedding_backward dwte", c, Dtype::F32)?;
@@ -127,10 +127,7 @@ pub fn embedding_backward(
     dwtt.check("embedding_backward dwtt", c, Dtype::F32)?;
     for (what, v) in [("ids", ids), ("pos", pos), ("types", types)] {
         if v.len() < n {
-            return Err(Error::Invalid(format!(
-                "embedding_backward {what}: expected at least {n} ids, got {}",
-                v.len()
-            )));
+            return Err(Error::Usage(format!("embedding_backward {what}: expected at least {n} ids, got {}", v.len())));
         }
     }
     int("embedding_backward N·C", n * c)?;

@@ -32,7 +32,7 @@ pub fn flash_supported(dtype: Dtype, c: usize, nh: usize) -> bool {
 
 /// The error for a shape the fused kernels do not serve.
 fn unsupported(op: &str, dtype: Dtype, c: usize, nh: usize) -> Error {
-    Error::Invalid(format!(
+    Error::Usage(format!(
         "{op}: fused attention needs bf16/f16 activations and a head size in {FLASH_HEAD_SIZES:?} \
          (got {dtype:?}, C = {c}, {nh} heads)"
     ))
@@ -45,7 +45,7 @@ fn check(op: &str, dtype: Dtype, b: usize, t: usize, c: usize, nh: usize, p_drop
         return Err(unsupported(op, dtype, c, nh));
     }
     if b > 65535 || nh > 65535 || t > i32::MAX as usize || 3 * c > i32::MAX as usize {
-        return Err(Error::Invalid(format!("{op}: sizes B={b} T={t} C={c} NH={nh} exceed the launch grid or i32")));
+        return Err(Error::Usage(format!("{op}: sizes B={b} T={t} C={c} NH={nh} exceed the launch grid or i32")));
     }
     check_p(op, p_drop)?;
     Ok(c / nh)
@@ -241,7 +241,7 @@ impl AttnPath {
             "unfused" => Ok(AttnPath::Unfused),
             "flash" if supported => Ok(AttnPath::Flash),
             "flash" => Err(unsupported("XLT_ATTENTION=flash", dtype, c, nh)),
-            other => Err(Error::Invalid(format!("XLT_ATTENTION={other}: expected auto, flash or unfused"))),
+            other => Err(Error::Unknown(format!("XLT_ATTENTION={other}: expected auto, flash or unfused"))),
         }
     }
 }

@@ -8,7 +8,7 @@ use cudarc::driver::PushKernelArg;
 
 fn check_rows(what: &str, rows: Dev, m: usize, c: usize) -> Result<(i32, i32)> {
     rows.check(what, m, Dtype::U32)?;
-    let big = |_| Error::Invalid(format!("{what}: {m} rows × {c} channels is too large"));
+    let big = |_| Error::Usage(format!("{what}: {m} rows × {c} channels is too large"));
     Ok((i32::try_from(m).map_err(big)?, i32::try_from(c).map_err(big)?))
 }
 

@@ -21,7 +21,7 @@ const MAX_SHARED: usize = (48 << 10) - 256;
 
 /// `x` as a kernel `int`, or an error naming `what`.
 fn int(what: &str, x: usize) -> Result<i32> {
-    i32::try_from(x).map_err(|_| Error::Invalid(format!("{what}: {x} is more than a CUDA kernel's int can index")))
+    i32::try_from(x).map_err(|_| Error::Usage(format!("{what}: {x} is more than a CUDA kernel's int can index")))
 }
 
 /// out (N, C) = (inp - mean) * rstd * w + b, in the dtype of inp (N, C); w, b (C) in the same
@@ -41,7 +41,7 @@ pub fn layernorm_forward(
 ) -> Result<()> {
     let x = inp.dtype;
     if !x.is_float() {
-        return Err(Error::Invalid(format!("layernorm_forward inp: expected a float view, got {x:?}")));
+        return Err(Error::Usage(format!("layernorm_forward inp: expected a float view, got {x:?}")));
     }
     out.check("layernorm_forward out", n * c, x)?;
     mean.check("layernorm_forward mean", n, Dtype::F32)?;
@@ -54,7 +54,7 @@ pub fn layernorm_forward(
         return Ok(());
     }
     if c == 0 {
-        return Err(Error::Invalid("layernorm_forward: C = 0 channels".into()));
+        return Err(Error::Usage("layernorm_forward: C = 0 channels".into()));
     }
     let (n_i32, c_i32) = (int("layernorm_forward N", n)?, int("layernorm_forward C", c)?);
     let rows_per_block = FORWARD_BLOCK as usize / 32;
@@ -90,7 +90,7 @@ pub fn layernorm_backward(
 ) -> Result<()> {
     let x = inp.dtype;
     if !x.is_float() {
-        return Err(Error::Invalid(format!("layernorm_backward inp: expected a float view, got {x:?}")));
+        return Err(Error::Usage(format!("layernorm_backward inp: expected a float view, got {x:?}")));
     }
     dinp.check("layernorm_backward dinp", n * c, x)?;
     dw.check("layernorm_backward dw", c, Dtype::F32)?;
@@ -106,7 +106,7 @@ pub fn layernorm_backward(
     }
     let shared = 2 * c * 4;
     if shared > MAX_SHARED {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "layernorm_backward: C = {c} needs {shared} bytes of shared memory per block, more than {MAX_SHARED}"
         )));
     }

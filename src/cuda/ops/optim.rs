@@ -16,9 +16,9 @@ const NORM_BLOCK: u32 = 512;
 /// so the norm's bits, depend only on N.
 const NORM_MAX_BLOCKS: usize = 1024;
 
-/// `x` as an i32 kernel argument, or an Error::Invalid naming `what`.
+/// `x` as an i32 kernel argument, or an `Error::Usage` naming `what`.
 fn to_i32(what: &str, x: usize) -> Result<i32> {
-    i32::try_from(x).map_err(|_| Error::Invalid(format!("{what} = {x} is larger than i32::MAX")))
+    i32::try_from(x).map_err(|_| Error::Usage(format!("{what} = {x} is larger than i32::MAX")))
 }
 
 /// A grid-stride launch over `n` elements: enough blocks to fill the GPU, not one per element.
@@ -50,12 +50,12 @@ pub fn adamw_update(
     v.check("adamw_update v", n, Dtype::F32)?;
     if let Some(px) = params_x {
         if !px.dtype.is_float() {
-            return Err(Error::Invalid(format!("adamw_update params_x: expected a float view, got {:?}", px.dtype)));
+            return Err(Error::Usage(format!("adamw_update params_x: expected a float view, got {:?}", px.dtype)));
         }
         px.check("adamw_update params_x", n, px.dtype)?;
     }
     if t == 0 {
-        return Err(Error::Invalid("adamw_update: the step t is 1-based, got 0".into()));
+        return Err(Error::Usage("adamw_update: the step t is 1-based, got 0".into()));
     }
     if n == 0 {
         return Ok(());
@@ -155,7 +155,7 @@ pub fn clip_grad_norm(g: &Gpu, grads: Dev, max_norm: f32, n: usize) -> Result<f3
 /// copies of mixed precision; a plain copy for F32). Kernel `cast_from_f32_<dtype of out>`.
 pub fn cast_from_f32(g: &Gpu, out: Dev, inp: Dev, n: usize) -> Result<()> {
     if !out.dtype.is_float() {
-        return Err(Error::Invalid(format!("cast_from_f32 out: expected a float view, got {:?}", out.dtype)));
+        return Err(Error::Usage(format!("cast_from_f32 out: expected a float view, got {:?}", out.dtype)));
     }
     out.check("cast_from_f32 out", n, out.dtype)?;
     inp.check("cast_from_f32 inp", n, Dtype::F32)?;
@@ -174,7 +174,7 @@ pub fn cast_from_f32(g: &Gpu, out: Dev, inp: Dev, n: usize) -> Result<()> {
 /// out (N) f32 = inp (N) in an activation dtype (exact). Kernel `cast_to_f32_<dtype of inp>`.
 pub fn cast_to_f32(g: &Gpu, out: Dev, inp: Dev, n: usize) -> Result<()> {
     if !inp.dtype.is_float() {
-        return Err(Error::Invalid(format!("cast_to_f32 inp: expected a float view, got {:?}", inp.dtype)));
+        return Err(Error::Usage(format!("cast_to_f32 inp: expected a float view, got {:?}", inp.dtype)));
     }
     out.check("cast_to_f32 out", n, Dtype::F32)?;
     inp.check("cast_to_f32 inp", n, inp.dtype)?;

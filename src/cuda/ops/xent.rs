@@ -19,7 +19,7 @@ fn block_for(k: usize) -> u32 {
 /// Checks that N and K fit the kernels' `int` sizes and the grid.
 fn check_sizes(op: &str, n: usize, k: usize) -> Result<()> {
     if n > i32::MAX as usize || k > i32::MAX as usize {
-        return Err(Error::Invalid(format!("{op}: N = {n} rows of K = {k} classes exceed i32")));
+        return Err(Error::Usage(format!("{op}: N = {n} rows of K = {k} classes exceed i32")));
     }
     Ok(())
 }
@@ -30,7 +30,7 @@ pub fn crossentropy_forward(g: &Gpu, losses: Dev, logits: Dev, targets: Dev, n: 
     check_sizes("crossentropy_forward", n, k)?;
     let dt = logits.dtype;
     if !dt.is_float() {
-        return Err(Error::Invalid(format!("crossentropy_forward: logits must be f32, bf16 or f16, not {dt:?}")));
+        return Err(Error::Usage(format!("crossentropy_forward: logits must be f32, bf16 or f16, not {dt:?}")));
     }
     losses.check("crossentropy_forward losses", n, Dtype::F32)?;
     logits.check("crossentropy_forward logits", n * k, dt)?;
@@ -39,7 +39,7 @@ pub fn crossentropy_forward(g: &Gpu, losses: Dev, logits: Dev, targets: Dev, n: 
         return Ok(());
     }
     if k == 0 {
-        return Err(Error::Invalid("crossentropy_forward: K = 0 classes".into()));
+        return Err(Error::Usage("crossentropy_forward: K = 0 classes".into()));
     }
     let (n_i, k_i) = (n as i32, k as i32);
     let f = g.kernel("crossentropy_forward", dt)?;
@@ -64,7 +64,7 @@ pub fn crossentropy_backward(
     check_sizes("crossentropy_backward", n, k)?;
     let dt = logits.dtype;
     if !dt.is_float() {
-        return Err(Error::Invalid(format!("crossentropy_backward: logits must be f32, bf16 or f16, not {dt:?}")));
+        return Err(Error::Usage(format!("crossentropy_backward: logits must be f32, bf16 or f16, not {dt:?}")));
     }
     dlogits.check("crossentropy_backward dlogits", n * k, dt)?;
     logits.check("crossentropy_backward logits", n * k, dt)?;
@@ -77,7 +77,7 @@ pub fn crossentropy_backward(
     let bytes = (n * k * dt.size()) as u64;
     let overlap = dlogits.ptr < logits.ptr + bytes && logits.ptr < dlogits.ptr + bytes;
     if overlap && dlogits.ptr != logits.ptr {
-        return Err(Error::Invalid("crossentropy_backward: dlogits partly overlaps logits".into()));
+        return Err(Error::Usage("crossentropy_backward: dlogits partly overlaps logits".into()));
     }
     let (n_i, k_i) = (n as i32, k as i32);
     let f = g.kernel("crossentropy_backward", dt)?;
