@@ -440,3 +440,40 @@ fn token_id_outside_the_vocabulary_is_an_error() {
     tb.batch.ids[1] = 30;
     no_panic("token id 30 of 30", |m| m.forward(0, &tb, OFF));
 }
+
+/// Calls out of order through the model trait — outputs read before any forward pass, a head's
+/// other kind of output, an inference-only model trained, weights of the wrong size — are
+/// `Error::Usage`, never panics, and leave the model usable.
+#[test]
+fn misuse_of_the_model_trait_is_a_usage_error() {
+    use xlt::model::{AdamWConfig, StepConfig, TaskModel};
+    let usage = |what: &str, r: std::result::Result<(), xlt::Error>| match r {
+        Err(e) => assert!(matches!(e.root(), xlt::Error::Usage(_)), "{what}: expected Error::Usage, got {e:?}"),
+        Ok(()) => panic!("{what}: expected an error"),
+    };
+    let step = StepConfig {
+        adamw: AdamWConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 },
+        micro_batches: 1,
+        max_grad_norm: 1.0,
+    };
+    let mut trained = perturbed_model(11);
+    let m: &mut dyn TaskModel = &mut trained;
+    usage("logits before a forward", m.logits(0).map(drop));
+    usage("span logits before a forward", m.span_logits(2).map(drop));
+    usage("hidden state before a forward", m.hidden(0).map(drop));
+    let cls = batch_for(Kind::Classification);
+    m.forward(0, &cls, OFF).expect("forward");
+    usage("span logits of a classification head", m.span_logits(0).map(drop));
+    usage("logits of a span head", m.logits(2).map(drop));
+    usage("hidden state past the last layer", m.hidden(9).map(drop));
+    usage("weights of the wrong size", m.set_params(&[0.0; 3]));
+    assert_eq!(m.logits(0).expect("logits after forward").len(), 2 * 3, "the model still answers");
+
+    let host = HostModel::new_random(&tiny_config(), head_specs(), 3).expect("model");
+    let mut inference = CpuModel::inference(host);
+    let m: &mut dyn TaskModel = &mut inference;
+    usage("training an inference model", m.forward_backward(0, &cls, OFF).map(drop));
+    usage("stepping an inference model", m.step(&step).map(drop));
+    usage("optimizer state of an inference model", m.optimizer().map(drop));
+    m.forward(0, &cls, OFF).expect("an inference model still predicts");
+}

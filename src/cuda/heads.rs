@@ -1,4 +1,4 @@
-//! The task heads on the GPU, the twins of `heads::*` op for op: classification (RoBERTa and
+//! The task heads on the GPU, the twins of `cpu::heads` op for op: classification (RoBERTa and
 //! BERT), multiple choice, span QA, tagging, and MLM over the masked positions only.
 //!
 //! Each `*_forward` returns the mean loss over the scored targets (0.0 without targets) and
