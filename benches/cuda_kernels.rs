@@ -6,7 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::{Duration, Instant};
-use xlt::cuda::gemm::matmul_forward;
+use xlt::cuda::ops::matmul_forward;
 use xlt::cuda::ops::*;
 use xlt::cuda::testing::rand_vec;
 use xlt::cuda::{probe, Buf, Dtype, Gpu, Probe};

@@ -86,7 +86,7 @@ fn bias_backward_matches_cpu_and_is_deterministic() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// gemm (src/cuda/gemm.rs)
+// linear layers (src/cuda/ops/matmul.rs over src/cuda/gemm.rs)
 
 #[test]
 fn matmul_forward_matches_cpu() {
@@ -103,7 +103,7 @@ fn matmul_forward_matches_cpu() {
                 // Garbage in out: the forward overwrites it.
                 let out = up(&g, &rand_vec(n * oc, 5.0, 23), d);
                 let bias_dev = with_bias.then(|| b_g.dev());
-                gemm::matmul_forward(&g, out.dev(), inp_g.dev(), w_g.dev(), bias_dev, n, c, oc).unwrap();
+                ops::matmul_forward(&g, out.dev(), inp_g.dev(), w_g.dev(), bias_dev, n, c, oc).unwrap();
                 let what = format!("matmul_forward {d:?} (N, C, OC) = ({n}, {c}, {oc}) bias {with_bias}");
                 assert_close(&what, &read(&g, &out), &want, tolerance(d));
             }
@@ -123,7 +123,7 @@ fn matmul_forward_t_matches_cpu() {
             cpu::matmul_forward_t(&mut want, &inp, &wt, Some(&bias), n, c, oc);
             let (inp_g, wt_g, b_g) = (up(&g, &inp, d), up(&g, &wt, d), up(&g, &bias, d));
             let out = up(&g, &rand_vec(n * oc, 5.0, 33), d);
-            gemm::matmul_forward_t(&g, out.dev(), inp_g.dev(), wt_g.dev(), Some(b_g.dev()), n, c, oc).unwrap();
+            ops::matmul_forward_t(&g, out.dev(), inp_g.dev(), wt_g.dev(), Some(b_g.dev()), n, c, oc).unwrap();
             let what = format!("matmul_forward_t {d:?} (N, C, OC) = ({n}, {c}, {oc})");
             assert_close(&what, &read(&g, &out), &want, tolerance(d));
         }
@@ -149,7 +149,7 @@ fn matmul_backward_matches_cpu() {
             let dinp = up(&g, &rand_vec(n * c, 5.0, 45), d);
             let dw = up(&g, &dw0, Dtype::F32);
             let db = up(&g, &db0, Dtype::F32);
-            gemm::matmul_backward(
+            ops::matmul_backward(
                 &g,
                 dinp.dev(),
                 dw.dev(),

@@ -18,7 +18,6 @@
 //! buffer. Dropout sites and seeds are the CPU's, so masks are identical on both backends.
 
 use super::device::{Buf, Dev, Dtype, Gpu};
-use super::gemm::{matmul_backward, matmul_forward, matmul_forward_t};
 use super::ops::*;
 use crate::config::{Family, ModelConfig};
 use crate::model::batch::{position_ids, Batch};

@@ -1,5 +1,6 @@
 //! Matrix products through cuBLAS (`cublasGemmEx` / `cublasGemmStridedBatchedEx`), always with
-//! f32 accumulation: the twin of `cpu::gemm::sgemm` and of the linear ops in `cpu::ops`.
+//! f32 accumulation: the twin of `cpu::gemm::sgemm`. The linear layers built on it are
+//! `ops::matmul`, as `cpu::ops::matmul_*` are built on `sgemm`.
 //!
 //! Everything is described row-major, as on the CPU: `out (M, N) = op(A) (M, K) · op(B) (K, N)`.
 //! cuBLAS is column-major, so the call computes `out^T = op(B)^T · op(A)^T`, which is the same
@@ -7,7 +8,6 @@
 //! gradients accumulate into the f32 gradient buffer).
 
 use super::device::{Dev, Dtype, Gpu};
-use super::ops::{bias_backward, bias_forward};
 use crate::{Error, Result};
 use cudarc::cublas::sys::{self as cb, cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType};
 use std::ffi::c_void;
@@ -218,73 +218,4 @@ pub fn gemm(
         }
     };
     status.result().map_err(|err| Error::Cublas { what: format!("gemm ({m}×{n}×{k}, batch {})", batch.count), err })
-}
-
-/// out (N, OC) = inp (N, C) · w (OC, C)^T + bias (OC). The twin of `cpu::ops::matmul_forward`.
-pub fn matmul_forward(
-    g: &Gpu,
-    out: Dev,
-    inp: Dev,
-    w: Dev,
-    bias: Option<Dev>,
-    n: usize,
-    c: usize,
-    oc: usize,
-) -> Result<()> {
-    linear_forward(g, out, inp, DMat::t(w, c), bias, n, c, oc)
-}
-
-/// out (N, OC) = inp (N, C) · wt (C, OC) + bias: weights stored (in, out), as
-/// `cpu::ops::matmul_forward_t`.
-pub fn matmul_forward_t(
-    g: &Gpu,
-    out: Dev,
-    inp: Dev,
-    wt: Dev,
-    bias: Option<Dev>,
-    n: usize,
-    c: usize,
-    oc: usize,
-) -> Result<()> {
-    linear_forward(g, out, inp, DMat::n(wt, oc), bias, n, c, oc)
-}
-
-/// out (N, OC) = inp (N, C) · op(W) (C, OC) + bias, either weight layout.
-fn linear_forward(
-    g: &Gpu,
-    out: Dev,
-    inp: Dev,
-    w: DMat,
-    bias: Option<Dev>,
-    n: usize,
-    c: usize,
-    oc: usize,
-) -> Result<()> {
-    gemm(g, n, oc, c, out, oc, DMat::n(inp, c), w, 1.0, 0.0, Strides::ONE)?;
-    match bias {
-        Some(b) => bias_forward(g, out, b, n, oc),
-        None => Ok(()),
-    }
-}
-
-/// dinp (N, C) = dout · w (overwritten); dw (OC, C) f32 += dout^T · inp; dbias (OC) f32 +=
-/// Σ_rows dout. Differentiates `out = inp · w^T + bias` (`cpu::ops::matmul_backward`).
-pub fn matmul_backward(
-    g: &Gpu,
-    dinp: Dev,
-    dw: Dev,
-    dbias: Option<Dev>,
-    dout: Dev,
-    inp: Dev,
-    w: Dev,
-    n: usize,
-    c: usize,
-    oc: usize,
-) -> Result<()> {
-    gemm(g, n, c, oc, dinp, c, DMat::n(dout, oc), DMat::n(w, c), 1.0, 0.0, Strides::ONE)?;
-    gemm(g, oc, c, n, dw, c, DMat::t(dout, oc), DMat::n(inp, c), 1.0, 1.0, Strides::ONE)?;
-    if let Some(db) = dbias {
-        bias_backward(g, db, dout, n, oc)?;
-    }
-    Ok(())
 }

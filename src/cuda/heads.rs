@@ -7,7 +7,7 @@
 //! small copy per step); everything else stays on the device.
 
 use super::device::{Buf, Dev, Dtype, Gpu};
-use super::gemm::{gemm, matmul_backward, matmul_forward, DMat, Strides};
+use super::gemm::{gemm, DMat, Strides};
 use super::ops::*;
 use crate::model::batch::IGNORE_INDEX;
 use crate::model::dropout::{DropoutCfg, Site};

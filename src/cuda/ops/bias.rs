@@ -34,7 +34,7 @@ fn float_dtype(what: &str, d: Dev) -> Result<Dtype> {
 }
 
 /// out (N, OC) += bias (OC), both in the activation dtype (applied after the GEMM of
-/// `gemm::matmul_forward`; the CPU writes the bias rows first and accumulates the product onto
+/// `matmul::matmul_forward`; the CPU writes the bias rows first and accumulates the product onto
 /// them, which is the same sum in f32).
 pub fn bias_forward(g: &Gpu, out: Dev, bias: Dev, n: usize, oc: usize) -> Result<()> {
     let dt = float_dtype("bias_forward out", out)?;

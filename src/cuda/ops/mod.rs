@@ -14,6 +14,7 @@ pub mod embedding;
 pub mod flash;
 pub mod gather;
 pub mod layernorm;
+pub mod matmul;
 pub mod optim;
 pub mod xent;
 
@@ -25,5 +26,6 @@ pub use embedding::*;
 pub use flash::*;
 pub use gather::*;
 pub use layernorm::*;
+pub use matmul::*;
 pub use optim::*;
 pub use xent::*;
