@@ -6,7 +6,6 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::{Duration, Instant};
-use xlt::cuda::ops::matmul_forward;
 use xlt::cuda::ops::*;
 use xlt::cuda::testing::rand_vec;
 use xlt::cuda::{probe, Buf, Dtype, Gpu, Probe};
@@ -108,7 +107,7 @@ fn benches(c: &mut Criterion) {
     });
 
     // attention: Q·K^T and P·V, 4·B·NH·T²·HS FLOPs forward, twice that backward
-    let s = AttnScratch::new(g, X, B, T, C, NH).expect("scratch");
+    let s = AttnScratch::new(g, X, N, B * T * T, C, NH).expect("scratch");
     let att = buf(g, B * NH * T * T, X, 16);
     let mask = g.upload_f32(&vec![1.0; N], Dtype::F32, "mask").expect("mask");
     let (y, dy, dqkv) = (buf(g, N * C, X, 17), buf(g, N * C, X, 18), buf(g, N * 3 * C, X, 19));
@@ -175,8 +174,8 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    // AdamW over 64M parameters with the bf16 copy: reads p, g, m, v (16 B), writes p, m, v, p16
-    // (14 B) per parameter
+    // AdamW over a flat buffer of 64M parameters with the bf16 copy, in one launch: reads p, g,
+    // m, v (16 B), writes p, m, v, p16 (14 B) per parameter
     let np = 64 << 20;
     let (p, gr, mo, ve) = (
         buf(g, np, Dtype::F32, 22),
@@ -194,18 +193,45 @@ fn benches(c: &mut Criterion) {
         bn.iter_custom(|it| {
             timed(g, it, || {
                 step += 1;
-                adamw_update(g, p.dev(), Some(px.dev()), gr.dev(), mo.dev(), ve.dev(), &cfg, true, step, np)
-                    .expect("adamw")
+                let (pd, xd, gd) = (p.dev(), Some(px.dev()), gr.dev());
+                adamw_update(g, pd, xd, gd, mo.dev(), ve.dev(), None, None, &cfg, step, np).expect("adamw")
             })
         })
     });
-    grp.throughput(Throughput::Bytes(4 * np as u64));
-    grp.bench_function("grad_norm_64m", |bn| {
+    // The same as a training step runs it: weight decay by bitmask (weights decay, biases do
+    // not: one bit more per parameter read) and the fp16 overflow count read on the device (zero:
+    // the step runs)
+    let layer = C * C + C;
+    let tensors = (0..np)
+        .step_by(layer)
+        .flat_map(|at| [(at..(at + C * C).min(np), true), ((at + C * C).min(np)..(at + layer).min(np), false)]);
+    let mask = decay_bits(np, tensors);
+    let bits = g.alloc(mask.len(), Dtype::U32, "decay bits").expect("decay bits");
+    g.write_u32(bits.dev(), &mask).expect("decay bits");
+    let skip = g.alloc(1, Dtype::U32, "skip").expect("skip");
+    grp.throughput(Throughput::Bytes(30 * np as u64 + 4 * mask.len() as u64));
+    grp.bench_function("adamw_update_64m_mask_skip", |bn| {
         bn.iter_custom(|it| {
             timed(g, it, || {
-                let _norm = grad_norm(g, gr.dev(), np).expect("norm");
+                step += 1;
+                let (pd, xd, gd, md, vd) = (p.dev(), Some(px.dev()), gr.dev(), mo.dev(), ve.dev());
+                adamw_update(g, pd, xd, gd, md, vd, Some(bits.dev()), Some(skip.dev()), &cfg, step, np).expect("adamw")
             })
         })
+    });
+    // the global norm, kept on the device: reads g (4 B per parameter)
+    let norm = g.alloc(1, Dtype::F32, "norm").expect("norm");
+    grp.throughput(Throughput::Bytes(4 * np as u64));
+    grp.bench_function("grad_norm_64m", |bn| {
+        bn.iter_custom(|it| timed(g, it, || grad_norm(g, norm.dev(), gr.dev(), np).expect("norm")))
+    });
+    // clipping by that norm on the device: the norm (reads g) then g *= coefficient (reads and
+    // writes g), 12 B per parameter. With max_norm = 1 every call clips: after the first the
+    // norm is 1, and 1 / (1 + 1e-6) < 1 in f32 (the gradients shrink by 1e-6 a call, far from
+    // subnormal over a bench's calls). Last: it changes the gradients.
+    grp.throughput(Throughput::Bytes(12 * np as u64));
+    grp.bench_function("clip_grad_norm_64m", |bn| {
+        bn.iter_custom(|it| timed(g, it, || clip_grad_norm(g, norm.dev(), gr.dev(), 1.0, np).expect("clip")))
     });
     grp.finish();
 }

@@ -21,6 +21,14 @@ typedef unsigned long long u64;
 typedef unsigned int u32;
 typedef long long i64;
 
+// A kernel's dynamic shared memory (the launch's `shared` bytes) as an array `name` of T. The
+// host kernel emulator (tests/cuda_emu/emu.h) hands out its own buffer instead.
+#ifdef XLT_EMU
+#define XLT_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(xlt_emu::dynamic_shared())
+#else
+#define XLT_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+#endif
+
 // ---------------------------------------------------------------------------------------------
 // dtype conversions: everything computes in float.
 

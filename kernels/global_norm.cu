@@ -1,5 +1,7 @@
-// global_norm.cu: the global L2 norm of the f32 gradient buffer and the in-place scaling that
-// clipping applies (cpu::ops::grad_norm, scale_inplace; clip_grad_norm composes them on the host).
+// global_norm.cu: the global L2 norm of the f32 gradient buffer, the in-place scaling of
+// gradient averaging, and clipping by the norm where it lies, on the device
+// (cpu::ops::grad_norm, scale_inplace, clip_grad_norm): a training step never waits for the
+// host to read the norm.
 //
 // The norm accumulates squares in double, as the CPU does, in two deterministic passes:
 //   1. global_norm_partial: each block sums x² over its grid-stride elements in double and
@@ -52,4 +54,13 @@ extern "C" __global__ void global_norm_reduce_f32(float* norm, const double* par
 extern "C" __global__ void scale_inplace_f32(float* grads, float scale, int n) {
     const i64 stride = (i64)gridDim.x * blockDim.x;
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) grads[i] = __fmul_rn(grads[i], scale);
+}
+
+// Clipping (cpu::ops::clip_grad_norm, PyTorch's clip_grad_norm_): grads (N) f32 *= max_norm /
+// (norm + 1e-6) when that coefficient is below 1; norm (1) f32 is global_norm_reduce's output.
+extern "C" __global__ void clip_by_norm_f32(float* grads, const float* norm, float max_norm, int n) {
+    const float coef = __fdiv_rn(max_norm, __fadd_rn(norm[0], 1e-6f));
+    if (!(coef < 1.0f)) return;
+    const i64 stride = (i64)gridDim.x * blockDim.x;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) grads[i] = __fmul_rn(grads[i], coef);
 }

@@ -56,7 +56,7 @@ template <typename T>
 __device__ __forceinline__ void layernorm_backward(T* dinp, float* partial, const T* dout, const T* inp,
                                                    const float* mean, const float* rstd, const T* w, int n, int c,
                                                    int rows_per_block) {
-    extern __shared__ float acc[];  // dw (C) then db (C): channel j belongs to thread j % blockDim.x
+    XLT_DYNAMIC_SHARED(float, acc);  // dw (C) then db (C): channel j belongs to thread j % blockDim.x
     __shared__ float2 red[32];
     float* gw = acc;
     float* gb = acc + c;

@@ -68,13 +68,14 @@ pub fn bench_step() -> StepConfig {
     }
 }
 
-/// One training step with dropout seeded by `step_seed`: forward, backward, optimizer step.
-/// Returns the loss.
+/// One training step with dropout seeded by `step_seed`: forward, backward, optimizer step,
+/// as the trainer takes it (on a GPU: one wait for the device, when the step reports its
+/// loss). Returns the loss.
 pub fn train_step(model: &mut dyn TaskModel, tb: &TaskBatch, step_seed: u64) -> Result<f32> {
     let drop = DropoutCfg::train(&model.structure().cfg, step_seed);
-    let loss = model.forward_backward(0, tb, drop)?;
-    model.step(&bench_step())?;
-    Ok(loss)
+    model.accumulate(0, tb, drop)?;
+    let report = model.step(&bench_step())?;
+    report.losses.first().copied().ok_or_else(|| crate::Error::Usage("the step reported no loss".into()))
 }
 
 /// Times `spec.steps` training steps on `device` after `spec.warmup` untimed ones; each step

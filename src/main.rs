@@ -174,7 +174,7 @@ fn bench(a: BenchArgs) -> Result<()> {
     let threads = rayon::current_num_threads();
     let (name, precision) = match &device {
         Device::Cpu => ("cpu".to_string(), "fp32".to_string()),
-        Device::Cuda { gpu, precision } => (gpu.name.clone(), precision.name().to_string()),
+        Device::Cuda { gpu, precision } => (gpu.info().name.clone(), precision.name().to_string()),
     };
     if a.json {
         let mut v = serde_json::json!({

@@ -1,10 +1,10 @@
-//! CUDA kernels run on the host kernel emulator (tests/cuda_emu/) and checked against the CPU
-//! backend, without a GPU: the fused attention kernels (kernels/flash_attention.cu), launched
-//! from the same plans the GPU wrappers launch, against `cpu::ops::attention_forward` /
-//! `attention_backward`, with padding, fully masked rows, sequence lengths that are not a
-//! multiple of the tiles, dropout, every compiled head size, bf16 and f16. Every launch runs with
-//! the block's threads in both orders and must give bit-identical outputs (a missing barrier
-//! shows up as a difference), and every output element must be written.
+//! The fused attention kernels (kernels/flash_attention.cu) on the emulated device
+//! (tests/cuda_emu/), checked against the CPU backend without a GPU: through the same wrappers
+//! the model calls, against `cpu::ops::attention_forward` / `attention_backward`, with padding,
+//! fully masked rows, sequence lengths that are not a multiple of the tiles, dropout, every
+//! compiled head size, bf16 and f16. The emulated device runs every launch with the block's
+//! threads in both orders and requires bit-identical memory (a missing barrier shows up as a
+//! difference); outputs start as NaN, so every element must be written.
 //!
 //! The emulator checks the kernels' logic and indexing and the tensor-core fragment layouts as
 //! the PTX ISA documents them; what only a GPU shows (the hardware mma's rounding, occupancy,
@@ -13,28 +13,10 @@
 #[path = "cuda_emu/harness.rs"]
 mod harness;
 
-use harness::{emu_or_skip, Emu, HostBuf};
 use xlt::cpu::ops::{attention_backward, attention_forward};
-use xlt::cuda::ops::{flash_backward_plans, flash_forward_plan, FLASH_HEAD_SIZES};
+use xlt::cuda::ops::{flash_attention_backward, flash_attention_forward, flash_forward_plan};
 use xlt::cuda::testing::{assert_close, max_rel_err, rand_vec, round_to};
-use xlt::cuda::Dtype;
-
-fn flash_names() -> Vec<String> {
-    let mut names = Vec::new();
-    for dt in ["bf16", "f16"] {
-        for hs in FLASH_HEAD_SIZES {
-            for op in ["forward", "backward_dkdv", "backward_dq"] {
-                names.push(format!("flash_attention_{op}_hs{hs}_{dt}"));
-            }
-        }
-        names.push(format!("flash_attention_backward_rowdot_{dt}"));
-    }
-    names
-}
-
-fn emu(test: &str) -> Option<Emu> {
-    emu_or_skip(test, "flash_attention.cu", &flash_names())
-}
+use xlt::cuda::{Buf, Dtype, Gpu};
 
 /// One attention problem. `real[bi]` is the number of real (unmasked) keys of batch row bi.
 struct Case {
@@ -56,7 +38,7 @@ fn bounds(d: Dtype) -> (f32, f32) {
     }
 }
 
-fn check(emu: &Emu, case: &Case, seed: u64) {
+fn check(g: &Gpu, case: &Case, seed: u64) {
     let (dt, t, nh, hs) = (case.dtype, case.t, case.nh, case.hs);
     let (b, c) = (case.real.len(), nh * hs);
     let what = format!("{dt:?} T={t} NH={nh} HS={hs} p={} real={:?}", case.p_drop, case.real);
@@ -90,26 +72,34 @@ fn check(emu: &Emu, case: &Case, seed: u64) {
         }
     }
 
-    // forward on the emulator
-    let (mut qkv_d, mut mask_d) = (HostBuf::from_f32(&qkv, dt), HostBuf::from_f32(&mask, Dtype::F32));
-    let (mut out, mut lse) = (HostBuf::poisoned(b * t * c, dt), HostBuf::poisoned(b * nh * t, Dtype::F32));
-    let plan = flash_forward_plan(out.dev(), lse.dev(), qkv_d.dev(), mask_d.dev(), b, t, c, nh, case.p_drop, drop_seed)
-        .expect("forward plan");
-    emu.run_both_orders(&plan, &mut [&mut out, &mut lse]);
+    // forward on the emulated device
+    let up = |v: &[f32], d: Dtype| g.upload_f32(v, d, "input").expect("upload");
+    let poisoned = |n: usize, d: Dtype| -> Buf {
+        let b = g.alloc_uninit(n, d, "output").expect("alloc");
+        g.fill_bytes(b.dev(), 0xff).expect("poison");
+        b
+    };
+    let (qkv_d, mask_d) = (up(&qkv, dt), up(&mask, Dtype::F32));
+    let (out, lse) = (poisoned(b * t * c, dt), poisoned(b * nh * t, Dtype::F32));
+    flash_attention_forward(g, out.dev(), lse.dev(), qkv_d.dev(), mask_d.dev(), b, t, c, nh, case.p_drop, drop_seed)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let out_h = g.read_f32(out.dev()).expect("read");
+    let lse_h = g.read_f32(lse.dev()).expect("read");
     let (fwd_bound, grad_bound) = bounds(dt);
-    let (abs, rel) = max_rel_err(&out.to_f32(), &out_ref);
+    let (abs, rel) = max_rel_err(&out_h, &out_ref);
     eprintln!("{what}: out max error {abs:e} ({rel:e} relative)");
-    assert_close(&format!("{what}: out"), &out.to_f32(), &out_ref, fwd_bound);
-    for (i, (got, want)) in lse.to_f32().iter().zip(&lse_ref).enumerate() {
+    assert_close(&format!("{what}: out"), &out_h, &out_ref, fwd_bound);
+    for (i, (got, want)) in lse_h.iter().zip(&lse_ref).enumerate() {
         let ok =
             if want.is_infinite() { *got == f32::INFINITY } else { (got - want).abs() <= 1e-4 * want.abs().max(1.0) };
         assert!(ok, "{what}: lse[{i}] = {got}, want {want}");
     }
 
-    // backward on the emulator, from the kernel's own out and lse
-    let mut dout_d = HostBuf::from_f32(&dout, dt);
-    let (mut dqkv, mut dsum) = (HostBuf::poisoned(b * t * 3 * c, dt), HostBuf::poisoned(b * nh * t, Dtype::F32));
-    let plans = flash_backward_plans(
+    // backward on the emulated device, from the kernel's own out and lse
+    let dout_d = up(&dout, dt);
+    let (dqkv, dsum) = (poisoned(b * t * 3 * c, dt), poisoned(b * nh * t, Dtype::F32));
+    flash_attention_backward(
+        g,
         dqkv.dev(),
         dsum.dev(),
         dout_d.dev(),
@@ -124,18 +114,8 @@ fn check(emu: &Emu, case: &Case, seed: u64) {
         case.p_drop,
         drop_seed,
     )
-    .expect("backward plans");
-    emu.run_both_orders(&plans[0], &mut [&mut dsum]);
-    // dq writes dqkv's Q columns, dkdv its K and V columns; each runs in both thread orders
-    // (which poisons the buffer in between), so keep dq's columns before running dkdv
-    emu.run_both_orders(&plans[2], &mut [&mut dqkv]);
-    let dq_part = dqkv.to_f32();
-    dqkv.poison();
-    emu.run_both_orders(&plans[1], &mut [&mut dqkv]);
-    let mut got = dqkv.to_f32();
-    for (row, dq_row) in got.chunks_mut(3 * c).zip(dq_part.chunks(3 * c)) {
-        row[..c].copy_from_slice(&dq_row[..c]);
-    }
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let got = g.read_f32(dqkv.dev()).expect("read");
     assert!(got.iter().all(|v| v.is_finite()), "{what}: dqkv has unwritten or non-finite elements");
     for (part, name) in ["dq", "dk", "dv"].iter().enumerate() {
         let pick = |v: &[f32]| -> Vec<f32> {
@@ -149,7 +129,7 @@ fn check(emu: &Emu, case: &Case, seed: u64) {
 
 #[test]
 fn flash_attention_matches_the_cpu_on_the_emulator_bf16() {
-    let Some(emu) = emu("flash_attention_matches_the_cpu_on_the_emulator_bf16") else { return };
+    let Some(g) = harness::emulated("flash_attention_matches_the_cpu_on_the_emulator_bf16") else { return };
     // T not a multiple of 64 with padding; a batch row of only padding; two key tiles; dropout
     let cases = [
         Case { dtype: Dtype::Bf16, t: 37, nh: 2, hs: 16, p_drop: 0.0, real: vec![37, 20] },
@@ -158,32 +138,37 @@ fn flash_attention_matches_the_cpu_on_the_emulator_bf16() {
         Case { dtype: Dtype::Bf16, t: 9, nh: 3, hs: 32, p_drop: 0.2, real: vec![9, 4] },
     ];
     for (i, case) in cases.iter().enumerate() {
-        check(&emu, case, 100 + i as u64);
+        check(&g, case, 100 + i as u64);
     }
 }
 
 #[test]
 fn flash_attention_matches_the_cpu_on_the_emulator_f16() {
-    let Some(emu) = emu("flash_attention_matches_the_cpu_on_the_emulator_f16") else { return };
+    let Some(g) = harness::emulated("flash_attention_matches_the_cpu_on_the_emulator_f16") else { return };
     let cases = [
         Case { dtype: Dtype::F16, t: 65, nh: 2, hs: 32, p_drop: 0.1, real: vec![65, 30] },
         Case { dtype: Dtype::F16, t: 17, nh: 1, hs: 128, p_drop: 0.0, real: vec![17, 0] },
     ];
     for (i, case) in cases.iter().enumerate() {
-        check(&emu, case, 200 + i as u64);
+        check(&g, case, 200 + i as u64);
     }
 }
 
 #[test]
-fn flash_plans_reject_unsupported_shapes() {
-    let mut a = HostBuf::poisoned(3 * 2 * 4 * 24, Dtype::Bf16);
-    let mut lse = HostBuf::poisoned(2 * 4 * 2, Dtype::F32);
-    let mut m = HostBuf::poisoned(2 * 4, Dtype::F32);
-    let mut o = HostBuf::poisoned(2 * 4 * 24, Dtype::Bf16);
+fn flash_plans_reject_unsupported_shapes_and_misaligned_views() {
+    let Some(g) = harness::emulated("flash_plans_reject_unsupported_shapes_and_misaligned_views") else { return };
+    let a = g.alloc(3 * 2 * 5 * 32, Dtype::Bf16, "qkv").expect("alloc");
+    let lse = g.alloc(2 * 4 * 2, Dtype::F32, "lse").expect("alloc");
+    let m = g.alloc(2 * 4, Dtype::F32, "mask").expect("alloc");
+    let o = g.alloc(2 * 5 * 32, Dtype::Bf16, "out").expect("alloc");
     // HS = 24 has no instantiation
     let e = flash_forward_plan(o.dev(), lse.dev(), a.dev(), m.dev(), 2, 4, 24, 1, 0.0, 0).unwrap_err();
     assert!(e.to_string().contains("head size"), "{e}");
     // a wrong-sized view is an error, not a wild write
     let e = flash_forward_plan(o.dev(), lse.dev(), a.dev(), m.dev(), 2, 5, 16, 1, 0.0, 0).unwrap_err();
     assert!(e.to_string().contains("mask"), "{e}");
+    // the kernels read qkv in 128-bit vectors: a view 8 bytes in is refused
+    let shifted = a.dev().at(4, 3 * 2 * 4 * 16);
+    let e = flash_forward_plan(o.dev(), lse.dev(), shifted, m.dev(), 2, 4, 16, 1, 0.0, 0).unwrap_err();
+    assert!(e.to_string().contains("aligned"), "{e}");
 }

@@ -17,7 +17,7 @@ use crate::model::dropout::DropoutCfg;
 use crate::model::heads::{Head, MlmHead, Structure};
 use crate::model::host::{first_non_finite_tensor, HostModel};
 use crate::model::optim::{OptimizerState, StepConfig};
-use crate::model::task_model::{OptimizerView, SpanLogits, TaskModel};
+use crate::model::task_model::{OptimizerView, SpanLogits, StepReport, TaskModel};
 use crate::tasks::Kind;
 use std::borrow::Cow;
 
@@ -51,6 +51,11 @@ pub struct CpuModel {
     bufs: Vec<Option<HeadBufs>>,
     /// (B, T) each head's buffers were built for.
     bufs_shape: Vec<(usize, usize)>,
+    /// Losses of the micro-batches accumulated since the last step.
+    pending: Vec<f32>,
+    /// The gradients are the last step's (kept for a report when it was skipped): the next
+    /// micro-batch starts from zero.
+    stale_grads: bool,
 }
 
 impl CpuModel {
@@ -81,7 +86,7 @@ impl CpuModel {
         let HostModel { structure: s, params } = host;
         let bufs = s.specs.iter().map(|_| None).collect();
         let bufs_shape = vec![(0, 0); s.specs.len()];
-        CpuModel { s, params, grads, opt, acts: None, bufs, bufs_shape }
+        CpuModel { s, params, grads, opt, acts: None, bufs, bufs_shape, pending: Vec::new(), stale_grads: false }
     }
 
     /// The weights as a host model (a copy).
@@ -89,9 +94,11 @@ impl CpuModel {
         HostModel { structure: self.s.clone(), params: self.params.clone() }
     }
 
-    /// Sets every gradient to zero.
+    /// Sets every gradient to zero and forgets the losses accumulated since the last step.
     pub fn zero_grad(&mut self) {
         self.grads.iter_mut().for_each(|g| *g = 0.0);
+        self.pending.clear();
+        self.stale_grads = false;
     }
 
     fn trainable(&self) -> Result<()> {
@@ -181,13 +188,16 @@ impl CpuModel {
         }
     }
 
-    /// Forward and backward of head `head` on `tb`: returns the mean loss; gradients accumulate
-    /// into `grads`. `tb` must carry targets.
+    /// Forward and backward of head `head` on `tb`: returns the mean loss (also kept for the
+    /// next step's report); gradients accumulate into `grads`. `tb` must carry targets.
     pub fn forward_backward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
         self.s.check(head, tb)?;
         self.trainable()?;
         if tb.targets == Targets::None {
             return Err(Error::Usage(format!("head `{}`: training needs targets", self.s.specs[head].name)));
+        }
+        if self.stale_grads {
+            self.zero_grad();
         }
         let (b, t, c) = (tb.batch.b, tb.batch.t, self.s.cfg.hidden_size);
         self.ensure(head, b, t)?;
@@ -223,6 +233,7 @@ impl CpuModel {
             _ => unreachable!("checked: targets match the head"),
         }
         encoder_backward(grads, scratch, acts, params, &self.s.enc, &self.s.cfg, &tb.batch, drop);
+        self.pending.push(loss);
         Ok(loss)
     }
 
@@ -293,10 +304,17 @@ impl CpuModel {
     }
 
     /// Averages the accumulated gradients over `cfg.micro_batches`, clips them, takes one AdamW
-    /// step (weight decay only where the layout marks it) and zeroes them; returns the norm
-    /// before clipping. A non-finite norm leaves the weights untouched (and is returned).
-    pub fn optimizer_step(&mut self, cfg: &StepConfig) -> Result<f32> {
+    /// step (weight decay only where the layout marks it); returns the norm before clipping.
+    /// A non-finite norm, or a non-finite loss among those accumulated, leaves the weights
+    /// (and the gradients) untouched ([`StepReport::applied`] is false); either way the next
+    /// micro-batch starts from zero gradients.
+    pub fn optimizer_step(&mut self, cfg: &StepConfig) -> Result<StepReport> {
         self.trainable()?;
+        let losses = std::mem::take(&mut self.pending);
+        self.stale_grads = true;
+        if losses.iter().any(|l| !l.is_finite()) {
+            return Ok(StepReport { losses, grad_norm: Some(f32::NAN), applied: false });
+        }
         if cfg.micro_batches > 1 {
             scale_inplace(&mut self.grads, 1.0 / cfg.micro_batches as f32);
         }
@@ -306,7 +324,7 @@ impl CpuModel {
             grad_norm(&self.grads)
         };
         if !norm.is_finite() {
-            return Ok(norm);
+            return Ok(StepReport { losses, grad_norm: Some(norm), applied: false });
         }
         self.opt.t += 1;
         for tensor in &self.s.layout.tensors {
@@ -324,7 +342,7 @@ impl CpuModel {
             );
         }
         self.zero_grad();
-        Ok(norm)
+        Ok(StepReport { losses, grad_norm: Some(norm), applied: true })
     }
 }
 
@@ -337,6 +355,9 @@ impl TaskModel for CpuModel {
     }
     fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
         CpuModel::forward(self, head, tb, drop)
+    }
+    fn accumulate(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<()> {
+        CpuModel::forward_backward(self, head, tb, drop).map(|_| ())
     }
     fn forward_backward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
         CpuModel::forward_backward(self, head, tb, drop)
@@ -356,8 +377,8 @@ impl TaskModel for CpuModel {
             .map(Cow::Borrowed)
             .ok_or_else(|| Error::Usage(format!("no hidden_states[{l}]: no forward has run, or no such layer")))
     }
-    fn step(&mut self, cfg: &StepConfig) -> Result<Option<f32>> {
-        self.optimizer_step(cfg).map(Some)
+    fn step(&mut self, cfg: &StepConfig) -> Result<StepReport> {
+        self.optimizer_step(cfg)
     }
     fn zero_grad(&mut self) -> Result<()> {
         CpuModel::zero_grad(self);

@@ -1,19 +1,20 @@
-//! The GPU itself: probing for a usable one without panicking, opening it, loading the kernels
-//! (nvcc-built fatbins, or NVRTC from the embedded sources), and device memory.
+//! A device as the CUDA backend uses it: [`Gpu`] over a [`DeviceApi`] (the GPU, or the host
+//! kernel emulator of the tests), device memory, and the counts of what each step asks of it.
 //!
 //! Memory is handled like C pointers in llm.c: [`Buf`] owns an allocation, [`Dev`] is a copyable
 //! view (address, element count, element type) that the op wrappers take, so a flat parameter
-//! or gradient buffer can be cut into per-tensor views without borrow gymnastics. Everything runs
-//! on one stream (the context's default stream), so launches, cuBLAS calls and copies are
-//! ordered without events; cudarc's event tracking is switched off.
+//! or gradient buffer can be cut into per-tensor views without borrow gymnastics. A view borrows
+//! its allocation (`Dev<'a>`), so it cannot outlive it.
 
+use super::api::{DeviceApi, DeviceInfo, GemmCall};
+use super::driver::CudaDriver;
+use super::launch::Launch;
 use crate::{Error, Result};
-use cudarc::cublas::CudaBlas;
-use cudarc::driver::{result as dr, sys, CudaContext, CudaFunction, CudaModule, CudaStream, LaunchArgs, PushKernelArg};
-use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
+pub use super::driver::{cuda_err, driver_msg, probe, Probe};
 
 /// Element type of a device buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,33 +58,49 @@ impl Dtype {
     }
 }
 
-/// A view of device memory: address, element count and element type. Copyable like a pointer;
-/// it does not keep the allocation alive (the owning [`Buf`] must outlive its use).
+/// A view of device memory: address, element count and element type, borrowed from the
+/// allocation ([`Buf`]) it points into. Copyable like a pointer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Dev {
+pub struct Dev<'a> {
     /// Device address of element 0.
     pub ptr: u64,
     /// Number of elements.
     pub len: usize,
     /// Element type.
     pub dtype: Dtype,
+    _alloc: PhantomData<&'a Buf>,
 }
 
-impl Dev {
+impl<'a> Dev<'a> {
+    /// A view of memory that no [`Buf`] owns.
+    ///
+    /// # Safety
+    /// `len` elements of `dtype` at `ptr` must stay valid device memory (for the host emulator:
+    /// host memory) for `'a`.
+    pub unsafe fn from_raw(ptr: u64, len: usize, dtype: Dtype) -> Dev<'a> {
+        Dev { ptr, len, dtype, _alloc: PhantomData }
+    }
+
     /// The elements `range` of this view. Panics when the range is out of bounds (a bug in the
     /// caller's offset arithmetic, never a data error).
-    pub fn slice(self, range: std::ops::Range<usize>) -> Dev {
+    pub fn slice(self, range: std::ops::Range<usize>) -> Dev<'a> {
         assert!(range.start <= range.end && range.end <= self.len, "device view {range:?} out of 0..{}", self.len);
         Dev {
             ptr: self.ptr + (range.start * self.dtype.size()) as u64,
             len: range.end - range.start,
             dtype: self.dtype,
+            _alloc: PhantomData,
         }
     }
 
     /// `len` elements from `offset`.
-    pub fn at(self, offset: usize, len: usize) -> Dev {
+    pub fn at(self, offset: usize, len: usize) -> Dev<'a> {
         self.slice(offset..offset + len)
+    }
+
+    /// The same bytes as elements of `dtype` (the length rounded down to whole elements).
+    pub fn cast(self, dtype: Dtype) -> Dev<'a> {
+        Dev { ptr: self.ptr, len: self.bytes() / dtype.size(), dtype, _alloc: PhantomData }
     }
 
     /// Size in bytes.
@@ -109,13 +126,18 @@ pub struct Buf {
     ptr: u64,
     len: usize,
     dtype: Dtype,
-    ctx: Arc<CudaContext>,
+    api: Arc<dyn DeviceApi>,
+    counters: Arc<Counters>,
 }
 
 impl Buf {
     /// A view of the whole buffer.
-    pub fn dev(&self) -> Dev {
-        Dev { ptr: self.ptr, len: self.len, dtype: self.dtype }
+    pub fn dev(&self) -> Dev<'_> {
+        Dev { ptr: self.ptr, len: self.len, dtype: self.dtype, _alloc: PhantomData }
+    }
+    /// A view of the first `len` elements.
+    pub fn view(&self, len: usize) -> Dev<'_> {
+        self.dev().at(0, len)
     }
     /// Number of elements.
     pub fn len(&self) -> usize {
@@ -134,12 +156,9 @@ impl Buf {
 impl Drop for Buf {
     fn drop(&mut self) {
         if self.ptr != 0 {
-            // Errors cannot be returned from drop; a failed free leaks, which the driver reclaims
-            // when the context goes.
-            let _ = self.ctx.bind_to_thread();
-            // SAFETY: `ptr` came from malloc_sync in this context and is freed once; the legacy
-            // default stream orders this after every launch that used it.
-            let _ = unsafe { dr::free_sync(self.ptr) };
+            self.counters.frees.fetch_add(1, Relaxed);
+            // SAFETY: `ptr` came from this device's alloc and is freed once.
+            unsafe { self.api.free(self.ptr) };
         }
     }
 }
@@ -150,77 +169,83 @@ impl std::fmt::Debug for Buf {
     }
 }
 
-/// What a probe found: a usable GPU, or why there is none.
-#[derive(Clone, Debug)]
-pub enum Probe {
-    /// CUDA driver, cuBLAS and at least one device are present.
-    Usable {
-        /// Number of CUDA devices.
-        devices: usize,
-    },
-    /// No usable GPU; the reason in one line.
-    Unusable(String),
+/// Running totals of what the device was asked to do.
+#[derive(Default)]
+struct Counters {
+    allocs: AtomicU64,
+    alloc_bytes: AtomicU64,
+    frees: AtomicU64,
+    memsets: AtomicU64,
+    to_device: AtomicU64,
+    to_device_bytes: AtomicU64,
+    to_host: AtomicU64,
+    to_host_bytes: AtomicU64,
+    on_device: AtomicU64,
+    launches: AtomicU64,
+    gemms: AtomicU64,
+    syncs: AtomicU64,
 }
 
-/// Checks for a usable GPU without panicking: cudarc's dynamic loading panics on the first call
-/// into a missing library, so the libraries are looked for first and the driver is touched only
-/// when they are all there.
-pub fn probe() -> Probe {
-    // SAFETY: these only try to dlopen the libraries by name.
-    if !unsafe { sys::is_culib_present() } {
-        return Probe::Unusable("no CUDA driver (libcuda) found".into());
-    }
-    if !unsafe { cudarc::cublas::sys::is_culib_present() } {
-        return Probe::Unusable("the CUDA driver is present but cuBLAS (libcublas) is not".into());
-    }
-    if !unsafe { cudarc::cublaslt::sys::is_culib_present() } {
-        return Probe::Unusable("the CUDA driver is present but cuBLASLt (libcublasLt) is not".into());
-    }
-    if KERNEL_FATBINS.is_empty() && !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-        return Probe::Unusable("this build has no compiled kernels and NVRTC (libnvrtc) is missing".into());
-    }
-    // The libraries load; a driver error from here on is an error, not a panic.
-    match std::panic::catch_unwind(|| {
-        dr::init()?;
-        CudaContext::device_count()
-    }) {
-        Ok(Ok(n)) if n > 0 => Probe::Usable { devices: n as usize },
-        Ok(Ok(_)) => Probe::Unusable("the CUDA driver reports no devices".into()),
-        Ok(Err(e)) => Probe::Unusable(format!("the CUDA driver failed to start: {}", driver_msg(&e))),
-        Err(_) => Probe::Unusable("the CUDA driver could not be loaded".into()),
+/// A snapshot of a device's counters; [`Counts::since`] gives what happened in between.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Allocations.
+    pub allocs: u64,
+    /// Bytes allocated.
+    pub alloc_bytes: u64,
+    /// Frees.
+    pub frees: u64,
+    /// Memory sets (zeroing).
+    pub memsets: u64,
+    /// Host → device copies.
+    pub to_device: u64,
+    /// Bytes copied host → device.
+    pub to_device_bytes: u64,
+    /// Device → host copies (each waits for the device).
+    pub to_host: u64,
+    /// Bytes copied device → host.
+    pub to_host_bytes: u64,
+    /// Device → device copies.
+    pub on_device: u64,
+    /// Kernel launches.
+    pub launches: u64,
+    /// GEMM calls (a strided batch is one).
+    pub gemms: u64,
+    /// Times the host waited for the device: explicit synchronisations and device → host
+    /// copies.
+    pub syncs: u64,
+}
+
+impl Counts {
+    /// What happened between `before` and this snapshot.
+    pub fn since(&self, before: &Counts) -> Counts {
+        Counts {
+            allocs: self.allocs - before.allocs,
+            alloc_bytes: self.alloc_bytes - before.alloc_bytes,
+            frees: self.frees - before.frees,
+            memsets: self.memsets - before.memsets,
+            to_device: self.to_device - before.to_device,
+            to_device_bytes: self.to_device_bytes - before.to_device_bytes,
+            to_host: self.to_host - before.to_host,
+            to_host_bytes: self.to_host_bytes - before.to_host_bytes,
+            on_device: self.on_device - before.on_device,
+            launches: self.launches - before.launches,
+            gemms: self.gemms - before.gemms,
+            syncs: self.syncs - before.syncs,
+        }
     }
 }
 
-/// A driver error as `NAME: description`.
-pub fn driver_msg(e: &dr::DriverError) -> String {
-    let name = e.error_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|_| format!("{:?}", e.0));
-    let what = e.error_string().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    format!("{name}: {what}")
-}
-
-/// One GPU: its context and stream, the cuBLAS handle, and the loaded kernels.
+/// A device the CUDA backend runs on: the GPU, or the host kernel emulator, behind one
+/// interface, with the reduction scratch area every deterministic reduction shares and the
+/// counts of what it was asked to do.
 pub struct Gpu {
-    /// The device's primary context.
-    pub ctx: Arc<CudaContext>,
-    /// The one stream everything runs on.
-    pub stream: Arc<CudaStream>,
-    /// cuBLAS, bound to `stream`.
-    pub blas: CudaBlas,
-    /// cuBLAS workspace (bytes), bound to the handle.
-    _workspace: Buf,
-    modules: Modules,
-    funcs: Mutex<HashMap<String, CudaFunction>>,
+    api: Arc<dyn DeviceApi>,
+    counters: Arc<Counters>,
     scratch: Mutex<Option<Buf>>,
-    /// Device name, e.g. "NVIDIA H100 80GB HBM3".
-    pub name: String,
-    /// Compute capability (major, minor).
-    pub cc: (i32, i32),
-    /// Streaming multiprocessors.
+    profiling: bool,
+    /// Streaming multiprocessors (a device property; launch plans do not depend on it).
     pub sm_count: usize,
-    /// Total device memory in bytes.
-    pub total_mem: usize,
-    /// Whether the kernels came from nvcc fatbins (false: compiled with NVRTC at start-up).
-    pub precompiled: bool,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -229,481 +254,262 @@ impl std::fmt::Debug for Gpu {
     }
 }
 
-/// cuBLAS workspace: 32 MiB, what cuBLAS recommends for Hopper.
-const CUBLAS_WORKSPACE: usize = 32 << 20;
+/// An open profiler range; closed on drop.
+pub struct Range<'a> {
+    gpu: Option<&'a Gpu>,
+}
+
+impl Drop for Range<'_> {
+    fn drop(&mut self) {
+        if let Some(g) = self.gpu {
+            g.api.range_pop();
+        }
+    }
+}
 
 impl Gpu {
-    /// Opens device `ordinal`: probes first (never panics when CUDA is missing), then creates
-    /// the context, the cuBLAS handle, and loads every kernel module.
+    /// Opens GPU `ordinal` through the CUDA driver (see [`CudaDriver::open`]).
     pub fn open(ordinal: usize) -> Result<Arc<Gpu>> {
-        match probe() {
-            Probe::Unusable(why) => return Err(Error::Cuda(why)),
-            Probe::Usable { devices } if ordinal >= devices => {
-                return Err(Error::Cuda(format!("there is no CUDA device {ordinal} ({devices} present)")))
-            }
-            Probe::Usable { .. } => {}
-        }
-        let ctx = CudaContext::new(ordinal).map_err(|e| cuda_err("creating the CUDA context", &e))?;
-        // SAFETY: everything runs on one stream, which orders all reads and writes; the
-        // per-buffer events cudarc would record are pure overhead here.
-        unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.default_stream();
-        let name = ctx.name().map_err(|e| cuda_err("reading the device name", &e))?;
-        let cc = ctx.compute_capability().map_err(|e| cuda_err("reading the compute capability", &e))?;
-        let sm_count = ctx
-            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
-            .map_err(|e| cuda_err("reading the multiprocessor count", &e))? as usize;
-        let (_, total_mem) = ctx.mem_get_info().map_err(|e| cuda_err("reading the memory size", &e))?;
-        if cc.0 < 8 {
-            return Err(Error::Cuda(format!(
-                "{name} has compute capability {}.{}; xlt's kernels need 8.0 or newer (Ampere, Hopper)",
-                cc.0, cc.1
-            )));
-        }
-        let blas = CudaBlas::new(stream.clone())
-            .map_err(|err| Error::Cublas { what: "creating the cuBLAS handle".into(), err })?;
-        let workspace = alloc_raw(&ctx, CUBLAS_WORKSPACE, Dtype::F32, "the cuBLAS workspace")?;
-        // SAFETY: the workspace outlives the handle (both live in this struct; the handle is
-        // dropped first, fields drop in declaration order).
-        unsafe {
-            cudarc::cublas::sys::cublasSetWorkspace_v2(*blas.handle(), workspace.ptr as *mut _, CUBLAS_WORKSPACE)
-                .result()
-                .map_err(|err| Error::Cublas { what: "setting the cuBLAS workspace".into(), err })?;
-        }
-        // Keep split-K reductions of bf16/f16 products in f32 (accuracy over a little speed).
-        // SAFETY: a valid handle; the mode is a plain enum value.
-        unsafe {
-            use cudarc::cublas::sys::cublasMath_t;
-            cudarc::cublas::sys::cublasSetMathMode(
-                *blas.handle(),
-                cublasMath_t::CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION,
-            )
-            .result()
-            .map_err(|err| Error::Cublas { what: "setting the cuBLAS math mode".into(), err })?;
-        }
-        let (modules, precompiled) = load_modules(&ctx, cc)?;
-        Ok(Arc::new(Gpu {
-            ctx,
-            stream,
-            blas,
-            _workspace: workspace,
-            modules,
-            funcs: Mutex::new(HashMap::new()),
-            scratch: Mutex::new(None),
-            name,
-            cc,
-            sm_count,
-            total_mem,
-            precompiled,
-        }))
+        Ok(Gpu::on(Arc::new(CudaDriver::open(ordinal)?)))
+    }
+
+    /// The backend on any device interface (the host kernel emulator in the tests).
+    pub fn on(api: Arc<dyn DeviceApi>) -> Arc<Gpu> {
+        let (profiling, sm_count) = (api.profiling(), api.info().sm_count);
+        Arc::new(Gpu { api, counters: Arc::default(), scratch: Mutex::new(None), profiling, sm_count })
+    }
+
+    /// What the device is.
+    pub fn info(&self) -> &DeviceInfo {
+        self.api.info()
     }
 
     /// One line describing the device, for `device: ...` messages.
     pub fn describe(&self) -> String {
+        let i = self.info();
         format!(
-            "{} (compute {}.{}, {} SMs, {:.0} GiB{})",
-            self.name,
-            self.cc.0,
-            self.cc.1,
-            self.sm_count,
-            self.total_mem as f64 / (1u64 << 30) as f64,
-            if self.precompiled { "" } else { ", kernels compiled with NVRTC" }
+            "{} (compute {}.{}, {} SMs, {:.0} GiB, kernels: {})",
+            i.name,
+            i.cc.0,
+            i.cc.1,
+            i.sm_count,
+            i.total_mem as f64 / (1u64 << 30) as f64,
+            i.kernels
         )
     }
 
-    /// The kernel `name` (e.g. `"layernorm_forward_bf16"`), loaded once and cached.
-    pub fn func(&self, name: &str) -> Result<CudaFunction> {
-        let mut funcs = self.funcs.lock().map_err(|_| Error::Cuda("kernel cache poisoned".into()))?;
-        if let Some(f) = funcs.get(name) {
-            return Ok(f.clone());
+    /// The counts so far.
+    pub fn counts(&self) -> Counts {
+        let c = &self.counters;
+        Counts {
+            allocs: c.allocs.load(Relaxed),
+            alloc_bytes: c.alloc_bytes.load(Relaxed),
+            frees: c.frees.load(Relaxed),
+            memsets: c.memsets.load(Relaxed),
+            to_device: c.to_device.load(Relaxed),
+            to_device_bytes: c.to_device_bytes.load(Relaxed),
+            to_host: c.to_host.load(Relaxed),
+            to_host_bytes: c.to_host_bytes.load(Relaxed),
+            on_device: c.on_device.load(Relaxed),
+            launches: c.launches.load(Relaxed),
+            gemms: c.gemms.load(Relaxed),
+            syncs: c.syncs.load(Relaxed),
         }
-        for (_, m) in &self.modules {
-            if let Ok(f) = m.load_function(name) {
-                funcs.insert(name.to_string(), f.clone());
-                return Ok(f);
-            }
+    }
+
+    /// A named range on the profiler's timeline (NVTX) until the guard drops; `name` is only
+    /// called when a profiler listens.
+    pub fn range(&self, name: impl FnOnce() -> String) -> Range<'_> {
+        if self.profiling {
+            self.api.range_push(&name());
+            Range { gpu: Some(self) }
+        } else {
+            Range { gpu: None }
         }
-        Err(Error::Cuda(format!("kernel `{name}` is in none of the loaded modules")))
     }
 
-    /// The kernel `op` instantiated for `dtype` (`op_bf16`).
-    pub fn kernel(&self, op: &str, dtype: Dtype) -> Result<CudaFunction> {
-        self.func(&format!("{op}_{}", dtype.suffix()))
+    /// Allocates `n` elements of `dtype`, uninitialised (on the emulator: every byte 0xff, NaN
+    /// in every float type); `what` names the buffer in an out-of-memory error.
+    pub fn alloc_uninit(&self, n: usize, dtype: Dtype, what: &str) -> Result<Buf> {
+        let bytes = n * dtype.size();
+        let ptr = self.api.alloc(bytes, what)?;
+        self.counters.allocs.fetch_add(1, Relaxed);
+        self.counters.alloc_bytes.fetch_add(bytes as u64, Relaxed);
+        Ok(Buf { ptr, len: n, dtype, api: self.api.clone(), counters: self.counters.clone() })
     }
 
-    /// A shared f32 scratch area of at least `n` elements, for the partial sums of the
-    /// deterministic reductions (parameter gradients, norms). One op at a time uses it: a
-    /// wrapper takes it, launches, and is done with it before it returns. Grows as needed.
-    pub fn scratch(&self, n: usize) -> Result<Dev> {
-        let mut s = self.scratch.lock().map_err(|_| Error::Cuda("scratch poisoned".into()))?;
-        if s.as_ref().is_none_or(|b| b.len() < n) {
-            // Queued kernels may still use the old buffer: wait for them before freeing it.
-            self.sync()?;
-            *s = None;
-            *s = Some(alloc_raw(&self.ctx, n.max(1 << 16) * 4, Dtype::F32, "reduction scratch")?);
-        }
-        Ok(s.as_ref().map(|b| b.dev()).expect("set just above"))
-    }
-
-    /// Runs a [`Launch`] plan on this GPU's stream.
-    ///
-    /// # Safety
-    /// As [`launch`]: the plan's arguments must match the kernel's parameters and every pointer
-    /// must be a live device view large enough for the launch (plan builders check their views).
-    pub unsafe fn launch_plan(&self, p: &Launch) -> Result<()> {
-        let f = self.func(&p.name)?;
-        let mut l = self.builder(&f);
-        for a in &p.args {
-            match a {
-                KArg::Ptr(v) | KArg::U64(v) => l.arg(v),
-                KArg::I32(v) => l.arg(v),
-                KArg::F32(v) => l.arg(v),
-            };
-        }
-        let cfg = cudarc::driver::LaunchConfig { grid_dim: p.grid, block_dim: p.block, shared_mem_bytes: p.shared };
-        // SAFETY: the caller guarantees the plan matches the kernel (see above).
-        unsafe { launch(&mut l, cfg, &p.name) }
-    }
-
-    /// A launch builder for `f` on this GPU's stream.
-    pub fn builder<'a>(&'a self, f: &'a CudaFunction) -> LaunchArgs<'a> {
-        self.stream.launch_builder(f)
-    }
-
-    /// Allocates `n` zeroed elements; `what` names the buffer in an out-of-memory error.
+    /// Allocates `n` zeroed elements.
     pub fn alloc(&self, n: usize, dtype: Dtype, what: &str) -> Result<Buf> {
-        let b = alloc_raw(&self.ctx, n * dtype.size(), dtype, what)?;
+        let b = self.alloc_uninit(n, dtype, what)?;
         self.zero(b.dev())?;
         Ok(b)
     }
 
-    /// Makes this GPU's context current on the calling thread (the raw driver and cuBLAS calls
-    /// act on the current context; cudarc's launches bind it themselves).
-    pub fn bind(&self) -> Result<()> {
-        self.ctx.bind_to_thread().map_err(|e| cuda_err("binding the context", &e))
+    /// Sets every byte of `d` to zero.
+    pub fn zero(&self, d: Dev<'_>) -> Result<()> {
+        self.fill_bytes(d, 0)
     }
 
-    /// Sets every byte of `d` to zero.
-    pub fn zero(&self, d: Dev) -> Result<()> {
+    /// Sets every byte of `d` to `value` (0xff: NaN in every float type).
+    pub fn fill_bytes(&self, d: Dev<'_>, value: u8) -> Result<()> {
         if d.len == 0 {
             return Ok(());
         }
-        self.bind()?;
-        // SAFETY: `d` is a live view of device memory of `d.bytes()` bytes.
-        unsafe { dr::memset_d8_async(d.ptr, 0, d.bytes(), self.stream.cu_stream()) }
-            .map_err(|e| cuda_err("clearing device memory", &e))
+        self.counters.memsets.fetch_add(1, Relaxed);
+        // SAFETY: `d` is a live view of `d.bytes()` bytes.
+        unsafe { self.api.memset(d.ptr, value, d.bytes()) }
     }
 
     /// Copies `src` into `dst` (same type; `dst` at least as long).
-    pub fn copy(&self, dst: Dev, src: Dev) -> Result<()> {
+    pub fn copy(&self, dst: Dev<'_>, src: Dev<'_>) -> Result<()> {
         dst.check("copy destination", src.len, src.dtype)?;
         if src.len == 0 {
             return Ok(());
         }
-        self.bind()?;
+        self.counters.on_device.fetch_add(1, Relaxed);
         // SAFETY: both views are live and `dst` holds `src.bytes()` bytes.
-        unsafe { dr::memcpy_dtod_async(dst.ptr, src.ptr, src.bytes(), self.stream.cu_stream()) }
-            .map_err(|e| cuda_err("copying device memory", &e))
+        unsafe { self.api.copy_on_device(dst.ptr, src.ptr, src.bytes()) }
+    }
+
+    /// Writes host bytes into `dst` (which must hold at least that many bytes).
+    pub fn write_bytes(&self, dst: Dev<'_>, host: &[u8]) -> Result<()> {
+        if dst.bytes() < host.len() {
+            return Err(Error::Usage(format!("write of {} bytes into {dst:?}", host.len())));
+        }
+        if host.is_empty() {
+            return Ok(());
+        }
+        self.counters.to_device.fetch_add(1, Relaxed);
+        self.counters.to_device_bytes.fetch_add(host.len() as u64, Relaxed);
+        // SAFETY: `dst` is a live view of at least `host.len()` bytes.
+        unsafe { self.api.copy_to_device(dst.ptr, host) }
     }
 
     /// Writes host f32 values into `dst`, converting to its float type.
-    pub fn write_f32(&self, dst: Dev, host: &[f32]) -> Result<()> {
+    pub fn write_f32(&self, dst: Dev<'_>, host: &[f32]) -> Result<()> {
         if dst.len < host.len() || !dst.dtype.is_float() {
-            return Err(Error::Usage(format!("write of {} f32 into {:?}", host.len(), dst)));
+            return Err(Error::Usage(format!("write of {} f32 into {dst:?}", host.len())));
         }
         match dst.dtype {
-            Dtype::F32 => self.write_raw(dst, host),
-            Dtype::Bf16 => self.write_raw(dst, &host.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>()),
-            _ => self.write_raw(dst, &host.iter().map(|&x| half::f16::from_f32(x)).collect::<Vec<_>>()),
+            Dtype::F32 => self.write_bytes(dst, bytemuck::cast_slice(host)),
+            Dtype::Bf16 => {
+                let v: Vec<half::bf16> = host.iter().map(|&x| half::bf16::from_f32(x)).collect();
+                self.write_bytes(dst, bytemuck::cast_slice(&v))
+            }
+            _ => {
+                let v: Vec<half::f16> = host.iter().map(|&x| half::f16::from_f32(x)).collect();
+                self.write_bytes(dst, bytemuck::cast_slice(&v))
+            }
         }
     }
 
     /// Writes host u32 values into a u32 view.
-    pub fn write_u32(&self, dst: Dev, host: &[u32]) -> Result<()> {
+    pub fn write_u32(&self, dst: Dev<'_>, host: &[u32]) -> Result<()> {
         dst.check("u32 upload", host.len(), Dtype::U32)?;
-        self.write_raw(dst, host)
+        self.write_bytes(dst, bytemuck::cast_slice(host))
     }
 
     /// Writes host i64 values into an i64 view.
-    pub fn write_i64(&self, dst: Dev, host: &[i64]) -> Result<()> {
+    pub fn write_i64(&self, dst: Dev<'_>, host: &[i64]) -> Result<()> {
         dst.check("i64 upload", host.len(), Dtype::I64)?;
-        self.write_raw(dst, host)
-    }
-
-    fn write_raw<T>(&self, dst: Dev, host: &[T]) -> Result<()> {
-        if host.is_empty() {
-            return Ok(());
-        }
-        self.ctx.bind_to_thread().map_err(|e| cuda_err("binding the context", &e))?;
-        // SAFETY: `dst` holds at least `size_of_val(host)` bytes (checked by the callers); the
-        // synchronous copy is ordered after earlier work on the legacy default stream.
-        unsafe { dr::memcpy_htod_sync(dst.ptr, host) }.map_err(|e| cuda_err("copying to the GPU", &e))
+        self.write_bytes(dst, bytemuck::cast_slice(host))
     }
 
     /// A new device buffer holding `host`, converted to `dtype` (a float type).
     pub fn upload_f32(&self, host: &[f32], dtype: Dtype, what: &str) -> Result<Buf> {
-        let b = self.alloc(host.len(), dtype, what)?;
+        let b = self.alloc_uninit(host.len(), dtype, what)?;
         self.write_f32(b.dev(), host)?;
         Ok(b)
     }
 
-    /// Reads a float view back as f32 (waits for the GPU).
-    pub fn read_f32(&self, src: Dev) -> Result<Vec<f32>> {
+    /// Reads `src` back into host bytes (waits for the device).
+    pub fn read_bytes(&self, src: Dev<'_>) -> Result<Vec<u8>> {
+        let mut host = vec![0u8; src.bytes()];
+        if host.is_empty() {
+            return Ok(host);
+        }
+        self.counters.to_host.fetch_add(1, Relaxed);
+        self.counters.to_host_bytes.fetch_add(host.len() as u64, Relaxed);
+        self.counters.syncs.fetch_add(1, Relaxed);
+        // SAFETY: `src` is a live view of `src.bytes()` bytes.
+        unsafe { self.api.copy_to_host(&mut host, src.ptr) }?;
+        Ok(host)
+    }
+
+    /// Reads a float view back as f32 (waits for the device).
+    pub fn read_f32(&self, src: Dev<'_>) -> Result<Vec<f32>> {
+        let bytes = self.read_bytes(src)?;
         match src.dtype {
-            Dtype::F32 => self.read_raw::<f32>(src),
-            Dtype::Bf16 => Ok(self.read_raw::<half::bf16>(src)?.into_iter().map(f32::from).collect()),
-            Dtype::F16 => Ok(self.read_raw::<half::f16>(src)?.into_iter().map(f32::from).collect()),
+            Dtype::F32 => Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&bytes)),
+            Dtype::Bf16 => {
+                Ok(bytemuck::pod_collect_to_vec::<u8, half::bf16>(&bytes).into_iter().map(f32::from).collect())
+            }
+            Dtype::F16 => {
+                Ok(bytemuck::pod_collect_to_vec::<u8, half::f16>(&bytes).into_iter().map(f32::from).collect())
+            }
             other => Err(Error::Usage(format!("read_f32 of a {other:?} view"))),
         }
     }
 
     /// Reads a u32 view back.
-    pub fn read_u32(&self, src: Dev) -> Result<Vec<u32>> {
+    pub fn read_u32(&self, src: Dev<'_>) -> Result<Vec<u32>> {
         src.check("u32 download", src.len, Dtype::U32)?;
-        self.read_raw(src)
-    }
-
-    fn read_raw<T: Copy + Default>(&self, src: Dev) -> Result<Vec<T>> {
-        let mut host = vec![T::default(); src.len];
-        if host.is_empty() {
-            return Ok(host);
-        }
-        self.ctx.bind_to_thread().map_err(|e| cuda_err("binding the context", &e))?;
-        // SAFETY: `src` is a live view of `src.len` elements of T (its dtype's size).
-        unsafe { dr::memcpy_dtoh_sync(&mut host, src.ptr) }.map_err(|e| cuda_err("copying from the GPU", &e))?;
-        Ok(host)
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(src)?))
     }
 
     /// Waits for all queued work; surfaces asynchronous kernel errors.
     pub fn sync(&self) -> Result<()> {
-        self.stream.synchronize().map_err(|e| cuda_err("waiting for the GPU", &e))
+        self.counters.syncs.fetch_add(1, Relaxed);
+        self.api.synchronize()
     }
 
     /// (free, total) device memory in bytes.
     pub fn mem_info(&self) -> Result<(usize, usize)> {
-        self.ctx.mem_get_info().map_err(|e| cuda_err("reading free memory", &e))
+        self.api.mem_info()
     }
-}
 
-/// A driver error during `what` as a crate error.
-pub fn cuda_err(what: &str, e: &dr::DriverError) -> Error {
-    if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
-        return Error::OutOfMemory { what: what.to_string(), bytes: 0 };
-    }
-    Error::Driver { what: what.to_string(), err: *e }
-}
-
-/// Allocates `bytes` bytes (uninitialised) in `ctx`.
-fn alloc_raw(ctx: &Arc<CudaContext>, bytes: usize, dtype: Dtype, what: &str) -> Result<Buf> {
-    ctx.bind_to_thread().map_err(|e| cuda_err("binding the context", &e))?;
-    let ptr = if bytes == 0 {
-        0
-    } else {
-        // SAFETY: plain allocation in the current context.
-        unsafe { dr::malloc_sync(bytes) }.map_err(|e| match cuda_err(what, &e) {
-            Error::OutOfMemory { what, .. } => Error::OutOfMemory { what, bytes },
-            other => other,
-        })?
-    };
-    Ok(Buf { ptr, len: bytes / dtype.size(), dtype, ctx: ctx.clone() })
-}
-
-/// The loaded kernel modules, by kernel file name.
-type Modules = Vec<(String, Arc<CudaModule>)>;
-
-/// Loads one module per kernel file: the nvcc fatbins when the build had nvcc, else the sources
-/// compiled with NVRTC for this device. Returns the modules and whether they were precompiled.
-fn load_modules(ctx: &Arc<CudaContext>, cc: (i32, i32)) -> Result<(Modules, bool)> {
-    let mut modules = Vec::new();
-    if !KERNEL_FATBINS.is_empty() {
-        for (name, bin) in KERNEL_FATBINS {
-            let m = ctx
-                .load_module(cudarc::nvrtc::Ptx::from_binary(bin.to_vec()))
-                .map_err(|e| cuda_err(&format!("loading kernels/{name}"), &e))?;
-            modules.push((name.to_string(), m));
+    /// A shared f32 scratch area of at least `n` elements, for the partial sums of the
+    /// deterministic reductions (parameter gradients, norms). One op at a time uses it: a
+    /// wrapper takes it, launches, and is done with it before it returns. Grows as needed.
+    pub fn scratch(&self, n: usize) -> Result<Dev<'_>> {
+        let mut s = self.scratch.lock().map_err(|_| Error::Cuda("scratch poisoned".into()))?;
+        if s.as_ref().is_none_or(|b| b.len() < n) {
+            // Queued kernels may still use the old buffer; freeing waits for them.
+            *s = None;
+            *s = Some(self.alloc_uninit(n.max(1 << 16), Dtype::F32, "reduction scratch")?);
         }
-        return Ok((modules, true));
+        let b = s.as_ref().map(|b| (b.ptr, b.len)).ok_or_else(|| Error::Cuda("scratch missing".into()))?;
+        // SAFETY: the scratch buffer lives as long as `self` and only grows while no view of it
+        // is in use (one op at a time, see above).
+        Ok(unsafe { Dev::from_raw(b.0, b.1, Dtype::F32) })
     }
-    let arch: &'static str = match cc {
-        (8, 0) => "compute_80",
-        (8, 6) => "compute_86",
-        (8, 9) => "compute_89",
-        (9, _) => "compute_90",
-        (10, _) => "compute_100",
-        (12, _) => "compute_120",
-        _ => "compute_80",
-    };
-    for (name, ptx) in compile_with_nvrtc(arch)? {
-        let m = ctx.load_module(ptx).map_err(|e| cuda_err(&format!("loading kernels/{name}"), &e))?;
-        modules.push((name, m));
-    }
-    Ok((modules, false))
-}
 
-/// Compiles every embedded `kernels/*.cu` source with NVRTC for `arch` (e.g. `"compute_90"`):
-/// the fallback when the build had no nvcc. Needs libnvrtc, not a GPU. Returns (file name, PTX).
-pub fn compile_with_nvrtc(arch: &'static str) -> Result<Vec<(String, cudarc::nvrtc::Ptx)>> {
-    // SAFETY: only tries to dlopen the library by name.
-    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-        return Err(Error::Cuda("NVRTC (libnvrtc) was not found".into()));
-    }
-    let includes = nvrtc_include_dirs();
-    if includes.is_empty() {
-        return Err(Error::Cuda(
-            "NVRTC needs the CUDA headers (cuda_bf16.h, cuda_fp16.h) and none were found: set XLT_CUDA_INCLUDE or \
-             CUDA_HOME, or build with nvcc (tools/install-nvcc.sh) so the kernels are compiled ahead of time"
-                .into(),
-        ));
-    }
-    let mut out = Vec::new();
-    for (name, src) in KERNEL_SOURCES.iter().filter(|(n, _)| n.ends_with(".cu")) {
-        // NVRTC has no file system: splice the kernels' own headers in place of their includes.
-        let full = splice_headers(src, &mut Vec::new());
-        let opts = cudarc::nvrtc::CompileOptions {
-            arch: Some(arch),
-            options: vec!["-std=c++17".into()],
-            include_paths: includes.clone(),
-            name: Some(name.to_string()),
-            ..Default::default()
-        };
-        let ptx = cudarc::nvrtc::compile_ptx_with_opts(full, opts)
-            .map_err(|e| Error::Cuda(format!("NVRTC could not compile kernels/{name}: {e:?}")))?;
-        out.push((name.to_string(), ptx));
-    }
-    Ok(out)
-}
-
-/// `src` with every `#include "<name>.cuh"` of an embedded header replaced by that header's text,
-/// recursively, each header once (`seen` holds those already spliced).
-fn splice_headers(src: &str, seen: &mut Vec<&'static str>) -> String {
-    let mut out = String::with_capacity(src.len());
-    for line in src.lines() {
-        let header = line
-            .trim()
-            .strip_prefix("#include \"")
-            .and_then(|r| r.strip_suffix('"'))
-            .and_then(|h| KERNEL_SOURCES.iter().find(|(n, _)| *n == h && n.ends_with(".cuh")));
-        match header {
-            Some((h, _)) if seen.contains(h) => {}
-            Some((h, text)) => {
-                seen.push(h);
-                out.push_str(&splice_headers(text, seen));
-            }
-            None => out.push_str(line),
+    /// Queues every launch of `plans` in order (a plan function's `Option<Launch>`, an array of
+    /// launches, ...).
+    pub fn run(&self, plans: impl IntoIterator<Item = Launch>) -> Result<()> {
+        for p in plans {
+            self.launch(&p)?;
         }
-        out.push('\n');
-    }
-    out
-}
-
-/// Folders holding the CUDA headers for NVRTC: `XLT_CUDA_INCLUDE`, `$CUDA_HOME/include`,
-/// `$CUDA_PATH/include`, `/usr/local/cuda/include`, and `../include` of every `LD_LIBRARY_PATH`
-/// entry (the layout of NVIDIA's Python wheels, whose `lib/` holds libnvrtc), each kept when it
-/// has `cuda_bf16.h`, with its `cccl/` subfolder when there is one.
-fn nvrtc_include_dirs() -> Vec<String> {
-    use std::path::PathBuf;
-    let mut cands: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("XLT_CUDA_INCLUDE") {
-        cands.push(p.into());
-    }
-    for var in ["CUDA_HOME", "CUDA_PATH"] {
-        if let Some(h) = std::env::var_os(var) {
-            cands.push(PathBuf::from(h).join("include"));
-        }
-    }
-    cands.push("/usr/local/cuda/include".into());
-    if let Some(lp) = std::env::var_os("LD_LIBRARY_PATH") {
-        cands.extend(std::env::split_paths(&lp).map(|d| d.join("..").join("include")));
-    }
-    let mut dirs = Vec::new();
-    for c in cands {
-        if c.join("cuda_bf16.h").is_file() {
-            let s = c.display().to_string();
-            if !dirs.contains(&s) {
-                dirs.push(s);
-                if c.join("cccl").is_dir() {
-                    dirs.push(c.join("cccl").display().to_string());
-                }
-            }
-        }
-    }
-    dirs
-}
-
-/// One kernel argument of a [`Launch`], by value, in the kernel's parameter type.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum KArg {
-    /// A device address (`T*`).
-    Ptr(u64),
-    /// `int`
-    I32(i32),
-    /// `float`
-    F32(f32),
-    /// `unsigned long long` (seeds)
-    U64(u64),
-}
-
-impl KArg {
-    /// Size of the argument in bytes, as the kernel's parameter list declares it.
-    pub fn size(&self) -> usize {
-        match self {
-            KArg::Ptr(_) | KArg::U64(_) => 8,
-            KArg::I32(_) | KArg::F32(_) => 4,
-        }
+        Ok(())
     }
 
-    /// The argument's bytes, for launchers that take an array of pointers to values.
-    pub fn as_ptr(&self) -> *const std::ffi::c_void {
-        match self {
-            KArg::Ptr(v) | KArg::U64(v) => v as *const u64 as *const std::ffi::c_void,
-            KArg::I32(v) => v as *const i32 as *const std::ffi::c_void,
-            KArg::F32(v) => v as *const f32 as *const std::ffi::c_void,
-        }
+    /// Queues a kernel launch (named on the profiler's timeline when one listens).
+    pub fn launch(&self, plan: &Launch) -> Result<()> {
+        let _r = self.range(|| plan.name());
+        self.counters.launches.fetch_add(1, Relaxed);
+        // SAFETY: plans are built from checked views (`ops::*`), which borrow live buffers of
+        // this device, and `Launch::new` matched the arguments to the kernel.
+        unsafe { self.api.launch(plan) }
     }
-}
 
-/// A kernel launch as data: name, grid, block, dynamic shared memory and arguments. Wrappers
-/// that build their launch with a pure function (checked views in, `Launch` out) run it with
-/// [`Gpu::launch_plan`]; the same plan can be checked against the kernel's PTX parameters and run
-/// by the host kernel emulator in the tests, without a GPU.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Launch {
-    /// The kernel's C name (`flash_attention_forward_hs64_bf16`).
-    pub name: String,
-    /// Blocks (x, y, z).
-    pub grid: (u32, u32, u32),
-    /// Threads per block (x, y, z).
-    pub block: (u32, u32, u32),
-    /// Dynamic shared memory in bytes.
-    pub shared: u32,
-    /// Arguments in the kernel's parameter order.
-    pub args: Vec<KArg>,
-}
-
-/// A 1-D launch of `n` threads in blocks of `block`.
-pub fn grid_1d(n: usize, block: u32) -> cudarc::driver::LaunchConfig {
-    cudarc::driver::LaunchConfig {
-        grid_dim: (n.div_ceil(block as usize).max(1) as u32, 1, 1),
-        block_dim: (block, 1, 1),
-        shared_mem_bytes: 0,
+    /// Queues a GEMM (see [`super::gemm::gemm`], which checks the operands).
+    ///
+    /// # Safety
+    /// The operands cover every element the product reads or writes.
+    pub unsafe fn gemm_call(&self, call: &GemmCall) -> Result<()> {
+        let _r = self.range(|| format!("gemm {}x{}x{} batch {}", call.args.m, call.args.n, call.args.k, call.batch));
+        self.counters.gemms.fetch_add(1, Relaxed);
+        // SAFETY: the caller's contract.
+        unsafe { self.api.gemm(call) }
     }
-}
-
-/// A launch of `blocks` blocks of `block` threads with `shmem` bytes of dynamic shared memory.
-pub fn grid_blocks(blocks: usize, block: u32, shmem: u32) -> cudarc::driver::LaunchConfig {
-    cudarc::driver::LaunchConfig {
-        grid_dim: (blocks.max(1) as u32, 1, 1),
-        block_dim: (block, 1, 1),
-        shared_mem_bytes: shmem,
-    }
-}
-
-/// Launches `args` (already pushed) with `cfg`, naming `op` in an error.
-///
-/// # Safety
-/// The arguments must match the kernel's parameters in number, order and type, and every
-/// pointer must be a live device view large enough for the launch (the wrappers check sizes
-/// with [`Dev::check`] first).
-pub unsafe fn launch(args: &mut LaunchArgs<'_>, cfg: cudarc::driver::LaunchConfig, op: &str) -> Result<()> {
-    args.launch(cfg).map(|_| ()).map_err(|e| cuda_err(&format!("launching {op}"), &e))
 }

@@ -16,9 +16,15 @@
 //! `params` is the flat parameter buffer in the activation dtype (the f32 master itself in f32
 //! runs, its narrow copy otherwise), with `cpu`'s layout; `grads` is the flat f32 gradient
 //! buffer. Dropout sites and seeds are the CPU's, so masks are identical on both backends.
+//!
+//! The activations are sized for the largest batch seen so far and reused for every smaller
+//! one (dynamic padding changes T from batch to batch): after the first batches, a step
+//! allocates nothing. The batch's ids, types, positions and mask arrive as views of the one
+//! upload of its batch ([`EncoderInput`]).
 
 use super::device::{Buf, Dev, Dtype, Gpu};
 use super::ops::*;
+use super::upload::{Part, Staged, Staging};
 use crate::config::{Family, ModelConfig};
 use crate::model::batch::{position_ids, Batch};
 use crate::model::dropout::{DropoutCfg, Site};
@@ -26,7 +32,53 @@ use crate::model::{EncoderParams, LayerParams, LinearLayout};
 use crate::{Error, Result};
 use std::ops::Range;
 
-/// Saved activations of one layer, as `cpu::encoder::LayerActs`.
+/// Where a batch's encoder inputs lie in its upload.
+#[derive(Clone, Copy, Debug)]
+pub struct EncoderInput {
+    ids: Part,
+    types: Part,
+    pos: Part,
+    mask: Part,
+}
+
+/// The encoder inputs of a batch on the device: ids, types, positions (B·T) u32 and the
+/// attention mask (B·T) f32.
+#[derive(Clone, Copy, Debug)]
+pub struct EncoderIo<'a> {
+    /// (B, T) u32
+    pub ids: Dev<'a>,
+    /// (B, T) u32
+    pub types: Dev<'a>,
+    /// (B, T) u32
+    pub pos: Dev<'a>,
+    /// (B, T) f32: 1 for real tokens, 0 for padding.
+    pub mask: Dev<'a>,
+}
+
+impl EncoderInput {
+    /// Stages `batch`'s ids, types and mask, and its position ids (computed into `pos`, which
+    /// the caller keeps for the embedding backward's plan).
+    pub fn stage(st: &mut Staging, batch: &Batch, cfg: &ModelConfig, pos: &mut Vec<u32>) -> EncoderInput {
+        let n = batch.b * batch.t;
+        pos.clear();
+        pos.resize(n, 0);
+        position_ids(pos, &batch.ids, batch.b, batch.t, cfg.family, cfg.pad_token_id);
+        EncoderInput {
+            ids: st.u32s(&batch.ids[..n]),
+            types: st.u32s(&batch.types[..n]),
+            pos: st.u32s(pos),
+            mask: st.f32s(&batch.mask[..n]),
+        }
+    }
+
+    /// The views of the staged inputs once uploaded.
+    pub fn views<'a>(&self, s: &Staged<'a>) -> EncoderIo<'a> {
+        EncoderIo { ids: s.view(self.ids), types: s.view(self.types), pos: s.view(self.pos), mask: s.view(self.mask) }
+    }
+}
+
+/// Saved activations of one layer, as `cpu::encoder::LayerActs`, with room for the largest
+/// batch so far; the views below are cut to the current one.
 pub struct LayerActs {
     /// (B, T, 3C)
     pub qkv: Buf,
@@ -57,15 +109,40 @@ pub struct LayerActs {
     pub ln2_rstd: Buf,
 }
 
+/// Room an [`Activations`] was made for: rows N = B·T, and B·T·T (the unfused attention's
+/// (B, NH, T, T) matrices per head).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Room {
+    /// Rows B·T.
+    pub rows: usize,
+    /// B·T·T.
+    pub btt: usize,
+}
+
+impl Room {
+    /// The room a (B, T) batch needs.
+    pub fn of(b: usize, t: usize) -> Room {
+        Room { rows: b * t, btt: b * t * t }
+    }
+    /// Whether `self` holds `other`.
+    pub fn holds(&self, other: Room) -> bool {
+        self.rows >= other.rows && self.btt >= other.btt
+    }
+    /// Room for both.
+    pub fn max(self, other: Room) -> Room {
+        Room { rows: self.rows.max(other.rows), btt: self.btt.max(other.btt) }
+    }
+}
+
 impl LayerActs {
-    fn new(g: &Gpu, cfg: &ModelConfig, x: Dtype, b: usize, t: usize, path: AttnPath) -> Result<Self> {
-        let (n, c, ffn, nh) = (b * t, cfg.hidden_size, cfg.intermediate_size, cfg.num_heads);
-        let a = |len: usize, d: Dtype, what: &str| g.alloc(len, d, what);
+    fn new(g: &Gpu, cfg: &ModelConfig, x: Dtype, room: Room, path: AttnPath) -> Result<Self> {
+        let (n, c, ffn, nh) = (room.rows, cfg.hidden_size, cfg.intermediate_size, cfg.num_heads);
+        let a = |len: usize, d: Dtype, what: &str| g.alloc_uninit(len, d, what);
         Ok(LayerActs {
             qkv: a(n * 3 * c, x, "qkv")?,
             att: match path {
-                AttnPath::Unfused => a(b * nh * t * t, x, "attention probabilities")?,
-                AttnPath::Flash => a(b * nh * t, Dtype::F32, "attention log-sum-exps")?,
+                AttnPath::Unfused => a(nh * room.btt, x, "attention probabilities")?,
+                AttnPath::Flash => a(nh * n, Dtype::F32, "attention log-sum-exps")?,
             },
             atty: a(n * c, x, "attention output")?,
             res1: a(n * c, x, "res1")?,
@@ -82,25 +159,17 @@ impl LayerActs {
     }
 }
 
-/// Everything the forward saves for the backward, for one (B, T), as
-/// `cpu::encoder::Activations`; also holds the batch's ids on the device.
+/// Everything the forward saves for the backward, as `cpu::encoder::Activations`, with room for
+/// the largest batch so far ([`Room`]); `b` and `t` are the current batch's.
 pub struct Activations {
-    /// B
+    /// B of the current batch.
     pub b: usize,
-    /// T
+    /// T of the current batch.
     pub t: usize,
+    /// What the buffers have room for.
+    pub room: Room,
     /// Activation dtype.
     pub dtype: Dtype,
-    /// (B, T) host position ids of the last batch (the embedding backward groups rows by them).
-    pub pos_host: Vec<u32>,
-    /// (B, T) u32
-    pub ids: Buf,
-    /// (B, T) u32
-    pub types: Buf,
-    /// (B, T) u32
-    pub pos: Buf,
-    /// (B, T) f32: 1 for real tokens, 0 for padding.
-    pub mask: Buf,
     /// (B, T, C) embedding sum before LayerNorm.
     pub emb: Buf,
     /// (B, T) f32
@@ -120,56 +189,78 @@ pub struct Activations {
 }
 
 impl Activations {
-    /// Buffers for a (B, T) batch in activation dtype `x`; `train` keeps every layer. An
+    /// Buffers with room for `room` in activation dtype `x`; `train` keeps every layer. An
     /// out-of-memory error names the batch shape to lower.
-    pub fn new(g: &Gpu, cfg: &ModelConfig, x: Dtype, b: usize, t: usize, train: bool) -> Result<Self> {
-        Self::alloc(g, cfg, x, b, t, train).map_err(|e| oom_hint(e, b, t))
+    pub fn new(g: &Gpu, cfg: &ModelConfig, x: Dtype, b: usize, t: usize, room: Room, train: bool) -> Result<Self> {
+        Self::alloc(g, cfg, x, b, t, room, train).map_err(|e| oom_hint(e, b, t))
     }
 
-    fn alloc(g: &Gpu, cfg: &ModelConfig, x: Dtype, b: usize, t: usize, train: bool) -> Result<Self> {
-        let (n, c) = (b * t, cfg.hidden_size);
+    fn alloc(g: &Gpu, cfg: &ModelConfig, x: Dtype, b: usize, t: usize, room: Room, train: bool) -> Result<Self> {
+        let (n, c) = (room.rows, cfg.hidden_size);
         let nl = if train { cfg.num_layers } else { 1 };
         let path = AttnPath::choose(x, c, cfg.num_heads)?;
         Ok(Activations {
             b,
             t,
+            room,
             dtype: x,
-            pos_host: vec![0; n],
-            ids: g.alloc(n, Dtype::U32, "token ids")?,
-            types: g.alloc(n, Dtype::U32, "token types")?,
-            pos: g.alloc(n, Dtype::U32, "positions")?,
-            mask: g.alloc(n, Dtype::F32, "attention mask")?,
-            emb: g.alloc(n * c, x, "embeddings")?,
-            emb_mean: g.alloc(n, Dtype::F32, "embedding LN mean")?,
-            emb_rstd: g.alloc(n, Dtype::F32, "embedding LN rstd")?,
-            x0: g.alloc(n * c, x, "hidden_states[0]")?,
-            layers: (0..nl).map(|_| LayerActs::new(g, cfg, x, b, t, path)).collect::<Result<_>>()?,
-            x: if train { None } else { Some(g.alloc(n * c, x, "hidden state")?) },
+            emb: g.alloc_uninit(n * c, x, "embeddings")?,
+            emb_mean: g.alloc_uninit(n, Dtype::F32, "embedding LN mean")?,
+            emb_rstd: g.alloc_uninit(n, Dtype::F32, "embedding LN rstd")?,
+            x0: g.alloc_uninit(n * c, x, "hidden_states[0]")?,
+            layers: (0..nl).map(|_| LayerActs::new(g, cfg, x, room, path)).collect::<Result<_>>()?,
+            x: if train { None } else { Some(g.alloc_uninit(n * c, x, "hidden state")?) },
             attn: match path {
-                AttnPath::Unfused => AttnState::Unfused(AttnScratch::new(g, x, b, t, c, cfg.num_heads)?),
+                AttnPath::Unfused => AttnState::Unfused(AttnScratch::new(g, x, room.rows, room.btt, c, cfg.num_heads)?),
                 AttnPath::Flash => {
-                    AttnState::Flash { dsum: g.alloc(b * cfg.num_heads * t, Dtype::F32, "attention dsum")? }
+                    AttnState::Flash { dsum: g.alloc_uninit(cfg.num_heads * n, Dtype::F32, "attention dsum")? }
                 }
             },
             train,
         })
     }
 
-    /// hidden_states[L] after a training forward (L = 0 is the embedding output).
-    pub fn hidden(&self, l: usize) -> Dev {
+    /// Reuses `acts` for a (B, T) batch when it has room, else makes new buffers with room for
+    /// both its old room and this batch (the old ones are freed first).
+    pub fn ensure(
+        acts: &mut Option<Activations>,
+        g: &Gpu,
+        cfg: &ModelConfig,
+        x: Dtype,
+        b: usize,
+        t: usize,
+        train: bool,
+    ) -> Result<()> {
+        let need = Room::of(b, t);
+        if let Some(a) = acts.as_mut() {
+            if a.room.holds(need) && a.dtype == x && a.train == train {
+                (a.b, a.t) = (b, t);
+                return Ok(());
+            }
+        }
+        let room = acts.take().map_or(need, |a| a.room.max(need));
+        *acts = Some(Activations::new(g, cfg, x, b, t, room, train)?);
+        Ok(())
+    }
+
+    /// hidden_states[L] (B, T, C) of the current batch after a training forward (L = 0 is the
+    /// embedding output).
+    pub fn hidden(&self, l: usize, c: usize) -> Dev<'_> {
+        let n = self.b * self.t * c;
         if l == 0 {
-            self.x0.dev()
+            self.x0.view(n)
         } else {
-            self.layers[l - 1].out.dev()
+            self.layers[l - 1].out.view(n)
         }
     }
 
-    /// The output of the last layer run: the final hidden state.
-    pub fn last(&self) -> Dev {
+    /// The output of the last layer run (B, T, C): the final hidden state.
+    pub fn last(&self, c: usize) -> Dev<'_> {
+        let n = self.b * self.t * c;
         match (&self.x, self.layers.last()) {
-            (Some(x), _) => x.dev(),
-            (None, Some(la)) => la.out.dev(),
-            (None, None) => self.x0.dev(),
+            (Some(x), _) => x.view(n),
+            (None, Some(la)) => la.out.view(n),
+            (None, None) => self.x0.view(n),
         }
     }
 }
@@ -211,88 +302,69 @@ pub fn oom_hint(e: Error, b: usize, t: usize) -> Error {
     }
 }
 
-/// Runs the encoder on `batch` (the twin of `cpu::encoder::encoder_forward`). Training
-/// activations keep every layer; inference activations stop after `stop_after` layers.
+/// Runs the encoder on a (B, T) batch whose inputs are `io` (the twin of
+/// `cpu::encoder::encoder_forward`). Training activations keep every layer; inference
+/// activations stop after `stop_after` layers.
 pub fn encoder_forward(
     g: &Gpu,
-    acts: &mut Activations,
+    acts: &Activations,
+    io: &EncoderIo,
     params: Dev,
     p: &EncoderParams,
     cfg: &ModelConfig,
-    batch: &Batch,
     drop: DropoutCfg,
     stop_after: Option<usize>,
 ) -> Result<()> {
-    let (b, t, c) = (batch.b, batch.t, cfg.hidden_size);
+    let (b, t, c) = (acts.b, acts.t, cfg.hidden_size);
     let n = b * t;
-    if acts.b != b || acts.t != t {
-        return Err(Error::Usage(format!("activations sized for ({}, {}), batch is ({b}, {t})", acts.b, acts.t)));
-    }
+    let _r = g.range(|| "encoder forward".into());
     let w = |r: &Range<usize>| params.slice(r.clone());
-
-    position_ids(&mut acts.pos_host, &batch.ids, b, t, cfg.family, cfg.pad_token_id);
-    g.write_u32(acts.ids.dev(), &batch.ids)?;
-    g.write_u32(acts.types.dev(), &batch.types)?;
-    g.write_u32(acts.pos.dev(), &acts.pos_host)?;
-    g.write_f32(acts.mask.dev(), &batch.mask)?;
-    let (ids, pos, types) = (acts.ids.dev(), acts.pos.dev(), acts.types.dev());
-    embedding_forward(g, acts.emb.dev(), ids, pos, types, w(&p.wte), w(&p.wpe), w(&p.wtt), n, c)?;
-    layernorm_forward(
-        g,
-        acts.x0.dev(),
-        acts.emb_mean.dev(),
-        acts.emb_rstd.dev(),
-        acts.emb.dev(),
-        w(&p.ln_emb_w),
-        w(&p.ln_emb_b),
-        n,
-        c,
-        cfg.layer_norm_eps,
-    )?;
-    dropout_forward(g, acts.x0.dev(), drop.hidden, drop.seed_of(Site::Embeddings), n * c)?;
+    let (emb, x0) = (acts.emb.view(n * c), acts.x0.view(n * c));
+    let (mean, rstd) = (acts.emb_mean.view(n), acts.emb_rstd.view(n));
+    embedding_forward(g, emb, io.ids, io.pos, io.types, w(&p.wte), w(&p.wpe), w(&p.wtt), n, c)?;
+    layernorm_forward(g, x0, mean, rstd, emb, w(&p.ln_emb_w), w(&p.ln_emb_b), n, c, cfg.layer_norm_eps)?;
+    dropout_forward(g, x0, drop.hidden, drop.seed_of(Site::Embeddings), n * c)?;
 
     let nl = stop_after.unwrap_or(cfg.num_layers).min(cfg.num_layers);
-    let mask = acts.mask.dev();
+    let shape = Shape { b, t, c, nh: cfg.num_heads, ffn: cfg.intermediate_size, eps: cfg.layer_norm_eps };
     if acts.train {
         for l in 0..nl {
-            let x = if l == 0 { acts.x0.dev() } else { acts.layers[l - 1].out.dev() };
+            let x = acts.hidden(l, c);
             layer_forward(
                 g,
                 &acts.layers[l],
                 &acts.attn,
                 x,
-                mask,
+                io.mask,
                 params,
                 &p.layers[l],
                 p.linear_layout,
-                cfg,
-                batch,
+                shape,
                 drop,
                 l,
             )?;
         }
     } else {
-        let x = acts.x.as_ref().ok_or_else(|| Error::Usage("inference activations without x".into()))?.dev();
-        g.copy(x, acts.x0.dev())?;
+        let x = acts.x.as_ref().ok_or_else(|| Error::Usage("inference activations without x".into()))?.view(n * c);
+        g.copy(x, x0)?;
         for l in 0..nl {
-            layer_forward(
-                g,
-                &acts.layers[0],
-                &acts.attn,
-                x,
-                mask,
-                params,
-                &p.layers[l],
-                p.linear_layout,
-                cfg,
-                batch,
-                drop,
-                l,
-            )?;
-            g.copy(x, acts.layers[0].out.dev())?;
+            let la = &acts.layers[0];
+            layer_forward(g, la, &acts.attn, x, io.mask, params, &p.layers[l], p.linear_layout, shape, drop, l)?;
+            g.copy(x, la.out.view(n * c))?;
         }
     }
     Ok(())
+}
+
+/// The sizes one layer runs at.
+#[derive(Clone, Copy)]
+struct Shape {
+    b: usize,
+    t: usize,
+    c: usize,
+    nh: usize,
+    ffn: usize,
+    eps: f32,
 }
 
 /// One transformer layer forward: input x (B, T, C), output `la.out`.
@@ -305,53 +377,41 @@ fn layer_forward(
     params: Dev,
     lp: &LayerParams,
     layout: LinearLayout,
-    cfg: &ModelConfig,
-    batch: &Batch,
+    sh: Shape,
     drop: DropoutCfg,
     l: usize,
 ) -> Result<()> {
-    let (b, t, c, nh, ffn) = (batch.b, batch.t, cfg.hidden_size, cfg.num_heads, cfg.intermediate_size);
+    let Shape { b, t, c, nh, ffn, eps } = sh;
     let n = b * t;
+    let _r = g.range(|| format!("layer {l} forward"));
     let w = |r: &Range<usize>| params.slice(r.clone());
-    linear(g, layout, la.qkv.dev(), x, w(&lp.qkv_w), Some(w(&lp.qkv_b)), n, c, 3 * c)?;
+    let (qkv, atty, res1, ln1) = (la.qkv.view(n * 3 * c), la.atty.view(n * c), la.res1.view(n * c), la.ln1.view(n * c));
+    let (fch, fch_gelu, res2, out) =
+        (la.fch.view(n * ffn), la.fch_gelu.view(n * ffn), la.res2.view(n * c), la.out.view(n * c));
+    linear(g, layout, qkv, x, w(&lp.qkv_w), Some(w(&lp.qkv_b)), n, c, 3 * c)?;
     let (p_att, seed) = (drop.attention, drop.seed_of(Site::Attention(l)));
-    let (atty, att, qkv) = (la.atty.dev(), la.att.dev(), la.qkv.dev());
     match attn {
-        AttnState::Unfused(s) => attention_forward(g, atty, att, qkv, mask, s, b, t, c, nh, p_att, seed)?,
-        AttnState::Flash { .. } => flash_attention_forward(g, atty, att, qkv, mask, b, t, c, nh, p_att, seed)?,
+        AttnState::Unfused(s) => {
+            let att = la.att.view(b * nh * t * t);
+            attention_forward(g, atty, att, qkv, mask, s, b, t, c, nh, p_att, seed)?
+        }
+        AttnState::Flash { .. } => {
+            let lse = la.att.view(b * nh * t);
+            flash_attention_forward(g, atty, lse, qkv, mask, b, t, c, nh, p_att, seed)?
+        }
     }
-    linear(g, layout, la.res1.dev(), la.atty.dev(), w(&lp.attn_proj_w), Some(w(&lp.attn_proj_b)), n, c, c)?;
-    dropout_forward(g, la.res1.dev(), drop.hidden, drop.seed_of(Site::AttentionOutput(l)), n * c)?;
-    residual_forward(g, la.res1.dev(), x, n * c)?;
-    layernorm_forward(
-        g,
-        la.ln1.dev(),
-        la.ln1_mean.dev(),
-        la.ln1_rstd.dev(),
-        la.res1.dev(),
-        w(&lp.ln1_w),
-        w(&lp.ln1_b),
-        n,
-        c,
-        cfg.layer_norm_eps,
-    )?;
-    linear(g, layout, la.fch.dev(), la.ln1.dev(), w(&lp.fc_w), Some(w(&lp.fc_b)), n, c, ffn)?;
-    gelu_forward(g, la.fch_gelu.dev(), la.fch.dev(), n * ffn)?;
-    linear(g, layout, la.res2.dev(), la.fch_gelu.dev(), w(&lp.fc_proj_w), Some(w(&lp.fc_proj_b)), n, ffn, c)?;
-    dropout_forward(g, la.res2.dev(), drop.hidden, drop.seed_of(Site::Ffn(l)), n * c)?;
-    residual_forward(g, la.res2.dev(), la.ln1.dev(), n * c)?;
-    layernorm_forward(
-        g,
-        la.out.dev(),
-        la.ln2_mean.dev(),
-        la.ln2_rstd.dev(),
-        la.res2.dev(),
-        w(&lp.ln2_w),
-        w(&lp.ln2_b),
-        n,
-        c,
-        cfg.layer_norm_eps,
-    )
+    linear(g, layout, res1, atty, w(&lp.attn_proj_w), Some(w(&lp.attn_proj_b)), n, c, c)?;
+    dropout_forward(g, res1, drop.hidden, drop.seed_of(Site::AttentionOutput(l)), n * c)?;
+    residual_forward(g, res1, x, n * c)?;
+    let (m1, r1) = (la.ln1_mean.view(n), la.ln1_rstd.view(n));
+    layernorm_forward(g, ln1, m1, r1, res1, w(&lp.ln1_w), w(&lp.ln1_b), n, c, eps)?;
+    linear(g, layout, fch, ln1, w(&lp.fc_w), Some(w(&lp.fc_b)), n, c, ffn)?;
+    gelu_forward(g, fch_gelu, fch, n * ffn)?;
+    linear(g, layout, res2, fch_gelu, w(&lp.fc_proj_w), Some(w(&lp.fc_proj_b)), n, ffn, c)?;
+    dropout_forward(g, res2, drop.hidden, drop.seed_of(Site::Ffn(l)), n * c)?;
+    residual_forward(g, res2, ln1, n * c)?;
+    let (m2, r2) = (la.ln2_mean.view(n), la.ln2_rstd.view(n));
+    layernorm_forward(g, out, m2, r2, res2, w(&lp.ln2_w), w(&lp.ln2_b), n, c, eps)
 }
 
 /// A layer's linear forward on weights stored in either layout.
@@ -372,8 +432,11 @@ fn linear(
     }
 }
 
-/// Scratch buffers of the backward pass for one (B, T), as `cpu::encoder::BackwardScratch`.
+/// Scratch buffers of the backward pass, as `cpu::encoder::BackwardScratch`, with room for the
+/// largest batch so far.
 pub struct BackwardScratch {
+    /// Rows (B·T) of room.
+    pub rows: usize,
     /// (B, T, C) gradient of the residual stream entering the current layer from above.
     pub dx: Buf,
     /// (B, T, C) gradient of a LayerNorm input.
@@ -393,84 +456,88 @@ pub struct BackwardScratch {
 }
 
 impl BackwardScratch {
-    /// Buffers for a (B, T) batch in activation dtype `x`.
-    pub fn new(g: &Gpu, cfg: &ModelConfig, x: Dtype, b: usize, t: usize) -> Result<Self> {
-        let (n, c, ffn) = (b * t, cfg.hidden_size, cfg.intermediate_size);
-        let a = |len: usize, what: &str| g.alloc(len, x, what);
-        let s = || -> Result<Self> {
-            Ok(BackwardScratch {
-                dx: a(n * c, "dx")?,
-                dres: a(n * c, "dres")?,
-                dtmp: a(n * c, "dtmp")?,
-                dln1: a(n * c, "dln1")?,
-                datty: a(n * c, "datty")?,
-                dqkv: a(n * 3 * c, "dqkv")?,
-                dfch_gelu: a(n * ffn, "dfch_gelu")?,
-                dfch: a(n * ffn, "dfch")?,
-            })
-        };
-        s().map_err(|e| oom_hint(e, b, t))
+    /// Buffers for `rows` rows in activation dtype `x`.
+    pub fn new(g: &Gpu, cfg: &ModelConfig, x: Dtype, rows: usize) -> Result<Self> {
+        let (n, c, ffn) = (rows, cfg.hidden_size, cfg.intermediate_size);
+        let a = |len: usize, what: &str| g.alloc_uninit(len, x, what);
+        Ok(BackwardScratch {
+            rows,
+            dx: a(n * c, "dx")?,
+            dres: a(n * c, "dres")?,
+            dtmp: a(n * c, "dtmp")?,
+            dln1: a(n * c, "dln1")?,
+            datty: a(n * c, "datty")?,
+            dqkv: a(n * 3 * c, "dqkv")?,
+            dfch_gelu: a(n * ffn, "dfch_gelu")?,
+            dfch: a(n * ffn, "dfch")?,
+        })
+    }
+
+    /// Reuses `s` for `rows` rows when it has room, else makes new buffers for the larger of its
+    /// old room and `rows` (the old ones freed first).
+    pub fn ensure(
+        s: &mut Option<BackwardScratch>,
+        g: &Gpu,
+        cfg: &ModelConfig,
+        x: Dtype,
+        b: usize,
+        t: usize,
+    ) -> Result<()> {
+        let rows = b * t;
+        if s.as_ref().is_some_and(|s| s.rows >= rows) {
+            return Ok(());
+        }
+        let rows = s.take().map_or(rows, |s| s.rows.max(rows));
+        *s = Some(BackwardScratch::new(g, cfg, x, rows).map_err(|e| oom_hint(e, b, t))?);
+        Ok(())
     }
 }
 
 /// Backward through the whole encoder (the twin of `cpu::encoder::encoder_backward`). On entry
 /// `s.dx` (B, T, C) holds dL/d(last hidden state); parameter gradients accumulate into `grads`
-/// (f32, same layout as `params`).
+/// (f32, same layout as `params`). `groups` is the embedding backward's plan, uploaded with the
+/// batch as `plan`.
 pub fn encoder_backward(
     g: &Gpu,
     grads: Dev,
     s: &BackwardScratch,
     acts: &Activations,
+    io: &EncoderIo,
+    groups: &EmbeddingGroups,
+    plan: Dev,
     params: Dev,
     p: &EncoderParams,
     cfg: &ModelConfig,
-    batch: &Batch,
     drop: DropoutCfg,
 ) -> Result<()> {
     if !acts.train || p.linear_layout != LinearLayout::OutIn {
         return Err(Error::Usage("encoder_backward needs training activations and HF-layout weights".into()));
     }
-    let (b, t, c) = (batch.b, batch.t, cfg.hidden_size);
+    let (b, t, c) = (acts.b, acts.t, cfg.hidden_size);
     let n = b * t;
+    let _r = g.range(|| "encoder backward".into());
+    let shape = Shape { b, t, c, nh: cfg.num_heads, ffn: cfg.intermediate_size, eps: cfg.layer_norm_eps };
     for l in (0..cfg.num_layers).rev() {
-        let x = if l == 0 { acts.x0.dev() } else { acts.layers[l - 1].out.dev() };
-        let la = &acts.layers[l];
-        layer_backward(g, grads, s, la, &acts.attn, x, acts.mask.dev(), params, &p.layers[l], cfg, batch, drop, l)?;
+        let x = acts.hidden(l, c);
+        layer_backward(g, grads, s, &acts.layers[l], &acts.attn, x, io.mask, params, &p.layers[l], shape, drop, l)?;
     }
     // x0 = dropout(LN(emb)); emb = wte[ids] + wpe[pos] + wtt[types]
-    dropout_backward(g, s.dx.dev(), drop.hidden, drop.seed_of(Site::Embeddings), n * c)?;
+    let (dx, dres) = (s.dx.view(n * c), s.dres.view(n * c));
+    dropout_backward(g, dx, drop.hidden, drop.seed_of(Site::Embeddings), n * c)?;
     let gr = |r: &Range<usize>| grads.slice(r.clone());
-    layernorm_backward(
-        g,
-        s.dres.dev(),
-        gr(&p.ln_emb_w),
-        gr(&p.ln_emb_b),
-        s.dx.dev(),
-        acts.emb.dev(),
-        acts.emb_mean.dev(),
-        acts.emb_rstd.dev(),
-        params.slice(p.ln_emb_w.clone()),
-        n,
-        c,
-    )?;
-    // HF builds both families' word embeddings, and XLM-R's position embeddings, with
-    // padding_idx = pad_token_id: those rows get no gradient.
-    let pad = cfg.pad_token_id;
+    let (mean, rstd) = (acts.emb_mean.view(n), acts.emb_rstd.view(n));
+    let (dw, db, ln_w) = (gr(&p.ln_emb_w), gr(&p.ln_emb_b), params.slice(p.ln_emb_w.clone()));
+    layernorm_backward(g, dres, dw, db, dx, acts.emb.view(n * c), mean, rstd, ln_w, n, c)?;
+    embedding_backward(g, gr(&p.wte), gr(&p.wpe), gr(&p.wtt), dres, groups, plan, n, c)
+}
+
+/// The embedding backward's plan for a batch: HF builds both families' word embeddings, and
+/// XLM-R's position embeddings, with padding_idx = pad_token_id: those rows get no gradient.
+pub fn embedding_groups(batch: &Batch, pos: &[u32], p: &EncoderParams, cfg: &ModelConfig) -> Result<EmbeddingGroups> {
+    let (n, c, pad) = (batch.b * batch.t, cfg.hidden_size, cfg.pad_token_id);
     let pos_pad = (cfg.family == Family::XlmRoberta).then_some(pad);
-    embedding_backward(
-        g,
-        gr(&p.wte),
-        gr(&p.wpe),
-        gr(&p.wtt),
-        s.dres.dev(),
-        &batch.ids,
-        &acts.pos_host,
-        &batch.types,
-        Some(pad),
-        pos_pad,
-        n,
-        c,
-    )
+    let rows = [p.wte.len() / c, p.wpe.len() / c, p.wtt.len() / c];
+    EmbeddingGroups::new(&batch.ids[..n], &pos[..n], &batch.types[..n], Some(pad), pos_pad, rows)
 }
 
 /// One layer backward: `s.dx` holds dL/d(out) on entry and dL/d(x) on exit.
@@ -484,51 +551,56 @@ fn layer_backward(
     mask: Dev,
     params: Dev,
     lp: &LayerParams,
-    cfg: &ModelConfig,
-    batch: &Batch,
+    sh: Shape,
     drop: DropoutCfg,
     l: usize,
 ) -> Result<()> {
-    let (b, t, c, nh, ffn) = (batch.b, batch.t, cfg.hidden_size, cfg.num_heads, cfg.intermediate_size);
+    let Shape { b, t, c, nh, ffn, .. } = sh;
     let n = b * t;
+    let _r = g.range(|| format!("layer {l} backward"));
     let w = |r: &Range<usize>| params.slice(r.clone());
     let gr = |r: &Range<usize>| grads.slice(r.clone());
-    let (dx, dres, dtmp, dln1) = (s.dx.dev(), s.dres.dev(), s.dtmp.dev(), s.dln1.dev());
+    let (dx, dres, dtmp, dln1) = (s.dx.view(n * c), s.dres.view(n * c), s.dtmp.view(n * c), s.dln1.view(n * c));
+    let (datty, dqkv, dfch_gelu, dfch) =
+        (s.datty.view(n * c), s.dqkv.view(n * 3 * c), s.dfch_gelu.view(n * ffn), s.dfch.view(n * ffn));
 
     // out = LN2(res2)
-    let (m2, r2) = (la.ln2_mean.dev(), la.ln2_rstd.dev());
-    layernorm_backward(g, dres, gr(&lp.ln2_w), gr(&lp.ln2_b), dx, la.res2.dev(), m2, r2, w(&lp.ln2_w), n, c)?;
+    let (m2, r2) = (la.ln2_mean.view(n), la.ln2_rstd.view(n));
+    layernorm_backward(g, dres, gr(&lp.ln2_w), gr(&lp.ln2_b), dx, la.res2.view(n * c), m2, r2, w(&lp.ln2_w), n, c)?;
     // res2 = dropout(fch_gelu · Wp^T + bp) + ln1
     g.copy(dtmp, dres)?;
     dropout_backward(g, dtmp, drop.hidden, drop.seed_of(Site::Ffn(l)), n * c)?;
     let (dw, db) = (gr(&lp.fc_proj_w), gr(&lp.fc_proj_b));
-    matmul_backward(g, s.dfch_gelu.dev(), dw, Some(db), dtmp, la.fch_gelu.dev(), w(&lp.fc_proj_w), n, ffn, c)?;
+    matmul_backward(g, dfch_gelu, dw, Some(db), dtmp, la.fch_gelu.view(n * ffn), w(&lp.fc_proj_w), n, ffn, c)?;
     // fch_gelu = gelu(fch)
-    gelu_backward(g, s.dfch.dev(), la.fch.dev(), s.dfch_gelu.dev(), n * ffn)?;
+    gelu_backward(g, dfch, la.fch.view(n * ffn), dfch_gelu, n * ffn)?;
     // fch = ln1 · Wfc^T + bfc ; ln1 also feeds the residual of res2
     let (dw, db) = (gr(&lp.fc_w), gr(&lp.fc_b));
-    matmul_backward(g, dln1, dw, Some(db), s.dfch.dev(), la.ln1.dev(), w(&lp.fc_w), n, c, ffn)?;
+    matmul_backward(g, dln1, dw, Some(db), dfch, la.ln1.view(n * c), w(&lp.fc_w), n, c, ffn)?;
     residual_forward(g, dln1, dres, n * c)?;
     // ln1 = LN1(res1)
-    let (m1, r1) = (la.ln1_mean.dev(), la.ln1_rstd.dev());
-    layernorm_backward(g, dres, gr(&lp.ln1_w), gr(&lp.ln1_b), dln1, la.res1.dev(), m1, r1, w(&lp.ln1_w), n, c)?;
+    let (m1, r1) = (la.ln1_mean.view(n), la.ln1_rstd.view(n));
+    layernorm_backward(g, dres, gr(&lp.ln1_w), gr(&lp.ln1_b), dln1, la.res1.view(n * c), m1, r1, w(&lp.ln1_w), n, c)?;
     // res1 = dropout(atty · Wo^T + bo) + x
     g.copy(dtmp, dres)?;
     dropout_backward(g, dtmp, drop.hidden, drop.seed_of(Site::AttentionOutput(l)), n * c)?;
     let (dw, db) = (gr(&lp.attn_proj_w), gr(&lp.attn_proj_b));
-    matmul_backward(g, s.datty.dev(), dw, Some(db), dtmp, la.atty.dev(), w(&lp.attn_proj_w), n, c, c)?;
+    matmul_backward(g, datty, dw, Some(db), dtmp, la.atty.view(n * c), w(&lp.attn_proj_w), n, c, c)?;
     // atty = attention(qkv, mask)
     let (p_att, seed) = (drop.attention, drop.seed_of(Site::Attention(l)));
-    let (dqkv, datty, qkv, att) = (s.dqkv.dev(), s.datty.dev(), la.qkv.dev(), la.att.dev());
+    let qkv = la.qkv.view(n * 3 * c);
     match attn {
-        AttnState::Unfused(sc) => attention_backward(g, dqkv, datty, qkv, att, sc, b, t, c, nh, p_att, seed)?,
+        AttnState::Unfused(sc) => {
+            let att = la.att.view(b * nh * t * t);
+            attention_backward(g, dqkv, datty, qkv, att, sc, b, t, c, nh, p_att, seed)?
+        }
         AttnState::Flash { dsum } => {
-            let (dsum, atty) = (dsum.dev(), la.atty.dev());
-            flash_attention_backward(g, dqkv, dsum, datty, atty, qkv, att, mask, b, t, c, nh, p_att, seed)?
+            let (dsum, atty, lse) = (dsum.view(b * nh * t), la.atty.view(n * c), la.att.view(b * nh * t));
+            flash_attention_backward(g, dqkv, dsum, datty, atty, qkv, lse, mask, b, t, c, nh, p_att, seed)?
         }
     }
     // qkv = x · Wqkv^T + bqkv ; x also feeds the residual of res1
     let (dw, db) = (gr(&lp.qkv_w), gr(&lp.qkv_b));
-    matmul_backward(g, dx, dw, Some(db), s.dqkv.dev(), x, w(&lp.qkv_w), n, c, 3 * c)?;
+    matmul_backward(g, dx, dw, Some(db), dqkv, x, w(&lp.qkv_w), n, c, 3 * c)?;
     residual_forward(g, dx, dres, n * c)
 }

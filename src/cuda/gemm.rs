@@ -7,30 +7,29 @@
 //! memory. Operands are f32, bf16 or f16; the output may be f32 with bf16/f16 inputs (parameter
 //! gradients accumulate into the f32 gradient buffer).
 
+use super::api::GemmCall;
 use super::device::{Dev, Dtype, Gpu};
 use crate::{Error, Result};
-use cudarc::cublas::sys::{self as cb, cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType};
-use std::ffi::c_void;
 
 /// A matrix operand: a device view, its leading dimension (row stride in elements), and whether
 /// it is used transposed. The twin of `cpu::gemm::Mat`.
 #[derive(Clone, Copy, Debug)]
-pub struct DMat {
+pub struct DMat<'a> {
     /// The elements (row-major).
-    pub dev: Dev,
+    pub dev: Dev<'a>,
     /// Row stride in elements.
     pub ld: usize,
     /// Use the transpose.
     pub trans: bool,
 }
 
-impl DMat {
+impl<'a> DMat<'a> {
     /// `dev` as stored.
-    pub fn n(dev: Dev, ld: usize) -> Self {
+    pub fn n(dev: Dev<'a>, ld: usize) -> Self {
         DMat { dev, ld, trans: false }
     }
     /// The transpose of `dev`.
-    pub fn t(dev: Dev, ld: usize) -> Self {
+    pub fn t(dev: Dev<'a>, ld: usize) -> Self {
         DMat { dev, ld, trans: true }
     }
 }
@@ -52,15 +51,6 @@ pub struct Strides {
 impl Strides {
     /// One product.
     pub const ONE: Strides = Strides { count: 1, a: 0, b: 0, c: 0 };
-}
-
-fn cuda_type(d: Dtype) -> Result<cudaDataType> {
-    Ok(match d {
-        Dtype::F32 => cudaDataType::CUDA_R_32F,
-        Dtype::Bf16 => cudaDataType::CUDA_R_16BF,
-        Dtype::F16 => cudaDataType::CUDA_R_16F,
-        other => return Err(Error::Usage(format!("gemm on {other:?} operands"))),
-    })
 }
 
 /// The column-major cuBLAS product that computes a row-major `gemm`: row-major
@@ -153,69 +143,23 @@ pub fn gemm(
         b.dev.check("gemm B", last * batch.b + span(br, bc, b.ld), b.dev.dtype)?;
     }
     out.check("gemm out", last * batch.c + span(m, n, ldo), out.dtype)?;
-    let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
-    let (ta, tb) = (cuda_type(a.dev.dtype)?, cuda_type(out.dtype)?);
-    let i = |x: usize| -> Result<i32> { i32::try_from(x).map_err(|_| Error::Usage(format!("gemm size {x} > i32"))) };
-    g.bind()?;
-    let handle = *g.blas.handle();
-    let compute = cublasComputeType_t::CUBLAS_COMPUTE_32F;
-    let algo = cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT;
+    if !a.dev.dtype.is_float() {
+        return Err(Error::Usage(format!("gemm on {:?} operands", a.dev.dtype)));
+    }
     let cm = cublas_gemm_args(m, n, k, ldo, (a.trans, a.ld), (b.trans, b.ld), batch);
     // cuBLAS's A is the row-major B and its B the row-major A (see `CublasGemm`).
-    let (first, second) = (b.dev.ptr as *const c_void, a.dev.ptr as *const c_void);
-    // SAFETY: every operand is a live device view checked above to cover the elements the
-    // product reads or writes; alpha and beta are host f32 (the handle's default pointer mode)
-    // matching the f32 compute type.
-    let status = unsafe {
-        if batch.count == 1 {
-            cb::cublasGemmEx(
-                handle,
-                op(cm.transa),
-                op(cm.transb),
-                i(cm.m)?,
-                i(cm.n)?,
-                i(cm.k)?,
-                &alpha as *const f32 as *const c_void,
-                first,
-                ta,
-                i(cm.lda)?,
-                second,
-                ta,
-                i(cm.ldb)?,
-                &beta as *const f32 as *const c_void,
-                out.ptr as *mut c_void,
-                tb,
-                i(cm.ldc)?,
-                compute,
-                algo,
-            )
-        } else {
-            cb::cublasGemmStridedBatchedEx(
-                handle,
-                op(cm.transa),
-                op(cm.transb),
-                i(cm.m)?,
-                i(cm.n)?,
-                i(cm.k)?,
-                &alpha as *const f32 as *const c_void,
-                first,
-                ta,
-                i(cm.lda)?,
-                cm.stride_a as i64,
-                second,
-                ta,
-                i(cm.ldb)?,
-                cm.stride_b as i64,
-                &beta as *const f32 as *const c_void,
-                out.ptr as *mut c_void,
-                tb,
-                i(cm.ldc)?,
-                cm.stride_c as i64,
-                i(batch.count)?,
-                compute,
-                algo,
-            )
-        }
+    let call = GemmCall {
+        args: cm,
+        a: b.dev.ptr,
+        b: a.dev.ptr,
+        c: out.ptr,
+        ab: a.dev.dtype,
+        out: out.dtype,
+        alpha,
+        beta,
+        batch: batch.count,
     };
-    status.result().map_err(|err| Error::Cublas { what: format!("gemm ({m}×{n}×{k}, batch {})", batch.count), err })
+    // SAFETY: every operand is a live device view checked above to cover the elements the
+    // product reads or writes.
+    unsafe { g.gemm_call(&call) }
 }

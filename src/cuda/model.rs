@@ -1,23 +1,36 @@
 //! The GPU twin of `cpu::CpuModel`, a [`TaskModel`]: the same [`Structure`] (heads, layout)
-//! and dropout seeds, with the flat buffers on the device. The f32 master weights, f32 gradients and f32 AdamW moments keep
-//! the CPU layout, so the host model and the checkpoints read them back unchanged; in bf16/f16
-//! runs a narrow copy of the weights (rewritten by every AdamW step) feeds the GEMMs and the
-//! activations are in that type.
+//! and dropout seeds, with the flat buffers on the device. The f32 master weights, f32
+//! gradients and f32 AdamW moments keep the CPU layout, so the host model and the checkpoints
+//! read them back unchanged; in bf16/f16 runs a narrow copy of the weights (rewritten by every
+//! AdamW step) feeds the GEMMs and the activations are in that type.
+//!
+//! A training step waits for the device once. Each micro-batch is one upload (ids, mask,
+//! positions, the head's rows and targets, the embedding backward's plan; see
+//! [`super::upload`]) and launches only; its per-row losses go to a device status area. The
+//! optimizer step averages, measures the norm, clips and counts non-finite values on the
+//! device, and AdamW skips itself when that count is not zero; then one copy brings back the
+//! count, the norm and every loss of the step. Buffers are sized for the largest batch so far,
+//! so after warm-up a step allocates nothing (`tests/cuda_emu_model.rs` counts).
 //!
 //! fp16 training uses dynamic loss scaling: the loss is multiplied by `scale` before the
 //! backward; a step whose gradients hold a NaN or an infinity is skipped and the scale halved;
 //! after [`LossScaler::GROWTH_INTERVAL`] good steps it doubles.
 
 use super::device::{Buf, Dev, Dtype, Gpu};
-use super::encoder::{encoder_backward, encoder_forward, oom_hint, Activations, BackwardScratch};
+use super::encoder::{embedding_groups, encoder_backward, encoder_forward, oom_hint, Activations, BackwardScratch};
+use super::encoder::{EncoderInput, EncoderIo};
 use super::heads::*;
-use super::ops::{adamw_update, cast_from_f32, clip_grad_norm, count_nonfinite, grad_norm, scale_inplace};
-use crate::model::batch::{Targets, TaskBatch};
+use super::ops::{
+    adamw_update, cast_from_f32, clip_by_norm_plan, count_nonfinite, count_nonfinite_plan, decay_bits, grad_norm,
+    scale_inplace,
+};
+use super::upload::{upload_bound, Part, Slot, Staging};
+use crate::model::batch::{Targets, TaskBatch, IGNORE_INDEX};
 use crate::model::dropout::DropoutCfg;
 use crate::model::heads::{Head, Structure};
 use crate::model::host::{first_non_finite_tensor, HostModel};
 use crate::model::optim::{OptimizerState, StepConfig};
-use crate::model::task_model::{OptimizerView, SpanLogits, TaskModel};
+use crate::model::task_model::{OptimizerView, SpanLogits, StepReport, TaskModel};
 use crate::{Error, Result};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -71,6 +84,60 @@ impl LossScaler {
     }
 }
 
+/// Slots at the start of the status area: the non-finite count (u32) and the gradient norm.
+const STATUS_HEAD: usize = 2;
+
+/// How a micro-batch's per-row losses make its loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LossKind {
+    /// No targets: the loss is 0.
+    None,
+    /// The mean over `count` scored rows (the others hold 0) of `rows` losses.
+    Mean { rows: usize, count: usize },
+    /// Span QA: B start losses then B end losses, each averaged over its in-window count;
+    /// the loss is half of each.
+    Span { b: usize, counts: [usize; 2] },
+}
+
+impl LossKind {
+    /// Losses the forward writes.
+    fn rows(self) -> usize {
+        match self {
+            LossKind::None => 0,
+            LossKind::Mean { rows, .. } => rows,
+            LossKind::Span { b, .. } => 2 * b,
+        }
+    }
+
+    /// The loss from its per-row losses, summed in f64 as the CPU does.
+    fn loss(self, rows: &[f32]) -> f32 {
+        let mean = |v: &[f32], count: usize| (v.iter().map(|&x| x as f64).sum::<f64>() / count as f64) as f32;
+        match self {
+            LossKind::None | LossKind::Mean { count: 0, .. } => 0.0,
+            LossKind::Mean { count, .. } => mean(rows, count),
+            LossKind::Span { b, counts } => {
+                let mut loss = 0.0;
+                for (j, &count) in counts.iter().enumerate() {
+                    if count > 0 {
+                        loss += mean(&rows[j * b..(j + 1) * b], count) / 2.0;
+                    }
+                }
+                loss
+            }
+        }
+    }
+}
+
+/// What a batch of one head puts in the upload besides the encoder inputs.
+struct HeadStage {
+    rows: Part,
+    targets: Option<Part>,
+    kind: LossKind,
+    counts: [usize; 2],
+    /// MLM: masked rows.
+    m: usize,
+}
+
 /// The GPU twin of `cpu::CpuModel`: parameters, gradients and AdamW state on the device.
 pub struct CudaModel {
     /// The GPU.
@@ -89,12 +156,27 @@ pub struct CudaModel {
     pub m: Buf,
     /// (layout.total) f32 AdamW second moments.
     pub v: Buf,
+    /// (⌈layout.total / 32⌉) u32: which elements take weight decay.
+    decay: Buf,
     /// AdamW steps taken.
     pub t: u64,
     /// fp16 loss scaling (unused in other precisions).
     pub scaler: LossScaler,
-    acts: Option<(Activations, BackwardScratch)>,
-    head_acts: Vec<HeadActs>,
+    acts: Option<Activations>,
+    scratch: Option<BackwardScratch>,
+    heads: Vec<HeadActs>,
+    /// Host side of the batch upload, and its device buffer.
+    staging: Staging,
+    io: Slot,
+    /// (B, T) position ids of the last batch (host), for the embedding backward's plan.
+    pos: Vec<u32>,
+    /// f32: [non-finite count (u32), gradient norm, the per-row losses of the micro-batches
+    /// accumulated since the last step...].
+    status: Slot,
+    /// The accumulated micro-batches' losses: (first row in `status`, how to average).
+    pending: Vec<(usize, LossKind)>,
+    /// The gradients are the last step's: the next micro-batch zeroes them first.
+    stale_grads: bool,
 }
 
 impl CudaModel {
@@ -110,8 +192,8 @@ impl CudaModel {
         Self::assemble(gpu, precision, host, None, false)
     }
 
-    /// Uploads the weights (and their narrow copy); with `train`, also gradients and AdamW
-    /// moments (`opt` or zeros), else empty buffers in their place.
+    /// Uploads the weights (and their narrow copy); with `train`, also gradients, AdamW
+    /// moments (`opt` or zeros) and the weight-decay mask, else empty buffers in their place.
     fn assemble(
         gpu: Arc<Gpu>,
         precision: Precision,
@@ -120,12 +202,13 @@ impl CudaModel {
         train: bool,
     ) -> Result<Self> {
         let g = &gpu;
-        let total = host.structure.layout.total;
+        let layout = &host.structure.layout;
+        let total = layout.total;
         let params = g.upload_f32(&host.params, Dtype::F32, "the f32 master weights")?;
         let params_x = match dtype_of(precision) {
             Dtype::F32 => None,
             d => {
-                let b = g.alloc(total, d, "the low-precision weight copy")?;
+                let b = g.alloc_uninit(total, d, "the low-precision weight copy")?;
                 cast_from_f32(g, b.dev(), params.dev(), total)?;
                 Some(b)
             }
@@ -138,7 +221,10 @@ impl CudaModel {
             }
             _ => (g.alloc(n, Dtype::F32, "AdamW m")?, g.alloc(n, Dtype::F32, "AdamW v")?, 0),
         };
-        let head_acts = host.structure.specs.iter().map(|_| HeadActs::default()).collect();
+        let bits = if train { decay_bits(total, layout.tensors.iter().map(|t| (t.range(), t.decay))) } else { vec![] };
+        let decay = g.alloc_uninit(bits.len(), Dtype::U32, "the weight-decay mask")?;
+        g.write_u32(decay.dev(), &bits)?;
+        let heads = host.structure.specs.iter().map(|_| HeadActs::default()).collect();
         Ok(CudaModel {
             gpu,
             precision,
@@ -148,10 +234,18 @@ impl CudaModel {
             grads,
             m,
             v,
+            decay,
             t,
             scaler: LossScaler::new(),
             acts: None,
-            head_acts,
+            scratch: None,
+            heads,
+            staging: Staging::default(),
+            io: Slot::new("the batch upload"),
+            pos: Vec::new(),
+            status: Slot::new("the step status"),
+            pending: Vec::new(),
+            stale_grads: false,
         })
     }
 
@@ -163,151 +257,298 @@ impl CudaModel {
     }
 
     /// The weights the forward reads: the narrow copy, or the f32 master in fp32.
-    pub fn weights(&self) -> Dev {
+    pub fn weights(&self) -> Dev<'_> {
         self.params_x.as_ref().map_or(self.params.dev(), |b| b.dev())
-    }
-
-    fn ensure(&mut self, b: usize, t: usize) -> Result<()> {
-        if self.acts.as_ref().is_some_and(|(a, _)| a.b == b && a.t == t) {
-            return Ok(());
-        }
-        self.acts = None; // free the old shape first
-        let (g, cfg, x) = (&self.gpu, &self.s.cfg, dtype_of(self.precision));
-        self.acts = Some((Activations::new(g, cfg, x, b, t, true)?, BackwardScratch::new(g, cfg, x, b, t)?));
-        Ok(())
     }
 
     /// Forward of head `head` on `tb`: the mean loss (0.0 without targets), as
     /// `cpu::CpuModel::forward`. Outputs stay on the device ([`Self::read_logits`]).
     pub fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
         self.s.check(head, tb)?;
-        self.run(head, tb, drop, false)
+        let (at, kind) = self.run(head, tb, drop, false)?;
+        self.read_loss(at, kind)
     }
 
-    /// Forward and backward of head `head` on `tb`: the mean loss; gradients accumulate into
-    /// [`Self::grads`] (multiplied by the loss scale in fp16, see [`Self::step`]).
-    pub fn forward_backward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
+    /// Forward and backward of head `head` on `tb`: gradients accumulate into [`Self::grads`]
+    /// (multiplied by the loss scale in fp16, see [`Self::optimizer_step`]); the loss is
+    /// reported by the next step.
+    pub fn accumulate(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<()> {
         self.s.check(head, tb)?;
         self.trainable()?;
         if tb.targets == Targets::None {
             return Err(Error::Usage(format!("head `{}`: training needs targets", self.s.specs[head].name)));
         }
-        self.run(head, tb, drop, true)
+        if self.stale_grads {
+            self.gpu.zero(self.grads.dev())?;
+            self.stale_grads = false;
+        }
+        let entry = self.run(head, tb, drop, true)?;
+        self.pending.push(entry);
+        Ok(())
     }
 
-    /// [`Self::run_inner`], with an out-of-memory error naming the batch shape to lower.
-    fn run(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg, backward: bool) -> Result<f32> {
-        self.run_inner(head, tb, drop, backward).map_err(|e| oom_hint(e, tb.batch.b, tb.batch.t))
+    /// [`Self::accumulate`], returning the mean loss now (one wait for the device).
+    pub fn forward_backward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
+        self.accumulate(head, tb, drop)?;
+        let (at, kind) = *self.pending.last().ok_or_else(|| Error::Usage("no micro-batch to report".into()))?;
+        self.read_loss(at, kind)
     }
 
-    fn run_inner(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg, backward: bool) -> Result<f32> {
-        let (b, t, c) = (tb.batch.b, tb.batch.t, self.s.cfg.hidden_size);
-        self.ensure(b, t)?;
-        let params = self.weights();
-        let grads = self.grads.dev();
-        let g = &*self.gpu;
-        let (acts, scratch) = self.acts.as_mut().expect("ensure sets the activations");
-        let (cfg, enc) = (&self.s.cfg, &self.s.enc);
-        encoder_forward(g, acts, params, enc, cfg, &tb.batch, drop, None)?;
-        let hidden = acts.last();
+    /// The loss of the micro-batch whose per-row losses start at `at` in the status area.
+    fn read_loss(&self, at: usize, kind: LossKind) -> Result<f32> {
+        if kind.rows() == 0 {
+            return Ok(0.0);
+        }
+        let rows = self.gpu.read_f32(self.status.view(at + kind.rows())?.at(at, kind.rows()))?;
+        Ok(kind.loss(&rows))
+    }
+
+    /// Rows of the status area in use: its head and the pending losses.
+    fn status_used(&self) -> usize {
+        self.pending.last().map_or(STATUS_HEAD, |&(at, k)| at + k.rows())
+    }
+
+    /// Stages what head `head` needs of `tb` besides the encoder inputs: the rows it gathers,
+    /// its targets, and how its losses average.
+    fn stage_head(&self, head: usize, tb: &TaskBatch, st: &mut Staging) -> Result<HeadStage> {
+        let (b, t) = (tb.batch.b, tb.batch.t);
         let labels = match &tb.targets {
             Targets::Labels(l) => Some(l.as_slice()),
             _ => None,
         };
-        let a = &mut self.head_acts[head];
-        let dx = scratch.dx.dev();
+        let scored = |y: &[i64]| y.iter().filter(|&&v| v != IGNORE_INDEX).count();
+        let first_tokens: Vec<u32> = (0..b).map(|bi| (bi * t) as u32).collect();
+        let mean = |y: &[i64]| LossKind::Mean { rows: y.len(), count: scored(y) };
+        let stage = match &self.s.heads[head] {
+            Head::Classification(_) | Head::MultipleChoice(_) => HeadStage {
+                rows: st.u32s(&first_tokens),
+                targets: labels.map(|y| st.i64s(y)),
+                kind: labels.map_or(LossKind::None, mean),
+                counts: [labels.map_or(0, scored), 0],
+                m: 0,
+            },
+            Head::Tagging(_) => HeadStage {
+                rows: st.u32s(&[]),
+                targets: labels.map(|y| st.i64s(y)),
+                kind: labels.map_or(LossKind::None, mean),
+                counts: [labels.map_or(0, scored), 0],
+                m: 0,
+            },
+            Head::Span(_) => match &tb.targets {
+                Targets::Span { start, end } => {
+                    // Gold positions outside [0, T) are "not in this window": ignored.
+                    let clamp = |p: i64| if p < 0 || p >= t as i64 { IGNORE_INDEX } else { p };
+                    let y: Vec<i64> = start.iter().chain(end).map(|&p| clamp(p)).collect();
+                    let counts = [scored(&y[..b]), scored(&y[b..])];
+                    HeadStage {
+                        rows: st.u32s(&[]),
+                        targets: Some(st.i64s(&y)),
+                        kind: LossKind::Span { b, counts },
+                        counts,
+                        m: 0,
+                    }
+                }
+                _ => HeadStage { rows: st.u32s(&[]), targets: None, kind: LossKind::None, counts: [0, 0], m: 0 },
+            },
+            Head::Mlm(_) => {
+                let y = labels.ok_or_else(|| Error::Usage("MLM needs target tokens".into()))?;
+                let rows: Vec<u32> = (0..b * t).filter(|&i| y[i] != IGNORE_INDEX).map(|i| i as u32).collect();
+                let targets: Vec<i64> = rows.iter().map(|&i| y[i as usize]).collect();
+                let m = rows.len();
+                HeadStage {
+                    rows: st.u32s(&rows),
+                    targets: Some(st.i64s(&targets)),
+                    kind: LossKind::Mean { rows: m, count: m },
+                    counts: [m, 0],
+                    m,
+                }
+            }
+        };
+        Ok(stage)
+    }
+
+    /// Runs head `head` on `tb`, with the backward when `backward`; its per-row losses go to
+    /// the status area after the pending ones. Returns where they start and how they average.
+    fn run(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg, backward: bool) -> Result<(usize, LossKind)> {
+        let (b, t) = (tb.batch.b, tb.batch.t);
+        self.run_inner(head, tb, drop, backward).map_err(|e| oom_hint(e, b, t))
+    }
+
+    fn run_inner(
+        &mut self,
+        head: usize,
+        tb: &TaskBatch,
+        drop: DropoutCfg,
+        backward: bool,
+    ) -> Result<(usize, LossKind)> {
+        let (b, t, c) = (tb.batch.b, tb.batch.t, self.s.cfg.hidden_size);
+        let x = dtype_of(self.precision);
+        let g = self.gpu.clone();
+        Activations::ensure(&mut self.acts, &g, &self.s.cfg, x, b, t, true)?;
+        if backward {
+            BackwardScratch::ensure(&mut self.scratch, &g, &self.s.cfg, x, b, t)?;
+        }
+        // Everything the batch needs on the device, in one copy.
+        self.io.ensure(&g, upload_bound(b * t), Dtype::U32)?;
+        let mut st = std::mem::take(&mut self.staging);
+        st.clear();
+        let enc_in = EncoderInput::stage(&mut st, &tb.batch, &self.s.cfg, &mut self.pos);
+        let hs = self.stage_head(head, tb, &mut st)?;
+        let groups =
+            if backward { Some(embedding_groups(&tb.batch, &self.pos, &self.s.enc, &self.s.cfg)?) } else { None };
+        let plan_part = groups.as_ref().map(|gr| {
+            let mut packed = Vec::with_capacity(gr.len());
+            gr.pack(&mut packed);
+            st.u32s(&packed)
+        });
+        let at = self.status_used();
+        let kind = hs.kind;
+        self.status.grow_keeping(&g, at + kind.rows(), Dtype::F32, at)?;
+        let staged = st.upload(&g, &mut self.io)?;
+        let io: EncoderIo = enc_in.views(&staged);
+        let status = self.status.view(at + kind.rows())?;
+        let head_io = HeadIo {
+            rows: Some(staged.view(hs.rows)),
+            targets: hs.targets.map(|p| staged.view(p)),
+            losses: (kind.rows() > 0).then(|| status.at(at, kind.rows())),
+            counts: hs.counts,
+        };
+
+        let params = self.params_x.as_ref().map_or(self.params.dev(), |b| b.dev());
+        let grads = self.grads.dev();
+        let acts = self.acts.as_ref().ok_or_else(|| Error::Usage("activations missing".into()))?;
+        let (cfg, enc) = (&self.s.cfg, &self.s.enc);
+        let _r = g.range(|| format!("{} {}", if backward { "train" } else { "forward" }, self.s.specs[head].name));
+        encoder_forward(&g, acts, &io, params, enc, cfg, drop, None)?;
+        let hidden = acts.last(c);
+        let a = &mut self.heads[head];
+        let dx = match (&self.scratch, backward) {
+            (Some(s), true) => Some(s.dx.view(b * t * c)),
+            _ => None,
+        };
         // fp16: the backward starts from scale·dL so small gradients survive the narrow type.
         let scale = if self.precision == Precision::Fp16 { self.scaler.scale } else { 1.0 };
-        let loss = match &self.s.heads[head] {
+        match &self.s.heads[head] {
             Head::Classification(h) => {
-                let loss = classifier_forward(g, a, params, h, hidden, labels, b, t, c, drop)?;
-                if backward {
-                    classifier_backward(g, dx, grads, a, params, h, b, t, c, drop, scale)?;
+                classifier_forward(&g, a, params, h, hidden, &head_io, b, t, c, drop)?;
+                if let Some(dx) = dx {
+                    classifier_backward(&g, dx, grads, a, params, h, &head_io, b, t, c, drop, scale)?;
                 }
-                loss
             }
             Head::MultipleChoice(h) => {
                 let k = h.num_choices;
-                let loss = multiple_choice_forward(g, a, params, &h.scorer, k, hidden, labels, b / k, t, c, drop)?;
-                if backward {
-                    multiple_choice_backward(g, dx, grads, a, params, &h.scorer, k, b / k, t, c, drop, scale)?;
+                multiple_choice_forward(&g, a, params, &h.scorer, k, hidden, &head_io, b / k, t, c, drop)?;
+                if let Some(dx) = dx {
+                    multiple_choice_backward(
+                        &g,
+                        dx,
+                        grads,
+                        a,
+                        params,
+                        &h.scorer,
+                        k,
+                        &head_io,
+                        b / k,
+                        t,
+                        c,
+                        drop,
+                        scale,
+                    )?;
                 }
-                loss
             }
             Head::Span(h) => {
-                let gold = match &tb.targets {
-                    Targets::Span { start, end } => Some((start.as_slice(), end.as_slice())),
-                    _ => None,
-                };
-                let loss = span_forward(g, a, params, h, hidden, gold, b, t, c)?;
-                if backward {
-                    span_backward(g, dx, grads, a, params, h, hidden, b, t, c, scale)?;
+                span_forward(&g, a, params, h, hidden, &head_io, b, t, c)?;
+                if let Some(dx) = dx {
+                    span_backward(&g, dx, grads, a, params, h, hidden, &head_io, b, t, c, scale)?;
                 }
-                loss
             }
             Head::Tagging(h) => {
-                let loss = tagging_forward(g, a, params, h, hidden, labels, b * t, c, drop)?;
-                if backward {
-                    tagging_backward(g, dx, grads, a, params, h, b * t, c, drop, scale)?;
+                tagging_forward(&g, a, params, h, hidden, &head_io, b * t, c, drop)?;
+                if let Some(dx) = dx {
+                    tagging_backward(&g, dx, grads, a, params, h, &head_io, b * t, c, drop, scale)?;
                 }
-                loss
             }
-            Head::Mlm(h) => {
-                let y = labels.ok_or_else(|| Error::Usage("MLM needs target tokens".into()))?;
-                mlm_step(g, backward.then_some(dx), grads, params, h, hidden, y, b * t, c, scale)?
-            }
-        };
-        if backward {
-            encoder_backward(g, grads, scratch, acts, params, enc, cfg, &tb.batch, drop)?;
+            Head::Mlm(h) => mlm_step(&g, a, dx, grads, params, h, hidden, &head_io, hs.m, b * t, c, scale)?,
         }
-        Ok(loss)
+        if let (Some(s), Some(groups), Some(plan)) = (&self.scratch, &groups, plan_part) {
+            if backward {
+                encoder_backward(&g, grads, s, acts, &io, groups, staged.view(plan), params, enc, cfg, drop)?;
+            }
+        }
+        self.staging = st;
+        Ok((at, kind))
     }
 
     /// The attention kernels the last batch ran (None before the first batch).
     pub fn attention_path(&self) -> Option<super::ops::AttnPath> {
-        self.acts.as_ref().map(|(a, _)| a.attn.path())
+        self.acts.as_ref().map(|a| a.attn.path())
     }
 
-    /// Zeroes the gradients.
-    pub fn zero_gradients(&self) -> Result<()> {
+    /// Zeroes the gradients and forgets the pending losses.
+    pub fn zero_gradients(&mut self) -> Result<()> {
+        self.pending.clear();
+        self.stale_grads = false;
         self.gpu.zero(self.grads.dev())
     }
 
     /// Averages accumulated gradients over `micro_batches`, clips them to a global norm of
     /// `max_norm` (when positive), and takes one AdamW step (weight decay only on tensors the
-    /// layout marks), as the trainer does on the CPU. In fp16 a step whose gradients overflow is
-    /// skipped (returns `None`) and the loss scale backs off. Returns the norm before clipping.
-    pub fn optimizer_step(&mut self, step: &StepConfig) -> Result<Option<f32>> {
-        let (cfg, micro_batches, max_norm) = (&step.adamw, step.micro_batches, step.max_grad_norm);
+    /// layout marks), as the CPU does; then reads the step's status back, in one copy. The step
+    /// is skipped on the device when the norm or a loss is not finite, or (fp16) a gradient
+    /// overflowed; an fp16 overflow with finite losses is a skipped step (`grad_norm: None`,
+    /// the loss scale backs off), anything else non-finite is left for the caller to report.
+    pub fn optimizer_step(&mut self, step: &StepConfig) -> Result<StepReport> {
         self.trainable()?;
-        let g = &*self.gpu;
-        let (grads, n) = (self.grads.dev(), self.s.layout.total);
+        let (cfg, micro_batches, max_norm) = (&step.adamw, step.micro_batches, step.max_grad_norm);
+        let g = self.gpu.clone();
+        let n = self.s.layout.total;
+        let used = self.status_used();
+        self.status.grow_keeping(&g, used, Dtype::F32, used)?;
+        let _r = g.range(|| "optimizer step".into());
+        let status = self.status.view(used)?;
+        let (count, norm) = (status.at(0, 1).cast(Dtype::U32), status.at(1, 1));
+        let grads = self.grads.dev();
+        let fp16 = self.precision == Precision::Fp16;
         let mut inv = 1.0 / micro_batches.max(1) as f32;
-        if self.precision == Precision::Fp16 {
-            if count_nonfinite(g, grads, n)? > 0 {
-                self.scaler.update(true);
-                self.zero_gradients()?;
-                return Ok(None);
-            }
-            // Unscale by the scale this step's gradients were made with, then update it.
+        // count = non-finite gradients (fp16 overflow), then + non-finite norm and losses.
+        if fp16 {
+            count_nonfinite(&g, count, grads, n)?;
             inv /= self.scaler.scale;
-            self.scaler.update(false);
-            scale_inplace(g, grads, inv, n)?;
-        } else if micro_batches > 1 {
-            scale_inplace(g, grads, inv, n)?;
+        } else {
+            g.zero(count)?;
         }
-        let norm = if max_norm > 0.0 { clip_grad_norm(g, grads, max_norm, n)? } else { grad_norm(g, grads, n)? };
+        if fp16 || micro_batches > 1 {
+            scale_inplace(&g, grads, inv, n)?;
+        }
+        grad_norm(&g, norm, grads, n)?;
+        if max_norm > 0.0 {
+            g.run(clip_by_norm_plan(grads, norm, max_norm, n)?)?;
+        }
+        g.run(count_nonfinite_plan(count, status.at(1, used - 1), used - 1)?)?;
         self.t += 1;
-        for tensor in &self.s.layout.tensors {
-            let r = tensor.range();
-            let len = r.len();
-            let px = self.params_x.as_ref().map(|b| b.dev().slice(r.clone()));
-            let (p, gr) = (self.params.dev().slice(r.clone()), grads.slice(r.clone()));
-            let (m, v) = (self.m.dev().slice(r.clone()), self.v.dev().slice(r.clone()));
-            adamw_update(g, p, px, gr, m, v, cfg, tensor.decay, self.t, len)?;
+        let (params, px) = (self.params.dev(), self.params_x.as_ref().map(|b| b.dev()));
+        let (m, v) = (self.m.dev(), self.v.dev());
+        adamw_update(&g, params, px, grads, m, v, Some(self.decay.dev()), Some(count), cfg, self.t, n)?;
+        drop(_r);
+
+        // The one wait of the step.
+        let host = g.read_f32(status)?;
+        let skipped = host[0].to_bits() > 0;
+        let losses: Vec<f32> = self.pending.iter().map(|&(at, k)| k.loss(&host[at..at + k.rows()])).collect();
+        let grad_norm = host[1];
+        self.pending.clear();
+        self.stale_grads = true;
+        if skipped {
+            self.t -= 1;
         }
-        self.zero_gradients()?;
-        Ok(Some(norm))
+        if fp16 {
+            let overflow = skipped && losses.iter().all(|l| l.is_finite());
+            self.scaler.update(overflow);
+            if overflow {
+                return Ok(StepReport { losses, grad_norm: None, applied: false });
+            }
+        }
+        Ok(StepReport { losses, grad_norm: Some(grad_norm), applied: !skipped })
     }
 
     /// Replaces the weights (f32 master and narrow copy) with host `params` (the layout's
@@ -340,30 +581,30 @@ impl CudaModel {
 
     /// Outputs of the last forward of `head`, as `cpu::CpuModel::head_logits`: classification
     /// logits (B, K), multiple-choice scores (B, K), tagging logits (B·T, K); span QA has
-    /// [`Self::span_logits`] instead. Read after a `forward`, before a backward overwrites them
-    /// with their gradient.
+    /// [`Self::read_span_logits`] instead. Read after a `forward`, before a backward
+    /// overwrites them with their gradient.
     pub fn read_logits(&self, head: usize) -> Result<Vec<f32>> {
-        let a = self.head_acts.get(head).ok_or_else(|| Error::Usage(format!("no head {head}")))?;
-        match (&self.s.heads[head], &a.logits) {
+        let a = self.heads.get(head).ok_or_else(|| Error::Usage(format!("no head {head}")))?;
+        match (&self.s.heads[head], a.logits()) {
             (Head::Span(_) | Head::Mlm(_), _) => Err(Error::Usage("span QA and MLM heads have no logits".into())),
-            (_, Some(l)) => self.gpu.read_f32(l.dev()),
+            (_, Some(l)) => self.gpu.read_f32(l),
             (_, None) => Err(Error::Usage("no forward has run for this head".into())),
         }
     }
 
     /// Start and end logits (B, T) each of the last span-QA forward of `head`.
     pub fn read_span_logits(&self, head: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-        let a = self.head_acts.get(head).ok_or_else(|| Error::Usage(format!("no head {head}")))?;
-        match (&self.s.heads[head], &a.pre, &a.logits) {
-            (Head::Span(_), Some(s), Some(e)) => Ok((self.gpu.read_f32(s.dev())?, self.gpu.read_f32(e.dev())?)),
+        let a = self.heads.get(head).ok_or_else(|| Error::Usage(format!("no head {head}")))?;
+        match (&self.s.heads[head], a.start_logits(), a.logits()) {
+            (Head::Span(_), Some(s), Some(e)) => Ok((self.gpu.read_f32(s)?, self.gpu.read_f32(e)?)),
             _ => Err(Error::Usage("the forward pass produced no span logits".into())),
         }
     }
 
     /// hidden_states[l] (B, T, C) of the last forward, on the host.
     pub fn read_hidden(&self, l: usize) -> Result<Vec<f32>> {
-        let (a, _) = self.acts.as_ref().ok_or_else(|| Error::Usage("no forward has run".into()))?;
-        self.gpu.read_f32(a.hidden(l))
+        let a = self.acts.as_ref().ok_or_else(|| Error::Usage("no forward has run".into()))?;
+        self.gpu.read_f32(a.hidden(l, self.s.cfg.hidden_size))
     }
 }
 
@@ -376,6 +617,9 @@ impl TaskModel for CudaModel {
     }
     fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
         CudaModel::forward(self, head, tb, drop)
+    }
+    fn accumulate(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<()> {
+        CudaModel::accumulate(self, head, tb, drop)
     }
     fn forward_backward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32> {
         CudaModel::forward_backward(self, head, tb, drop)
@@ -393,7 +637,7 @@ impl TaskModel for CudaModel {
         }
         self.read_hidden(l).map(Cow::Owned)
     }
-    fn step(&mut self, cfg: &StepConfig) -> Result<Option<f32>> {
+    fn step(&mut self, cfg: &StepConfig) -> Result<StepReport> {
         self.optimizer_step(cfg)
     }
     fn zero_grad(&mut self) -> Result<()> {

@@ -25,7 +25,7 @@ pub use heads::{assign_prefixes, read_heads, HeadSpec, Structure, HEADS_FILE};
 pub use host::HostModel;
 pub use optim::{AdamWConfig, OptimizerState, StepConfig};
 pub use precision::Precision;
-pub use task_model::{OptimizerView, Reduce, SentenceEncoder, SpanLogits, TaskModel};
+pub use task_model::{OptimizerView, Reduce, SentenceEncoder, SpanLogits, StepReport, TaskModel};
 
 use crate::config::ModelConfig;
 use std::ops::Range;

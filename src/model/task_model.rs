@@ -24,11 +24,26 @@ pub struct OptimizerView<'a> {
     pub t: u64,
 }
 
+/// What one optimizer step did ([`TaskModel::step`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepReport {
+    /// The mean loss of every micro-batch accumulated since the previous step, in order.
+    pub losses: Vec<f32>,
+    /// The global gradient norm before clipping; `None` when the step was skipped for an fp16
+    /// overflow (the loss scale then backs off).
+    pub grad_norm: Option<f32>,
+    /// Whether the weights were updated: not when a loss or the norm is not finite (the
+    /// weights, and the gradients, stay as they were, for the caller to report), nor on an fp16
+    /// overflow.
+    pub applied: bool,
+}
+
 /// An encoder with its task heads, its weights and (when trainable) gradients and AdamW state,
 /// on one device.
 ///
-/// A training step is `forward_backward` once per micro-batch (gradients accumulate), then one
-/// `step` (average, clip, AdamW, zero). Evaluation is `forward` then `logits` / `span_logits`.
+/// A training step is `accumulate` once per micro-batch (gradients accumulate), then one
+/// `step` (average, clip, AdamW), which reports the micro-batches' losses: on a GPU the step
+/// waits for the device once, not once per micro-batch. Evaluation is `forward` then `logits` / `span_logits`.
 /// A model built for inference only has no gradients or optimizer state: `forward_backward`
 /// and `step` are errors. Misuse (reading outputs before a forward, a head that does not
 /// exist) is an error, never a panic.
@@ -39,8 +54,10 @@ pub trait TaskModel {
     fn device(&self) -> String;
     /// Forward of head `head` on `tb`: the mean loss over its targets (0.0 without targets).
     fn forward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32>;
-    /// Forward and backward of head `head` on `tb` (which must carry targets): the mean loss;
-    /// gradients accumulate until [`TaskModel::step`].
+    /// Forward and backward of head `head` on `tb` (which must carry targets): gradients
+    /// accumulate until [`TaskModel::step`], which reports the loss.
+    fn accumulate(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<()>;
+    /// [`TaskModel::accumulate`], returning the mean loss now (on a GPU this waits for it).
     fn forward_backward(&mut self, head: usize, tb: &TaskBatch, drop: DropoutCfg) -> Result<f32>;
     /// Outputs of the last forward of `head`: classification logits (B, K), multiple-choice
     /// scores (B, K), tagging logits (B·T, K).
@@ -49,10 +66,12 @@ pub trait TaskModel {
     fn span_logits(&self, head: usize) -> Result<SpanLogits<'_>>;
     /// hidden_states[l] (B, T, C) of the last forward (0 = embedding output).
     fn hidden(&self, l: usize) -> Result<Cow<'_, [f32]>>;
-    /// One optimizer step over the accumulated gradients ([`StepConfig`]); returns the global
-    /// gradient norm before clipping, or `None` when the step was skipped (fp16 overflow).
-    fn step(&mut self, cfg: &StepConfig) -> Result<Option<f32>>;
-    /// Discards accumulated gradients.
+    /// One optimizer step over the accumulated gradients ([`StepConfig`]): averaged over the
+    /// micro-batches, clipped, AdamW. Skipped (the weights untouched) when a loss or the norm is
+    /// not finite, or on an fp16 overflow; see [`StepReport`]. The gradients start from zero
+    /// for the next micro-batch.
+    fn step(&mut self, cfg: &StepConfig) -> Result<StepReport>;
+    /// Discards accumulated gradients and their losses.
     fn zero_grad(&mut self) -> Result<()>;
     /// The weights, on the host (layout.total).
     fn params(&self) -> Result<Cow<'_, [f32]>>;

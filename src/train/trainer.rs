@@ -647,8 +647,8 @@ impl<'a> Trainer<'a> {
         let ti = self.sampler.next();
         let head = self.tasks[ti].head;
         let acc = self.cfg.gradient_accumulation_steps;
-        let mut loss_sum = 0.0f32;
         let mut tokens = 0;
+        let mut whats = Vec::with_capacity(acc);
         for micro in 0..acc as u64 {
             let (tb, what) = self.micro_batch(ti, step, micro)?;
             tokens += tb.real_tokens();
@@ -658,21 +658,27 @@ impl<'a> Trainer<'a> {
             } else {
                 DropoutCfg::OFF
             };
-            let loss = self.model.forward_backward(head, &tb, drop)?;
-            if !loss.is_finite() {
-                return Err(self.diverged(&format!("loss is {loss} at step {step}, micro-batch {micro}: {what}")));
-            }
-            loss_sum += loss;
+            self.model.accumulate(head, &tb, drop)?;
+            whats.push(what);
         }
         let lr = self.schedule.lr(step);
         self.adamw.lr = lr as f32;
         let cfg = StepConfig { adamw: self.adamw, micro_batches: acc, max_grad_norm: self.cfg.max_grad_norm as f32 };
+        // The step reports the micro-batches' losses; it leaves the weights untouched when one
+        // is not finite, so the error below names the tensor that went wrong, not its victims.
+        let report = self.model.step(&cfg)?;
+        for (micro, (&loss, what)) in report.losses.iter().zip(&whats).enumerate() {
+            if !loss.is_finite() {
+                return Err(self.diverged(&format!("loss is {loss} at step {step}, micro-batch {micro}: {what}")));
+            }
+        }
         // fp16 may skip a step whose gradients overflowed (the loss scale backs off).
-        let norm = self.model.step(&cfg)?.unwrap_or(0.0);
+        let norm = report.grad_norm.unwrap_or(0.0);
         if !norm.is_finite() {
             let task = &self.tasks[ti].name;
             return Err(self.diverged(&format!("gradient norm is {norm} at step {step} (task {task})")));
         }
+        let loss_sum: f32 = report.losses.iter().sum();
         self.state.step += 1;
         Ok((ti, loss_sum / acc as f32, norm, lr, tokens))
     }

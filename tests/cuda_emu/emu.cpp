@@ -1,7 +1,15 @@
 // emu.cpp: the kernel emulator's launcher (see emu.h). Runs a registered kernel over its grid,
-// one block at a time, each block's threads as ucontext fibers on this OS thread.
+// one block at a time, each block's threads as fibers on this OS thread.
+//
+// A fiber is started once (makecontext / setcontext onto its own stack) and then lives for the
+// whole process, running one block's thread after another. Switches go through _setjmp /
+// _longjmp, which save only the callee-saved registers: ucontext's swapcontext also saves the
+// signal mask with a system call on every switch, which made it most of the emulator's time.
+// _FORTIFY_SOURCE is off (harness FLAGS) because its longjmp check refuses jumps onto another
+// stack.
 #include "emu.h"
 
+#include <setjmp.h>
 #include <ucontext.h>
 
 #include <cstdio>
@@ -18,12 +26,14 @@ Dim block_idx, block_dim, grid_dim;
 namespace {
 
 struct Entry {
+    std::string name;
     void* fn;
     Invoke invoke;
+    std::vector<int> sizes;
 };
 
-std::map<std::string, Entry>& registry() {
-    static std::map<std::string, Entry> r;
+std::vector<Entry>& registry() {
+    static std::vector<Entry> r;
     return r;
 }
 
@@ -33,7 +43,10 @@ constexpr size_t STACK = 256 * 1024;
 constexpr int MAX_THREADS = 1024;
 
 struct Fiber {
-    ucontext_t ctx;
+    ucontext_t start;  // the first entry, onto `stack`
+    jmp_buf ctx;       // where the fiber resumes once started
+    bool started = false;
+    bool idle = true;  // between threads, not inside a kernel (a deadlocked launch leaves some inside)
     char* stack = nullptr;
     ThreadState ts;
     St st = St::Done;
@@ -41,21 +54,39 @@ struct Fiber {
 };
 
 Fiber fibers[MAX_THREADS];
-ucontext_t scheduler;
+jmp_buf scheduler;
 int running = -1;
-Entry launch_entry;
+const Entry* launch_entry = nullptr;
 void** launch_params = nullptr;
 std::vector<unsigned char> shared_dynamic;
 // [warp][parity][lane][SLOT]: two buffers per warp, so a lane that runs ahead into the next
 // collective cannot overwrite data a slower lane has yet to read.
 unsigned char exchange[MAX_THREADS / 32][2][32][SLOT];
 
-void fiber_main(int i) {
-    launch_entry.invoke(launch_entry.fn, launch_params);
-    fibers[i].st = St::Done;
-}  // returns to `scheduler` through uc_link
+// Back to the scheduler; returns when the scheduler resumes this fiber.
+void yield() {
+    if (_setjmp(fibers[running].ctx) == 0) _longjmp(scheduler, 1);
+}
 
-void yield() { swapcontext(&fibers[running].ctx, &scheduler); }
+// A fiber's whole life: thread `i` of one block after another, never returning.
+void fiber_main(int i) {
+    for (;;) {
+        fibers[i].idle = false;
+        launch_entry->invoke(launch_entry->fn, launch_params);
+        fibers[i].st = St::Done;
+        fibers[i].idle = true;
+        yield();
+    }
+}
+
+// Runs fiber `i` until it next yields.
+void resume(int i) {
+    if (_setjmp(scheduler) != 0) return;
+    Fiber& f = fibers[i];
+    if (f.started) _longjmp(f.ctx, 1);
+    f.started = true;
+    setcontext(&f.start);
+}
 
 const char* state_name(St s) {
     switch (s) {
@@ -73,17 +104,21 @@ std::string run_block(int n, bool reverse) {
     for (int i = 0; i < n; ++i) {
         Fiber& f = fibers[i];
         if (!f.stack && !(f.stack = static_cast<char*>(std::malloc(STACK)))) return "out of host memory for stacks";
+        if (!f.started || !f.idle) {  // a fresh fiber, or one a failed launch left inside its kernel
+            f.started = false;
+            f.idle = true;
+            if (getcontext(&f.start) != 0) return "getcontext failed";
+            f.start.uc_stack.ss_sp = f.stack;
+            f.start.uc_stack.ss_size = STACK;
+            f.start.uc_link = nullptr;
+            makecontext(&f.start, reinterpret_cast<void (*)()>(fiber_main), 1, i);
+        }
         f.ts.thread_idx = Dim{(unsigned)(i % bx), (unsigned)((i / bx) % by), (unsigned)(i / (bx * by))};
         f.ts.linear = i;
         f.ts.lane = i % 32;
         f.ts.warp = i / 32;
         f.st = St::Ready;
         f.phase = 0;
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = f.stack;
-        f.ctx.uc_stack.ss_size = STACK;
-        f.ctx.uc_link = &scheduler;
-        makecontext(&f.ctx, reinterpret_cast<void (*)()>(fiber_main), 1, i);
     }
     for (;;) {
         bool any_ready = false;
@@ -93,7 +128,7 @@ std::string run_block(int n, bool reverse) {
             any_ready = true;
             running = i;
             current = &fibers[i].ts;
-            swapcontext(&scheduler, &fibers[i].ctx);
+            resume(i);
         }
         if (any_ready) continue;
         // Nobody can run: release a warp whose live lanes all wait at a collective ...
@@ -133,7 +168,9 @@ std::string run_block(int n, bool reverse) {
 
 }  // namespace
 
-Reg::Reg(const char* name, void* fn, Invoke invoke) { registry()[name] = Entry{fn, invoke}; }
+Reg::Reg(const char* name, void* fn, Invoke invoke, const int* sizes, int count) {
+    registry().push_back(Entry{name, fn, invoke, std::vector<int>(sizes, sizes + count)});
+}
 
 void sync_block() {
     fibers[running].st = St::Block;
@@ -153,22 +190,45 @@ unsigned char* dynamic_shared() { return shared_dynamic.data(); }
 
 }  // namespace xlt_emu
 
-// Runs kernel `name` over grid (gx, gy, gz) of blocks (bx, by, bz) with `smem` bytes of dynamic
+// The index of kernel `name` among this library's registrations, or -1.
+extern "C" int xlt_emu_find(const char* name) {
+    const auto& r = xlt_emu::registry();
+    for (size_t i = 0; i < r.size(); ++i)
+        if (r[i].name == name) return (int)i;
+    return -1;
+}
+
+// The parameter sizes of kernel `index`: writes at most `max` of them to `sizes`, returns the
+// count (or -1 for a bad index).
+extern "C" int xlt_emu_params(int index, int* sizes, int max) {
+    const auto& r = xlt_emu::registry();
+    if (index < 0 || (size_t)index >= r.size()) return -1;
+    const auto& s = r[(size_t)index].sizes;
+    for (int i = 0; i < (int)s.size() && i < max; ++i) sizes[i] = s[(size_t)i];
+    return (int)s.size();
+}
+
+// Runs kernel `index` over grid (gx, gy, gz) of blocks (bx, by, bz) with `smem` bytes of dynamic
 // shared memory (filled with 0xff, a NaN pattern, before each block), threads in ascending order
 // or, with `reverse`, descending. Returns 0, or 1 with a message in `err`.
-extern "C" int xlt_emu_launch(const char* name, const unsigned* grid, const unsigned* block, unsigned smem,
-                              void** params, int reverse, char* err, unsigned long err_len) {
+extern "C" int xlt_emu_launch(int index, const unsigned* grid, const unsigned* block, unsigned smem, void** params,
+                              int reverse, char* err, unsigned long err_len) {
     using namespace xlt_emu;
+    const auto& r = registry();
+    if (index < 0 || (size_t)index >= r.size()) {
+        std::snprintf(err, err_len, "kernel index %d is not registered with the emulator", index);
+        return 1;
+    }
+    const Entry& entry = r[(size_t)index];
+    const char* name = entry.name.c_str();
     auto fail = [&](const std::string& m) {
         std::snprintf(err, err_len, "%s: %s", name, m.c_str());
         return 1;
     };
-    auto it = registry().find(name);
-    if (it == registry().end()) return fail("not registered with the emulator");
     const long n = (long)block[0] * block[1] * block[2];
     if (n <= 0 || n > MAX_THREADS) return fail("block of " + std::to_string(n) + " threads");
     if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0) return fail("empty grid");
-    launch_entry = it->second;
+    launch_entry = &entry;
     launch_params = params;
     block_dim = Dim{block[0], block[1], block[2]};
     grid_dim = Dim{grid[0], grid[1], grid[2]};

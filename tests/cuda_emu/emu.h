@@ -108,6 +108,14 @@ inline float __uint_as_float(unsigned x) {
     std::memcpy(&f, &x, 4);
     return f;
 }
+// The explicitly rounded arithmetic of adamw.cu and global_norm.cu: on the host each operation
+// is one IEEE operation in round-to-nearest (ISO C++ mode does not contract into FMAs).
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fsqrt_rn(float x) { return std::sqrt(x); }
+inline double __dsqrt_rn(double x) { return std::sqrt(x); }
 inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
 inline float __fdividef(float a, float b) { return a / b; }
@@ -127,20 +135,26 @@ inline int atomicAdd(int* p, int v) {
 
 // Registration of a kernel under its C name, so the launcher finds it by name and calls it with
 // the driver's argument convention (an array of pointers to each argument's value).
+// Each registration records the size of every parameter, so a launch whose arguments do not
+// match the kernel's signature is an error, not a misread.
 namespace xlt_emu {
 using Invoke = void (*)(void* fn, void** params);
 struct Reg {
-    Reg(const char* name, void* fn, Invoke invoke);
+    Reg(const char* name, void* fn, Invoke invoke, const int* sizes, int count);
 };
 template <typename... A> struct Invoker {
     template <size_t... I> static void call_idx(void* fn, void** p, std::index_sequence<I...>) {
         reinterpret_cast<void (*)(A...)>(fn)(*static_cast<std::remove_reference_t<A>*>(p[I])...);
     }
     static void call(void* fn, void** p) { call_idx(fn, p, std::index_sequence_for<A...>{}); }
+    static constexpr int count = (int)sizeof...(A);
+    static constexpr int sizes[sizeof...(A) + 1] = {(int)sizeof(A)..., 0};
 };
 template <typename... A> Invoker<A...> deduce(void (*)(A...));
 }  // namespace xlt_emu
 
 #define XLT_EMU_REGISTER(name)                                                                                         \
     static xlt_emu::Reg xlt_emu_reg_##name(#name, reinterpret_cast<void*>(&name),                                     \
-                                           &decltype(xlt_emu::deduce(&name))::call);
+                                           &decltype(xlt_emu::deduce(&name))::call,                                   \
+                                           decltype(xlt_emu::deduce(&name))::sizes,                                   \
+                                           decltype(xlt_emu::deduce(&name))::count);

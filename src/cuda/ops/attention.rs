@@ -9,10 +9,11 @@
 //! In bf16/f16 the GEMM outputs (scores, dP, dS) are in the activation dtype; the row kernels
 //! compute in f32.
 
-use crate::cuda::device::{grid_1d, grid_blocks, launch, Buf, Dev, Dtype, Gpu};
+use crate::cuda::device::{Buf, Dev, Dtype, Gpu};
 use crate::cuda::gemm::{gemm, DMat, Strides};
+use crate::cuda::kernels::Kernel;
+use crate::cuda::launch::{grid, stride_blocks, KArg, Launch};
 use crate::{Error, Result};
-use cudarc::driver::PushKernelArg;
 
 /// Rows of scores per block of the softmax kernels (one warp each); kernels/attention.cu's
 /// `ATT_ROWS_PER_BLOCK`.
@@ -20,8 +21,9 @@ const ROWS_PER_BLOCK: usize = 8;
 /// Threads per block of the element-wise kernels.
 const BLOCK: u32 = 256;
 
-/// The scratch buffers of attention for one (B, T) shape, shared by all layers (their contents
-/// do not outlive a call). A scratch made for a larger shape serves smaller ones.
+/// The scratch buffers of attention, shared by all layers (their contents do not outlive a
+/// call), with room for `rows` = B·T rows and B·T·T scores per head; a scratch made for a larger
+/// batch serves smaller ones.
 pub struct AttnScratch {
     /// (3, B, NH, T, HS): q, k, v permuted out of qkv (B, T, 3C); one buffer so one kernel
     /// fills all three.
@@ -37,15 +39,16 @@ pub struct AttnScratch {
 }
 
 impl AttnScratch {
-    /// Scratch for attention over (B, T, C) activations of `dtype` with `nh` heads.
-    pub fn new(g: &Gpu, dtype: Dtype, b: usize, t: usize, c: usize, nh: usize) -> Result<Self> {
-        check_shape("AttnScratch::new", dtype, b, t, c, nh)?;
-        let btc = b * t * c;
+    /// Scratch for attention over up to `rows` (B·T) rows of C channels in `nh` heads, `btt`
+    /// (B·T·T) scores per head, in `dtype`.
+    pub fn new(g: &Gpu, dtype: Dtype, rows: usize, btt: usize, c: usize, nh: usize) -> Result<Self> {
+        check_shape("AttnScratch::new", dtype, 1, rows, c, nh)?;
+        let rc = rows * c;
         Ok(AttnScratch {
-            qkv: g.alloc(3 * btc, dtype, "attention scratch q, k, v (3, B, NH, T, HS)")?,
-            y: g.alloc(btc, dtype, "attention scratch y (B, NH, T, HS)")?,
-            tt: g.alloc(b * nh * t * t, dtype, "attention scratch (B, NH, T, T)")?,
-            dqkv: g.alloc(3 * btc, dtype, "attention scratch dq, dk, dv (3, B, NH, T, HS)")?,
+            qkv: g.alloc_uninit(3 * rc, dtype, "attention scratch q, k, v (3, B, NH, T, HS)")?,
+            y: g.alloc_uninit(rc, dtype, "attention scratch y (B, NH, T, HS)")?,
+            tt: g.alloc_uninit(nh * btt, dtype, "attention scratch (B, NH, T, T)")?,
+            dqkv: g.alloc_uninit(3 * rc, dtype, "attention scratch dq, dk, dv (3, B, NH, T, HS)")?,
             dtype,
         })
     }
@@ -92,29 +95,11 @@ pub(super) fn check_p(op: &str, p: f32) -> Result<()> {
     Ok(())
 }
 
-/// Blocks for a grid-stride element-wise launch over `n` elements.
-fn elementwise(g: &Gpu, n: usize) -> cudarc::driver::LaunchConfig {
-    grid_1d(n.min(g.sm_count.max(1) * 32 * BLOCK as usize), BLOCK)
-}
-
-/// dst (P, B, NH, T, HS) = src (B, T, P·C) split into heads: P = 3 for qkv → q, k, v, P = 1 for
-/// dout → dy.
-fn attention_permute(g: &Gpu, dst: Dev, src: Dev, b: usize, t: usize, c: usize, nh: usize, parts: usize) -> Result<()> {
-    let n = parts * b * t * c;
-    dst.check("attention_permute dst", n, src.dtype)?;
-    src.check("attention_permute src", n, src.dtype)?;
-    let (b_i, t_i, c_i, nh_i, p_i) = (b as i32, t as i32, c as i32, nh as i32, parts as i32);
-    let f = g.kernel("attention_permute", src.dtype)?;
-    let mut l = g.builder(&f);
-    l.arg(&dst.ptr).arg(&src.ptr).arg(&b_i).arg(&t_i).arg(&c_i).arg(&nh_i).arg(&p_i);
-    // SAFETY: argument list matches the kernel's signature; views checked above.
-    unsafe { launch(&mut l, grid_blocks(b * t, BLOCK, 0), "attention_permute") }
-}
-
-/// dst (B, T, P·C) = src (P, B, NH, T, HS) with the heads side by side (overwritten): y → out,
-/// dq, dk, dv → dqkv.
-fn attention_unpermute(
-    g: &Gpu,
+/// dst (P, B, NH, T, HS) = src (B, T, P·C) split into heads (`unpermute`: the reverse, heads
+/// side by side, overwritten): P = 3 for qkv → q, k, v (and dq, dk, dv → dqkv), P = 1 for
+/// dout → dy and y → out.
+pub fn attention_permute_plan(
+    unpermute: bool,
     dst: Dev,
     src: Dev,
     b: usize,
@@ -122,22 +107,26 @@ fn attention_unpermute(
     c: usize,
     nh: usize,
     parts: usize,
-) -> Result<()> {
+) -> Result<Launch> {
     let n = parts * b * t * c;
-    dst.check("attention_unpermute dst", n, src.dtype)?;
-    src.check("attention_unpermute src", n, src.dtype)?;
-    let (b_i, t_i, c_i, nh_i, p_i) = (b as i32, t as i32, c as i32, nh as i32, parts as i32);
-    let f = g.kernel("attention_unpermute", src.dtype)?;
-    let mut l = g.builder(&f);
-    l.arg(&dst.ptr).arg(&src.ptr).arg(&b_i).arg(&t_i).arg(&c_i).arg(&nh_i).arg(&p_i);
-    // SAFETY: argument list matches the kernel's signature; views checked above.
-    unsafe { launch(&mut l, grid_blocks(b * t, BLOCK, 0), "attention_unpermute") }
+    dst.check("attention_permute dst", n, src.dtype)?;
+    src.check("attention_permute src", n, src.dtype)?;
+    let k = if unpermute { Kernel::AttentionUnpermute } else { Kernel::AttentionPermute };
+    let args = [
+        KArg::ptr(dst),
+        KArg::ptr(src),
+        KArg::I32(b as i32),
+        KArg::I32(t as i32),
+        KArg::I32(c as i32),
+        KArg::I32(nh as i32),
+        KArg::I32(parts as i32),
+    ];
+    Launch::new(k, src.dtype, grid([b * t, 1, 1], BLOCK, 0)?, &args)
 }
 
 /// att (B, NH, T, T): scores in, masked softmax of scores·scale out (in place); `dropped`
 /// (same shape) gets the probabilities after dropout when given. mask (B, T) f32.
-fn attention_softmax_forward(
-    g: &Gpu,
+pub fn attention_softmax_forward_plan(
     att: Dev,
     dropped: Option<Dev>,
     mask: Dev,
@@ -147,42 +136,49 @@ fn attention_softmax_forward(
     scale: f32,
     p_drop: f32,
     seed: u64,
-) -> Result<()> {
+) -> Result<Launch> {
     let rows = b * nh * t;
     att.check("attention_softmax_forward att", rows * t, att.dtype)?;
     if let Some(d) = dropped {
         d.check("attention_softmax_forward dropped", rows * t, att.dtype)?;
     }
     mask.check("attention_softmax_forward mask", b * t, Dtype::F32)?;
-    let dropped_ptr: u64 = dropped.map_or(0, |d| d.ptr);
-    let (b_i, nh_i, t_i) = (b as i32, nh as i32, t as i32);
-    let f = g.kernel("attention_softmax_forward", att.dtype)?;
-    let mut l = g.builder(&f);
-    l.arg(&att.ptr).arg(&dropped_ptr).arg(&mask.ptr).arg(&b_i).arg(&nh_i).arg(&t_i).arg(&scale).arg(&p_drop).arg(&seed);
-    let cfg = grid_blocks(rows.div_ceil(ROWS_PER_BLOCK), (ROWS_PER_BLOCK * 32) as u32, 0);
-    // SAFETY: argument list matches the kernel's signature; views checked above (dropped may be
-    // null, which the kernel tests).
-    unsafe { launch(&mut l, cfg, "attention_softmax_forward") }
+    let args = [
+        KArg::ptr(att),
+        KArg::opt(dropped),
+        KArg::ptr(mask),
+        KArg::I32(b as i32),
+        KArg::I32(nh as i32),
+        KArg::I32(t as i32),
+        KArg::F32(scale),
+        KArg::F32(p_drop),
+        KArg::U64(seed),
+    ];
+    let gr = grid([rows.div_ceil(ROWS_PER_BLOCK), 1, 1], (ROWS_PER_BLOCK * 32) as u32, 0)?;
+    Launch::new(Kernel::AttentionSoftmaxForward, att.dtype, gr, &args)
 }
 
 /// out (B, NH, T, T) = att · dropout mask (p, seed) at the flat index: the dropped
 /// probabilities of the forward, regenerated.
-fn attention_dropout(g: &Gpu, out: Dev, att: Dev, b: usize, t: usize, nh: usize, p: f32, seed: u64) -> Result<()> {
+pub fn attention_dropout_plan(out: Dev, att: Dev, b: usize, t: usize, nh: usize, p: f32, seed: u64) -> Result<Launch> {
     let n = b * nh * t * t;
     out.check("attention_dropout out", n, att.dtype)?;
     att.check("attention_dropout att", n, att.dtype)?;
-    let (b_i, nh_i, t_i) = (b as i32, nh as i32, t as i32);
-    let f = g.kernel("attention_dropout", att.dtype)?;
-    let mut l = g.builder(&f);
-    l.arg(&out.ptr).arg(&att.ptr).arg(&b_i).arg(&nh_i).arg(&t_i).arg(&p).arg(&seed);
-    // SAFETY: argument list matches the kernel's signature; views checked above.
-    unsafe { launch(&mut l, elementwise(g, n), "attention_dropout") }
+    let args = [
+        KArg::ptr(out),
+        KArg::ptr(att),
+        KArg::I32(b as i32),
+        KArg::I32(nh as i32),
+        KArg::I32(t as i32),
+        KArg::F32(p),
+        KArg::U64(seed),
+    ];
+    Launch::new(Kernel::AttentionDropout, att.dtype, grid([stride_blocks(n, BLOCK), 1, 1], BLOCK, 0)?, &args)
 }
 
 /// datt (B, NH, T, T): dP in, dS = P ⊙ (dP' − Σ_j dP' ⊙ P) · scale out (in place), where
 /// dP' = dP · dropout mask (p, seed) and P = att (before dropout).
-fn attention_softmax_backward(
-    g: &Gpu,
+pub fn attention_softmax_backward_plan(
     datt: Dev,
     att: Dev,
     b: usize,
@@ -191,17 +187,22 @@ fn attention_softmax_backward(
     scale: f32,
     p_drop: f32,
     seed: u64,
-) -> Result<()> {
+) -> Result<Launch> {
     let rows = b * nh * t;
     datt.check("attention_softmax_backward datt", rows * t, att.dtype)?;
     att.check("attention_softmax_backward att", rows * t, att.dtype)?;
-    let (b_i, nh_i, t_i) = (b as i32, nh as i32, t as i32);
-    let f = g.kernel("attention_softmax_backward", att.dtype)?;
-    let mut l = g.builder(&f);
-    l.arg(&datt.ptr).arg(&att.ptr).arg(&b_i).arg(&nh_i).arg(&t_i).arg(&scale).arg(&p_drop).arg(&seed);
-    let cfg = grid_blocks(rows.div_ceil(ROWS_PER_BLOCK), (ROWS_PER_BLOCK * 32) as u32, 0);
-    // SAFETY: argument list matches the kernel's signature; views checked above.
-    unsafe { launch(&mut l, cfg, "attention_softmax_backward") }
+    let args = [
+        KArg::ptr(datt),
+        KArg::ptr(att),
+        KArg::I32(b as i32),
+        KArg::I32(nh as i32),
+        KArg::I32(t as i32),
+        KArg::F32(scale),
+        KArg::F32(p_drop),
+        KArg::U64(seed),
+    ];
+    let gr = grid([rows.div_ceil(ROWS_PER_BLOCK), 1, 1], (ROWS_PER_BLOCK * 32) as u32, 0)?;
+    Launch::new(Kernel::AttentionSoftmaxBackward, att.dtype, gr, &args)
 }
 
 /// Multi-head self-attention with a key-padding mask.
@@ -239,20 +240,20 @@ pub fn attention_forward(
     let (heads, qkv_p, y, tt) = (b * nh, s.qkv.dev(), s.y.dev(), s.tt.dev());
     let (q, k, v) = (qkv_p.at(0, btc), qkv_p.at(btc, btc), qkv_p.at(2 * btc, btc));
     // q, k, v (B, NH, T, HS) = qkv (B, T, 3C) split into heads
-    attention_permute(g, qkv_p, qkv, b, t, c, nh, 3)?;
+    g.launch(&attention_permute_plan(false, qkv_p, qkv, b, t, c, nh, 3)?)?;
     // scores (T, T) = q (T, HS) · k (T, HS)^T per head, into att
     let per_head = Strides { count: heads, a: t * hs, b: t * hs, c: t * t };
     gemm(g, t, t, hs, att, t, DMat::n(q, hs), DMat::t(k, hs), 1.0, 0.0, per_head)?;
     // P = masked softmax(scores / sqrt(HS)) in place; the dropped copy alongside
     let scale = 1.0 / (hs as f32).sqrt();
     let dropped = (p_drop > 0.0).then_some(tt);
-    attention_softmax_forward(g, att, dropped, mask, b, t, nh, scale, p_drop, seed)?;
+    g.launch(&attention_softmax_forward_plan(att, dropped, mask, b, t, nh, scale, p_drop, seed)?)?;
     // y (T, HS) = P (T, T) · v (T, HS) per head
     let probs = dropped.unwrap_or(att);
     let per_head = Strides { count: heads, a: t * t, b: t * hs, c: t * hs };
     gemm(g, t, hs, t, y, hs, DMat::n(probs, t), DMat::n(v, hs), 1.0, 0.0, per_head)?;
     // out (B, T, C) = y (B, NH, T, HS) with the heads side by side
-    attention_unpermute(g, out, y, b, t, c, nh, 1)
+    g.launch(&attention_permute_plan(true, out, y, b, t, c, nh, 1)?)
 }
 
 /// dqkv (B, T, 3C) = dL/dqkv (overwritten) from dout (B, T, C); att (B, NH, T, T) holds the
@@ -289,11 +290,11 @@ pub fn attention_backward(
     let (q, k, v) = (qkv_p.at(0, btc), qkv_p.at(btc, btc), qkv_p.at(2 * btc, btc));
     let (dq, dk, dv) = (dqkv_p.at(0, btc), dqkv_p.at(btc, btc), dqkv_p.at(2 * btc, btc));
     // q, k, v recomputed from qkv (not stored per layer); dy (B, NH, T, HS) from dout
-    attention_permute(g, qkv_p, qkv, b, t, c, nh, 3)?;
-    attention_permute(g, dy, dout, b, t, c, nh, 1)?;
+    g.launch(&attention_permute_plan(false, qkv_p, qkv, b, t, c, nh, 3)?)?;
+    g.launch(&attention_permute_plan(false, dy, dout, b, t, c, nh, 1)?)?;
     // dV (T, HS) = Pd^T (T, T) · dy (T, HS), Pd = the dropped probabilities
     let probs = if p_drop > 0.0 {
-        attention_dropout(g, tt, att, b, t, nh, p_drop, seed)?;
+        g.launch(&attention_dropout_plan(tt, att, b, t, nh, p_drop, seed)?)?;
         tt
     } else {
         att
@@ -305,10 +306,10 @@ pub fn attention_backward(
     gemm(g, t, t, hs, tt, t, DMat::n(dy, hs), DMat::t(v, hs), 1.0, 0.0, hs_x_hs)?;
     // dS = P ⊙ (dP·mask − Σ_j dP·mask ⊙ P) / sqrt(HS), in place
     let scale = 1.0 / (hs as f32).sqrt();
-    attention_softmax_backward(g, tt, att, b, t, nh, scale, p_drop, seed)?;
+    g.launch(&attention_softmax_backward_plan(tt, att, b, t, nh, scale, p_drop, seed)?)?;
     // dQ (T, HS) = dS · K ; dK (T, HS) = dS^T · Q
     gemm(g, t, hs, t, dq, hs, DMat::n(tt, t), DMat::n(k, hs), 1.0, 0.0, tt_x_hs)?;
     gemm(g, t, hs, t, dk, hs, DMat::t(tt, t), DMat::n(q, hs), 1.0, 0.0, tt_x_hs)?;
     // dqkv (B, T, 3C) = dq, dk, dv with the heads side by side
-    attention_unpermute(g, dqkv, dqkv_p, b, t, c, nh, 3)
+    g.launch(&attention_permute_plan(true, dqkv, dqkv_p, b, t, c, nh, 3)?)
 }

@@ -10,7 +10,9 @@
 //! kernels' PTX parameter lists.
 
 use super::attention::check_p;
-use crate::cuda::device::{Dev, Dtype, Gpu, KArg, Launch};
+use crate::cuda::device::{Dev, Dtype, Gpu};
+use crate::cuda::kernels::{FlashOp, Kernel};
+use crate::cuda::launch::{aligned, grid, Grid, KArg, Launch};
 use crate::{Error, Result};
 
 /// Threads per block (4 warps); kernels/flash_attention.cu's `FA_THREADS`.
@@ -52,8 +54,13 @@ fn check(op: &str, dtype: Dtype, b: usize, t: usize, c: usize, nh: usize, p_drop
 }
 
 /// The grid of a per-head kernel over `t` rows in blocks of [`ROWS`].
-fn grid(b: usize, t: usize, nh: usize) -> (u32, u32, u32) {
-    (t.div_ceil(ROWS).max(1) as u32, nh as u32, b as u32)
+fn head_grid(b: usize, t: usize, nh: usize) -> Result<Grid> {
+    grid([t.div_ceil(ROWS), nh, b], THREADS, 0)
+}
+
+/// The kernel `op` for head size `hs` (checked to exist by [`check`]).
+fn kernel(op: FlashOp, hs: usize) -> Result<Kernel> {
+    Kernel::flash(op, hs).ok_or_else(|| Error::Usage(format!("no fused attention kernel for head size {hs}")))
 }
 
 /// Forward launch: out (B, T, C) = attention of qkv (B, T, 3C) with key mask (B, T) f32 and
@@ -78,13 +85,15 @@ pub fn flash_forward_plan(
     lse.check("flash_attention_forward lse", b * nh * t, Dtype::F32)?;
     qkv.check("flash_attention_forward qkv", b * t * 3 * c, dt)?;
     mask.check("flash_attention_forward mask", b * t, Dtype::F32)?;
+    // The kernel reads qkv and writes out in 128-bit vectors.
+    aligned("flash_attention_forward qkv", qkv, 16)?;
+    aligned("flash_attention_forward out", out, 16)?;
     let scale = 1.0 / (hs as f32).sqrt();
-    Ok(Launch {
-        name: format!("{OP}_hs{hs}_{}", dt.suffix()),
-        grid: grid(b, t, nh),
-        block: (THREADS, 1, 1),
-        shared: 0,
-        args: vec![
+    Launch::new(
+        kernel(FlashOp::Forward, hs)?,
+        dt,
+        head_grid(b, t, nh)?,
+        &[
             KArg::Ptr(out.ptr),
             KArg::Ptr(lse.ptr),
             KArg::Ptr(qkv.ptr),
@@ -97,7 +106,7 @@ pub fn flash_forward_plan(
             KArg::F32(p_drop),
             KArg::U64(seed),
         ],
-    })
+    )
 }
 
 /// Backward launches, in order: dsum (B, NH, T) f32 = Σ dout ⊙ out per head row; then dK, dV;
@@ -128,14 +137,17 @@ pub fn flash_backward_plans(
     qkv.check("flash_attention_backward qkv", b * t * 3 * c, dt)?;
     lse.check("flash_attention_backward lse", b * nh * t, Dtype::F32)?;
     mask.check("flash_attention_backward mask", b * t, Dtype::F32)?;
+    // 128-bit loads of dout, out and qkv, 128-bit stores of dqkv.
+    for (what, d) in [("dqkv", dqkv), ("dout", dout), ("out", out), ("qkv", qkv)] {
+        aligned(&format!("flash_attention_backward {what}"), d, 16)?;
+    }
     let scale = 1.0 / (hs as f32).sqrt();
     let rows = b * nh * t;
-    let rowdot = Launch {
-        name: format!("flash_attention_backward_rowdot_{}", dt.suffix()),
-        grid: ((rows.div_ceil(8).max(1)) as u32, 1, 1),
-        block: (256, 1, 1),
-        shared: 0,
-        args: vec![
+    let rowdot = Launch::new(
+        Kernel::FlashRowdot,
+        dt,
+        grid([rows.div_ceil(8), 1, 1], 256, 0)?,
+        &[
             KArg::Ptr(dsum.ptr),
             KArg::Ptr(dout.ptr),
             KArg::Ptr(out.ptr),
@@ -144,29 +156,30 @@ pub fn flash_backward_plans(
             KArg::I32(c as i32),
             KArg::I32(nh as i32),
         ],
+    )?;
+    let grads = |op: FlashOp| -> Result<Launch> {
+        Launch::new(
+            kernel(op, hs)?,
+            dt,
+            head_grid(b, t, nh)?,
+            &[
+                KArg::Ptr(dqkv.ptr),
+                KArg::Ptr(dout.ptr),
+                KArg::Ptr(qkv.ptr),
+                KArg::Ptr(lse.ptr),
+                KArg::Ptr(dsum.ptr),
+                KArg::Ptr(mask.ptr),
+                KArg::I32(b as i32),
+                KArg::I32(t as i32),
+                KArg::I32(c as i32),
+                KArg::I32(nh as i32),
+                KArg::F32(scale),
+                KArg::F32(p_drop),
+                KArg::U64(seed),
+            ],
+        )
     };
-    let grads = |kernel: &str| Launch {
-        name: format!("flash_attention_backward_{kernel}_hs{hs}_{}", dt.suffix()),
-        grid: grid(b, t, nh),
-        block: (THREADS, 1, 1),
-        shared: 0,
-        args: vec![
-            KArg::Ptr(dqkv.ptr),
-            KArg::Ptr(dout.ptr),
-            KArg::Ptr(qkv.ptr),
-            KArg::Ptr(lse.ptr),
-            KArg::Ptr(dsum.ptr),
-            KArg::Ptr(mask.ptr),
-            KArg::I32(b as i32),
-            KArg::I32(t as i32),
-            KArg::I32(c as i32),
-            KArg::I32(nh as i32),
-            KArg::F32(scale),
-            KArg::F32(p_drop),
-            KArg::U64(seed),
-        ],
-    };
-    Ok([rowdot, grads("dkdv"), grads("dq")])
+    Ok([rowdot, grads(FlashOp::Dkdv)?, grads(FlashOp::Dq)?])
 }
 
 /// Fused attention forward on the GPU (see [`flash_forward_plan`]).
@@ -187,8 +200,7 @@ pub fn flash_attention_forward(
     if b * t == 0 {
         return Ok(());
     }
-    // SAFETY: the plan's views were checked against the shape; its arguments are the kernel's.
-    unsafe { g.launch_plan(&plan) }
+    g.launch(&plan)
 }
 
 /// Fused attention backward on the GPU (see [`flash_backward_plans`]); `dsum` is (B, NH, T) f32
@@ -213,11 +225,7 @@ pub fn flash_attention_backward(
     if b * t == 0 {
         return Ok(());
     }
-    for p in &plans {
-        // SAFETY: as in flash_attention_forward.
-        unsafe { g.launch_plan(p)? };
-    }
-    Ok(())
+    g.run(plans)
 }
 
 /// Which attention kernels a batch runs.

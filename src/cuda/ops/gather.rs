@@ -2,43 +2,55 @@
 //! sequence for the classification heads, the masked positions for MLM. On the CPU these are
 //! plain slice copies inside the heads.
 
-use crate::cuda::device::{grid_1d, launch, Dev, Dtype, Gpu};
-use crate::{Error, Result};
-use cudarc::driver::PushKernelArg;
+use crate::cuda::device::{Dev, Dtype, Gpu};
+use crate::cuda::kernels::Kernel;
+use crate::cuda::launch::{grid, int, stride_blocks, KArg, Launch};
+use crate::Result;
 
-fn check_rows(what: &str, rows: Dev, m: usize, c: usize) -> Result<(i32, i32)> {
-    rows.check(what, m, Dtype::U32)?;
-    let big = |_| Error::Usage(format!("{what}: {m} rows × {c} channels is too large"));
-    Ok((i32::try_from(m).map_err(big)?, i32::try_from(c).map_err(big)?))
+/// Threads per block.
+const BLOCK: u32 = 256;
+
+/// The plan of a gather or scatter: `dst` and `src` hold (rows_dst, C) and (rows_src, C).
+fn plan(
+    k: Kernel,
+    out: Dev,
+    inp: Dev,
+    rows: Dev,
+    m: usize,
+    out_rows: usize,
+    inp_rows: usize,
+    c: usize,
+) -> Result<Option<Launch>> {
+    let op = k.base_name();
+    rows.check(&format!("{op} rows"), m, Dtype::U32)?;
+    out.check(&format!("{op} out"), out_rows * c, inp.dtype)?;
+    inp.check(&format!("{op} inp"), inp_rows * c, inp.dtype)?;
+    let (m_i32, c_i32) = (int(&format!("{op} M"), m)?, int(&format!("{op} C"), c)?);
+    int(&format!("{op} M·C"), m * c)?;
+    if m == 0 || c == 0 {
+        return Ok(None);
+    }
+    let args = [KArg::ptr(out), KArg::ptr(inp), KArg::ptr(rows), KArg::I32(m_i32), KArg::I32(c_i32)];
+    Launch::new(k, inp.dtype, grid([stride_blocks(m * c, BLOCK), 1, 1], BLOCK, 0)?, &args).map(Some)
 }
 
 /// out (M, C) = inp[rows] (N, C); rows (M) u32, each < N (the caller builds them on the host).
-pub fn gather_rows(g: &Gpu, out: Dev, inp: Dev, rows: Dev, m: usize, n: usize, c: usize) -> Result<()> {
-    let (m32, c32) = check_rows("gather_rows rows", rows, m, c)?;
-    out.check("gather_rows out", m * c, inp.dtype)?;
-    inp.check("gather_rows inp", n * c, inp.dtype)?;
-    if m == 0 {
-        return Ok(());
-    }
-    let f = g.kernel("gather_rows", inp.dtype)?;
-    let mut b = g.builder(&f);
-    b.arg(&out.ptr).arg(&inp.ptr).arg(&rows.ptr).arg(&m32).arg(&c32);
-    // SAFETY: (out, inp, rows, m, c) is the kernel's signature; views checked above.
-    unsafe { launch(&mut b, grid_1d((m * c).min(1 << 24), 256), "gather_rows") }
+pub fn gather_rows_plan(out: Dev, inp: Dev, rows: Dev, m: usize, n: usize, c: usize) -> Result<Option<Launch>> {
+    plan(Kernel::GatherRows, out, inp, rows, m, m, n, c)
 }
 
 /// out[rows] (N, C) = inp (M, C); other rows of out are left as they are. Differentiates
 /// `out = inp[rows]` when out starts zeroed and rows are distinct.
+pub fn scatter_rows_plan(out: Dev, inp: Dev, rows: Dev, m: usize, n: usize, c: usize) -> Result<Option<Launch>> {
+    plan(Kernel::ScatterRows, out, inp, rows, m, n, m, c)
+}
+
+/// Row gather on the GPU (see [`gather_rows_plan`]).
+pub fn gather_rows(g: &Gpu, out: Dev, inp: Dev, rows: Dev, m: usize, n: usize, c: usize) -> Result<()> {
+    g.run(gather_rows_plan(out, inp, rows, m, n, c)?)
+}
+
+/// Row scatter on the GPU (see [`scatter_rows_plan`]).
 pub fn scatter_rows(g: &Gpu, out: Dev, inp: Dev, rows: Dev, m: usize, n: usize, c: usize) -> Result<()> {
-    let (m32, c32) = check_rows("scatter_rows rows", rows, m, c)?;
-    out.check("scatter_rows out", n * c, inp.dtype)?;
-    inp.check("scatter_rows inp", m * c, inp.dtype)?;
-    if m == 0 {
-        return Ok(());
-    }
-    let f = g.kernel("scatter_rows", inp.dtype)?;
-    let mut b = g.builder(&f);
-    b.arg(&out.ptr).arg(&inp.ptr).arg(&rows.ptr).arg(&m32).arg(&c32);
-    // SAFETY: (out, inp, rows, m, c) is the kernel's signature; views checked above.
-    unsafe { launch(&mut b, grid_1d((m * c).min(1 << 24), 256), "scatter_rows") }
+    g.run(scatter_rows_plan(out, inp, rows, m, n, c)?)
 }

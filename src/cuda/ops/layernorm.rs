@@ -1,32 +1,160 @@
 //! LayerNorm on the GPU (kernels/layernorm.cu): the twins of `cpu::ops::layernorm_forward` and
 //! `cpu::ops::layernorm_backward`. Statistics (mean, rstd) and the parameter gradients are f32
 //! whatever the activation dtype; dw and db are reduced deterministically (per-block partials in
-//! the GPU's scratch area, added in block order by a second kernel).
+//! the reduction scratch, added in block order by a second kernel).
 
-use crate::cuda::device::{grid_1d, grid_blocks, launch, Dev, Dtype, Gpu};
+use crate::cuda::device::{Dev, Dtype, Gpu};
+use crate::cuda::kernels::Kernel;
+use crate::cuda::launch::{grid, int, KArg, Launch};
 use crate::{Error, Result};
-use cudarc::driver::PushKernelArg;
 
 /// Threads per block of the forward: one warp per row, so 8 rows per block.
 const FORWARD_BLOCK: u32 = 256;
 /// Most threads per block of the backward (a block walks its rows, each thread owning channels
 /// j ≡ threadIdx (mod block)).
 const BACKWARD_BLOCK: usize = 256;
-/// Backward blocks per SM aimed at (the row chunks are sized so the grid has about this many
-/// blocks per SM; the partials grow with it).
-const BACKWARD_BLOCKS_PER_SM: usize = 4;
+/// Blocks of the backward's first kernel: a number fixed by N alone (not by the device), so the
+/// partial sums, and the bits of dw and db, are the same on every GPU. Enough to fill an H200
+/// (132 SMs) about four times.
+const BACKWARD_BLOCKS: usize = 512;
 /// Dynamic shared memory a backward block may use without opting in (bytes): 48 KiB less the
 /// kernel's static 32 × float2 reduction buffer.
 const MAX_SHARED: usize = (48 << 10) - 256;
 
-/// `x` as a kernel `int`, or an error naming `what`.
-fn int(what: &str, x: usize) -> Result<i32> {
-    i32::try_from(x).map_err(|_| Error::Usage(format!("{what}: {x} is more than a CUDA kernel's int can index")))
+/// The activation dtype of `inp` (a float type).
+fn float_dtype(op: &str, inp: Dev) -> Result<Dtype> {
+    if !inp.dtype.is_float() {
+        return Err(Error::Usage(format!("{op} inp: expected a float view, got {:?}", inp.dtype)));
+    }
+    Ok(inp.dtype)
 }
 
 /// out (N, C) = (inp - mean) * rstd * w + b, in the dtype of inp (N, C); w, b (C) in the same
 /// dtype; saves mean (N) and rstd (N) in f32 for the backward. One warp per row, two passes
 /// (the mean, then the variance of the centred values) as on the CPU.
+pub fn layernorm_forward_plan(
+    out: Dev,
+    mean: Dev,
+    rstd: Dev,
+    inp: Dev,
+    w: Dev,
+    b: Dev,
+    n: usize,
+    c: usize,
+    eps: f32,
+) -> Result<Option<Launch>> {
+    let x = float_dtype("layernorm_forward", inp)?;
+    out.check("layernorm_forward out", n * c, x)?;
+    mean.check("layernorm_forward mean", n, Dtype::F32)?;
+    rstd.check("layernorm_forward rstd", n, Dtype::F32)?;
+    inp.check("layernorm_forward inp", n * c, x)?;
+    w.check("layernorm_forward w", c, x)?;
+    b.check("layernorm_forward b", c, x)?;
+    int("layernorm_forward N·C", n * c)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if c == 0 {
+        return Err(Error::Usage("layernorm_forward: C = 0 channels".into()));
+    }
+    let rows_per_block = FORWARD_BLOCK as usize / 32;
+    let args = [
+        KArg::ptr(out),
+        KArg::ptr(mean),
+        KArg::ptr(rstd),
+        KArg::ptr(inp),
+        KArg::ptr(w),
+        KArg::ptr(b),
+        KArg::I32(int("layernorm_forward N", n)?),
+        KArg::I32(int("layernorm_forward C", c)?),
+        KArg::F32(eps),
+    ];
+    let gr = grid([n.div_ceil(rows_per_block), 1, 1], FORWARD_BLOCK, 0)?;
+    Launch::new(Kernel::LayernormForward, x, gr, &args).map(Some)
+}
+
+/// Rows per block and blocks of the backward for N rows.
+fn backward_blocks(n: usize) -> (usize, usize) {
+    let rows_per_block = n.div_ceil(BACKWARD_BLOCKS.min(n).max(1));
+    (rows_per_block, n.div_ceil(rows_per_block.max(1)))
+}
+
+/// f32 elements of scratch [`layernorm_backward_plans`] needs for (N, C).
+pub fn layernorm_backward_scratch(n: usize, c: usize) -> usize {
+    backward_blocks(n).1 * 2 * c
+}
+
+/// dinp (N, C) = dL/dinp (overwritten); dw, db (C) f32 accumulate (`+=`); dout, inp (N, C) and
+/// w (C) in the activation dtype, mean, rstd (N) f32 from the forward; `scratch` holds
+/// [`layernorm_backward_scratch`] floats. Differentiates `out = (inp - mean) * rstd * w + b`.
+///
+/// Deterministic: each block handles a fixed chunk of rows and writes its dw/db partial sums to
+/// the scratch; a second kernel adds them in block order. The chunking depends only on N.
+pub fn layernorm_backward_plans(
+    dinp: Dev,
+    dw: Dev,
+    db: Dev,
+    scratch: Dev,
+    dout: Dev,
+    inp: Dev,
+    mean: Dev,
+    rstd: Dev,
+    w: Dev,
+    n: usize,
+    c: usize,
+) -> Result<Option<[Launch; 2]>> {
+    let x = float_dtype("layernorm_backward", inp)?;
+    dinp.check("layernorm_backward dinp", n * c, x)?;
+    dw.check("layernorm_backward dw", c, Dtype::F32)?;
+    db.check("layernorm_backward db", c, Dtype::F32)?;
+    dout.check("layernorm_backward dout", n * c, x)?;
+    inp.check("layernorm_backward inp", n * c, x)?;
+    mean.check("layernorm_backward mean", n, Dtype::F32)?;
+    rstd.check("layernorm_backward rstd", n, Dtype::F32)?;
+    w.check("layernorm_backward w", c, x)?;
+    int("layernorm_backward N·C", n * c)?;
+    if n == 0 || c == 0 {
+        return Ok(None);
+    }
+    let shared = 2 * c * 4;
+    if shared > MAX_SHARED {
+        return Err(Error::Usage(format!(
+            "layernorm_backward: C = {c} needs {shared} bytes of shared memory per block, more than {MAX_SHARED}"
+        )));
+    }
+    let (rows_per_block, blocks) = backward_blocks(n);
+    scratch.check("layernorm_backward scratch", blocks * 2 * c, Dtype::F32)?;
+    let (n_i32, c_i32) = (int("layernorm_backward N", n)?, int("layernorm_backward C", c)?);
+    int("layernorm_backward 2C", 2 * c)?;
+    let threads = c.next_multiple_of(32).min(BACKWARD_BLOCK) as u32;
+    let partial = Launch::new(
+        Kernel::LayernormBackward,
+        x,
+        grid([blocks, 1, 1], threads, shared)?,
+        &[
+            KArg::ptr(dinp),
+            KArg::ptr(scratch),
+            KArg::ptr(dout),
+            KArg::ptr(inp),
+            KArg::ptr(mean),
+            KArg::ptr(rstd),
+            KArg::ptr(w),
+            KArg::I32(n_i32),
+            KArg::I32(c_i32),
+            KArg::I32(int("layernorm_backward rows per block", rows_per_block)?),
+        ],
+    )?;
+    // One thread per element of [dw | db].
+    let reduce = Launch::new(
+        Kernel::LayernormBackwardReduce,
+        Dtype::F32,
+        grid([(2 * c).div_ceil(256), 1, 1], 256, 0)?,
+        &[KArg::ptr(dw), KArg::ptr(db), KArg::ptr(scratch), KArg::I32(int("blocks", blocks)?), KArg::I32(c_i32)],
+    )?;
+    Ok(Some([partial, reduce]))
+}
+
+/// LayerNorm forward on the GPU (see [`layernorm_forward_plan`]).
 pub fn layernorm_forward(
     g: &Gpu,
     out: Dev,
@@ -39,42 +167,11 @@ pub fn layernorm_forward(
     c: usize,
     eps: f32,
 ) -> Result<()> {
-    let x = inp.dtype;
-    if !x.is_float() {
-        return Err(Error::Usage(format!("layernorm_forward inp: expected a float view, got {x:?}")));
-    }
-    out.check("layernorm_forward out", n * c, x)?;
-    mean.check("layernorm_forward mean", n, Dtype::F32)?;
-    rstd.check("layernorm_forward rstd", n, Dtype::F32)?;
-    inp.check("layernorm_forward inp", n * c, x)?;
-    w.check("layernorm_forward w", c, x)?;
-    b.check("layernorm_forward b", c, x)?;
-    int("layernorm_forward N·C", n * c)?;
-    if n == 0 {
-        return Ok(());
-    }
-    if c == 0 {
-        return Err(Error::Usage("layernorm_forward: C = 0 channels".into()));
-    }
-    let (n_i32, c_i32) = (int("layernorm_forward N", n)?, int("layernorm_forward C", c)?);
-    let rows_per_block = FORWARD_BLOCK as usize / 32;
-    let cfg = grid_blocks(n.div_ceil(rows_per_block), FORWARD_BLOCK, 0);
-    let f = g.kernel("layernorm_forward", x)?;
-    let mut l = g.builder(&f);
-    l.arg(&out.ptr).arg(&mean.ptr).arg(&rstd.ptr).arg(&inp.ptr).arg(&w.ptr).arg(&b.ptr);
-    l.arg(&n_i32).arg(&c_i32).arg(&eps);
-    // SAFETY: argument list matches layernorm_forward_<T>(T*, float*, float*, T*, T*, T*, int, int,
-    // float); out/inp hold N·C, mean/rstd N, w/b C elements (checked above).
-    unsafe { launch(&mut l, cfg, "layernorm_forward") }
+    g.run(layernorm_forward_plan(out, mean, rstd, inp, w, b, n, c, eps)?)
 }
 
-/// dinp (N, C) = dL/dinp (overwritten); dw, db (C) f32 accumulate (`+=`); dout, inp (N, C) and
-/// w (C) in the activation dtype, mean, rstd (N) f32 from the forward.
-/// Differentiates `out = (inp - mean) * rstd * w + b`.
-///
-/// Deterministic: each block handles a fixed chunk of rows and writes its dw/db partial sums to
-/// the scratch area; a second kernel adds them in block order. The chunking depends only on N and
-/// the GPU's SM count, so reruns on one GPU are bit-identical.
+/// LayerNorm backward on the GPU, in the GPU's reduction scratch (see
+/// [`layernorm_backward_plans`]).
 pub fn layernorm_backward(
     g: &Gpu,
     dinp: Dev,
@@ -88,53 +185,6 @@ pub fn layernorm_backward(
     n: usize,
     c: usize,
 ) -> Result<()> {
-    let x = inp.dtype;
-    if !x.is_float() {
-        return Err(Error::Usage(format!("layernorm_backward inp: expected a float view, got {x:?}")));
-    }
-    dinp.check("layernorm_backward dinp", n * c, x)?;
-    dw.check("layernorm_backward dw", c, Dtype::F32)?;
-    db.check("layernorm_backward db", c, Dtype::F32)?;
-    dout.check("layernorm_backward dout", n * c, x)?;
-    inp.check("layernorm_backward inp", n * c, x)?;
-    mean.check("layernorm_backward mean", n, Dtype::F32)?;
-    rstd.check("layernorm_backward rstd", n, Dtype::F32)?;
-    w.check("layernorm_backward w", c, x)?;
-    int("layernorm_backward N·C", n * c)?;
-    if n == 0 || c == 0 {
-        return Ok(());
-    }
-    let shared = 2 * c * 4;
-    if shared > MAX_SHARED {
-        return Err(Error::Usage(format!(
-            "layernorm_backward: C = {c} needs {shared} bytes of shared memory per block, more than {MAX_SHARED}"
-        )));
-    }
-    let (n_i32, c_i32) = (int("layernorm_backward N", n)?, int("layernorm_backward C", c)?);
-    int("layernorm_backward 2C", 2 * c)?;
-    // Rows per block so the grid has about BACKWARD_BLOCKS_PER_SM blocks per SM, then the number
-    // of blocks that chunking needs (no empty blocks).
-    let target = (g.sm_count.max(1) * BACKWARD_BLOCKS_PER_SM).min(n);
-    let rows_per_block = n.div_ceil(target);
-    let blocks = n.div_ceil(rows_per_block);
-    let (rpb_i32, blocks_i32) = (int("rows per block", rows_per_block)?, int("blocks", blocks)?);
-    let threads = c.next_multiple_of(32).min(BACKWARD_BLOCK) as u32;
-    let partial = g.scratch(blocks * 2 * c)?;
-
-    let f = g.kernel("layernorm_backward", x)?;
-    let mut l = g.builder(&f);
-    l.arg(&dinp.ptr).arg(&partial.ptr).arg(&dout.ptr).arg(&inp.ptr).arg(&mean.ptr).arg(&rstd.ptr).arg(&w.ptr);
-    l.arg(&n_i32).arg(&c_i32).arg(&rpb_i32);
-    // SAFETY: argument list matches layernorm_backward_<T>(T*, float*, T*, T*, float*, float*, T*,
-    // int, int, int); dinp/dout/inp hold N·C, mean/rstd N, w C elements (checked above), the
-    // scratch blocks·2C floats, and the dynamic shared memory is the 2C floats the kernel uses.
-    unsafe { launch(&mut l, grid_blocks(blocks, threads, shared as u32), "layernorm_backward")? };
-
-    let f = g.kernel("layernorm_backward_reduce", Dtype::F32)?;
-    let mut l = g.builder(&f);
-    l.arg(&dw.ptr).arg(&db.ptr).arg(&partial.ptr).arg(&blocks_i32).arg(&c_i32);
-    // SAFETY: argument list matches layernorm_backward_reduce_f32(float*, float*, float*, int, int);
-    // dw/db hold C floats, the scratch the blocks·2C partials written just above; one thread
-    // per element of [dw | db] (2C threads).
-    unsafe { launch(&mut l, grid_1d(2 * c, 256), "layernorm_backward_reduce") }
+    let scratch = g.scratch(layernorm_backward_scratch(n, c))?;
+    g.run(layernorm_backward_plans(dinp, dw, db, scratch, dout, inp, mean, rstd, w, n, c)?.into_iter().flatten())
 }
