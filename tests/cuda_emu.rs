@@ -172,3 +172,68 @@ fn flash_plans_reject_unsupported_shapes_and_misaligned_views() {
     let e = flash_forward_plan(o.dev(), lse.dev(), shifted, m.dev(), 2, 4, 16, 1, 0.0, 0).unwrap_err();
     assert!(e.to_string().contains("aligned"), "{e}");
 }
+
+/// The emulator's own checks fail on kernels that are wrong on purpose
+/// (tests/cuda_emu/selftest.cu), and a launch after a failed one runs normally: a missing barrier
+/// is a race the two thread orders expose (static shared memory starts as NaN in every block
+/// and run), threads stuck at different barriers are a deadlock naming them, an element no
+/// thread writes stays NaN, and a launch whose arguments do not match the kernel's parameters
+/// is refused.
+#[test]
+fn the_emulator_catches_races_deadlocks_unwritten_elements_and_wrong_arguments() {
+    use xlt::cuda::KArg;
+    let Some(g) = harness::emulated("the_emulator_catches_races_deadlocks_unwritten_elements_and_wrong_arguments")
+    else {
+        return;
+    };
+    let k = g.emu.selftest_kernels().expect("self-test kernels");
+    let n = 96usize;
+    let input: Vec<f32> = (0..n).map(|i| i as f32).collect();
+    let inp = g.upload_f32(&input, Dtype::F32, "in").expect("upload");
+    let out = g.alloc_uninit(n, Dtype::F32, "out").expect("alloc");
+    let args = [KArg::ptr(out.dev()), KArg::ptr(inp.dev()), KArg::I32(n as i32)];
+    let launch = |name: &str, blocks: u32, threads: u32, args: &[KArg]| {
+        // SAFETY: every kernel stays within n elements of its buffers.
+        unsafe { g.emu.launch_selftest(&k, name, blocks, threads, args) }
+    };
+    let reversed: Vec<f32> = input.iter().rev().copied().collect();
+    let check_reverse = || {
+        launch("selftest_reverse", 1, n as u32, &args).expect("the correct kernel passes");
+        assert_eq!(g.read_f32(out.dev()).expect("read"), reversed);
+    };
+    check_reverse();
+
+    // In one order, a thread that reads its mirror's element before it is written reads NaN ...
+    g.emu.set_check_orders(false);
+    launch("selftest_reverse_racy", 1, n as u32, &args).expect("one order alone compares nothing");
+    let got = g.read_f32(out.dev()).expect("read");
+    assert!(got.iter().any(|v| v.is_nan()), "reads before the write should see NaN: {got:?}");
+    // ... and the two orders disagree, even when an earlier run left the right values there.
+    g.emu.set_check_orders(true);
+    let err = launch("selftest_reverse_racy", 1, n as u32, &args).expect_err("a race").to_string();
+    assert!(err.contains("ascending and in descending order"), "{err}");
+
+    let err = launch("selftest_deadlock", 1, 32, &[KArg::ptr(out.dev())]).expect_err("a deadlock").to_string();
+    assert!(
+        err.contains("deadlock") && err.contains("at __syncthreads") && err.contains("at a warp collective"),
+        "{err}"
+    );
+    // Threads the deadlock left inside their kernel start afresh in the next launch.
+    check_reverse();
+
+    let half = g.alloc_uninit(n, Dtype::F32, "half").expect("alloc");
+    launch("selftest_half_written", 2, 64, &[KArg::ptr(half.dev()), KArg::I32(n as i32)]).expect("launch");
+    let got = g.read_f32(half.dev()).expect("read");
+    assert!(got.iter().enumerate().all(|(i, v)| if i % 2 == 0 { *v == 1.0 } else { v.is_nan() }), "{got:?}");
+
+    let err = launch("selftest_reverse", 1, n as u32, &args[..2]).expect_err("too few arguments").to_string();
+    assert!(err.contains("takes parameters of [8, 8, 4] bytes"), "{err}");
+    let err = launch("selftest_reverse", 1, n as u32, &[args[0], args[1], KArg::U64(n as u64)])
+        .expect_err("a wrong argument type")
+        .to_string();
+    assert!(err.contains("the launch passes [8, 8, 8]"), "{err}");
+    // A pointer outside every allocation is refused before the kernel runs.
+    let stray = [KArg::Ptr(8), args[1], args[2]];
+    let err = launch("selftest_reverse", 1, n as u32, &stray).expect_err("a stray pointer").to_string();
+    assert!(err.contains("selftest_reverse argument 0"), "{err}");
+}

@@ -18,6 +18,11 @@
 #include <string>
 #include <vector>
 
+// The bounds of the static shared arrays' section (emu.h's __shared__), set by the linker; null
+// in a library without any.
+extern "C" unsigned char __start_xlt_shared[] __attribute__((weak));
+extern "C" unsigned char __stop_xlt_shared[] __attribute__((weak));
+
 namespace xlt_emu {
 
 ThreadState* current = nullptr;
@@ -209,8 +214,8 @@ extern "C" int xlt_emu_params(int index, int* sizes, int max) {
 }
 
 // Runs kernel `index` over grid (gx, gy, gz) of blocks (bx, by, bz) with `smem` bytes of dynamic
-// shared memory (filled with 0xff, a NaN pattern, before each block), threads in ascending order
-// or, with `reverse`, descending. Returns 0, or 1 with a message in `err`.
+// shared memory (it and the static shared arrays filled with 0xff, a NaN pattern, before each
+// block), threads in ascending order or, with `reverse`, descending. Returns 0, or 1 with a message in `err`.
 extern "C" int xlt_emu_launch(int index, const unsigned* grid, const unsigned* block, unsigned smem, void** params,
                               int reverse, char* err, unsigned long err_len) {
     using namespace xlt_emu;
@@ -238,6 +243,8 @@ extern "C" int xlt_emu_launch(int index, const unsigned* grid, const unsigned* b
             for (unsigned x = 0; x < grid[0]; ++x) {
                 block_idx = Dim{x, y, z};
                 std::fill(shared_dynamic.begin(), shared_dynamic.end(), 0xff);
+                if (__start_xlt_shared != __stop_xlt_shared)
+                    std::memset(__start_xlt_shared, 0xff, (size_t)(__stop_xlt_shared - __start_xlt_shared));
                 const std::string e = run_block((int)n, reverse != 0);
                 if (!e.empty())
                     return fail("block (" + std::to_string(x) + ", " + std::to_string(y) + ", " + std::to_string(z) +

@@ -33,7 +33,10 @@
 #define __global__
 #define __device__
 #define __host__
-#define __shared__ static
+// Static shared arrays live in one section, which the launcher fills with 0xff (NaN) before
+// every block, as it does dynamic shared memory: a thread that reads an element no thread of
+// its block wrote reads NaN, not what an earlier block or run left there.
+#define __shared__ static __attribute__((section("xlt_shared")))
 #define __forceinline__ inline
 #define __noinline__
 #define __launch_bounds__(...)

@@ -13,7 +13,11 @@
 //!   come out bit-identical: a missing barrier or a race between threads shows up as a
 //!   difference.
 //! - Memory is host memory, 256-byte aligned; a new allocation is all 0xff bytes (NaN in every
-//!   float type), so an element a kernel should have written and did not shows.
+//!   float type), so an element a kernel should have written and did not shows. Shared memory,
+//!   static and dynamic, is 0xff at the start of every block.
+//! - These checks are themselves tested on kernels wrong on purpose (`selftest.cu`, in
+//!   tests/cuda_emu.rs). `XLT_EMU_LOG=FILE` lists every launched entry point, to see which
+//!   kernels the tests cover (all of them, as of this writing).
 //! - GEMMs follow cuBLAS's column-major definition (`cublasGemmStridedBatchedEx` with f32
 //!   compute): f32 accumulation in order of k, then alpha, beta and one rounding to C's type.
 //!
@@ -31,8 +35,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use xlt::cuda::launch::Grid;
 use xlt::cuda::launch::MAX_ARGS;
-use xlt::cuda::{DeviceApi, DeviceInfo, Dtype, GemmCall, Gpu, Kernel, Launch};
+use xlt::cuda::{DeviceApi, DeviceInfo, Dtype, GemmCall, Gpu, KArg, Kernel, Launch};
 
 type FindFn = unsafe extern "C" fn(name: *const std::ffi::c_char) -> i32;
 type ParamsFn = unsafe extern "C" fn(index: i32, sizes: *mut i32, max: i32) -> i32;
@@ -78,10 +83,18 @@ fn cuda_include() -> Option<PathBuf> {
 /// Builds (or reuses) the emulator library of `kernels/<file>` with `names` registered.
 fn build_lib(file: &str, names: &[String], include: &Path, cxx: &str) -> Result<PathBuf, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    build_lib_from(&root.join("kernels").join(file), names, include, cxx)
+}
+
+/// Builds (or reuses) the emulator library of the kernel source `source` with `names`
+/// registered.
+fn build_lib_from(source: &Path, names: &[String], include: &Path, cxx: &str) -> Result<PathBuf, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let emu_dir = root.join("tests/cuda_emu");
     let kernels = root.join("kernels");
+    let file = source.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let mut h = DefaultHasher::new();
-    for p in [emu_dir.join("emu.h"), emu_dir.join("emu.cpp"), kernels.join(file)] {
+    for p in [emu_dir.join("emu.h"), emu_dir.join("emu.cpp"), source.to_path_buf()] {
         std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?.hash(&mut h);
     }
     let mut headers: Vec<PathBuf> = std::fs::read_dir(&kernels)
@@ -103,7 +116,7 @@ fn build_lib(file: &str, names: &[String], include: &Path, cxx: &str) -> Result<
     }
     let unique = format!("{stem}-{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], "");
     let reg = out_dir.join(format!("reg-{unique}.cpp"));
-    let mut src = format!("#include \"{}\"\n", kernels.join(file).display());
+    let mut src = format!("#include \"{}\"\n", source.display());
     for n in names {
         src.push_str(&format!("XLT_EMU_REGISTER({n})\n"));
     }
@@ -126,13 +139,19 @@ fn build_lib(file: &str, names: &[String], include: &Path, cxx: &str) -> Result<
     let _ = std::fs::remove_file(&reg);
     if !out.status.success() {
         panic!(
-            "building the kernel emulator for kernels/{file} failed ({}):\n{}",
+            "building the kernel emulator for {} failed ({}):\n{}",
+            source.display(),
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
     }
     std::fs::rename(&tmp, &lib_path).map_err(|e| format!("{}: {e}", lib_path.display()))?;
     Ok(lib_path)
+}
+
+/// The emulator's self-test kernels ([`EmuDevice::selftest_kernels`]).
+pub struct SelfTestKernels {
+    lib: Lib,
 }
 
 /// One kernel file's emulator library.
@@ -223,6 +242,61 @@ impl EmuDevice {
         Ok(EmuDevice { libs, table, mem: Mutex::new(BTreeMap::new()), info, check_orders: AtomicBool::new(true) })
     }
 
+    /// Builds the emulator's self-test kernels (`tests/cuda_emu/selftest.cu`: wrong on purpose,
+    /// so its own checks can be shown to fail).
+    pub fn selftest_kernels(&self) -> Result<SelfTestKernels, String> {
+        let include = cuda_include().ok_or("no CUDA headers (cuda_bf16.h)")?;
+        let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cuda_emu/selftest.cu");
+        let names: Vec<String> =
+            ["selftest_reverse", "selftest_reverse_racy", "selftest_deadlock", "selftest_half_written"]
+                .map(String::from)
+                .to_vec();
+        let path = build_lib_from(&source, &names, &include, &cxx)?;
+        // SAFETY: our own library, built just above; its initialisers only register kernels.
+        let lib = unsafe { libloading::Library::new(path) }.map_err(|e| format!("loading selftest.cu: {e}"))?;
+        Ok(SelfTestKernels { lib: Lib { file: "selftest.cu".into(), lib } })
+    }
+
+    /// Launches self-test kernel `name` over `blocks` blocks of `threads` threads, through the
+    /// checks of every launch (argument sizes and pointers, both thread orders).
+    ///
+    /// # Safety
+    /// The kernel's accesses stay inside the allocations its pointer arguments point into.
+    pub unsafe fn launch_selftest(
+        &self,
+        k: &SelfTestKernels,
+        name: &str,
+        blocks: u32,
+        threads: u32,
+        args: &[KArg],
+    ) -> xlt::Result<()> {
+        let lookup = || -> Result<(i32, Vec<i32>), String> {
+            // SAFETY: the symbols have these signatures (emu.cpp).
+            let (find, params): (libloading::Symbol<FindFn>, libloading::Symbol<ParamsFn>) = unsafe {
+                (
+                    k.lib.lib.get(b"xlt_emu_find\0").map_err(|e| e.to_string())?,
+                    k.lib.lib.get(b"xlt_emu_params\0").map_err(|e| e.to_string())?,
+                )
+            };
+            let c = std::ffi::CString::new(name).map_err(|e| e.to_string())?;
+            // SAFETY: a valid C string.
+            let index = unsafe { find(c.as_ptr()) };
+            let mut sizes = vec![0i32; MAX_ARGS];
+            // SAFETY: `sizes` has room for MAX_ARGS entries.
+            let count = unsafe { params(index, sizes.as_mut_ptr(), MAX_ARGS as i32) };
+            if count < 0 {
+                return Err(format!("{name} is not a self-test kernel"));
+            }
+            sizes.truncate(count as usize);
+            Ok((index, sizes))
+        };
+        let (index, sizes) = lookup().map_err(xlt::Error::Usage)?;
+        let g = xlt::cuda::launch::grid([blocks as usize, 1, 1], threads, 0)?;
+        // SAFETY: the caller's guarantee.
+        unsafe { self.launch_in(&k.lib, index, &sizes, name, g, args) }
+    }
+
     /// Whether every launch is run in both thread orders and compared (on by default).
     pub fn set_check_orders(&self, on: bool) {
         self.check_orders.store(on, Ordering::Relaxed);
@@ -246,14 +320,63 @@ impl EmuDevice {
         }
     }
 
-    fn run(&self, lib: usize, index: i32, plan: &Launch, reverse: bool) -> xlt::Result<()> {
+    /// Launches kernel `index` of `lib` (parameter sizes `sizes`) after checking its arguments,
+    /// in both thread orders unless the check is off.
+    ///
+    /// # Safety
+    /// As [`DeviceApi::launch`]: the kernel's accesses stay inside the allocations its pointers
+    /// point into.
+    unsafe fn launch_in(
+        &self,
+        lib: &Lib,
+        index: i32,
+        sizes: &[i32],
+        name: &str,
+        g: Grid,
+        args: &[KArg],
+    ) -> xlt::Result<()> {
+        let got: Vec<i32> = args.iter().map(|a| a.size() as i32).collect();
+        if got != sizes {
+            return Err(xlt::Error::Usage(format!(
+                "emulator: {name} takes parameters of {sizes:?} bytes, the launch passes {got:?}"
+            )));
+        }
+        for (i, a) in args.iter().enumerate() {
+            if let KArg::Ptr(p) = a {
+                if *p != 0 {
+                    self.check_range(&format!("{name} argument {i}"), *p, 1)?;
+                }
+            }
+        }
+        let _one = LAUNCH.lock().unwrap_or_else(|e| e.into_inner());
+        log_launch(name);
+        if !self.check_orders.load(Ordering::Relaxed) {
+            return self.run(lib, index, g, args, false);
+        }
+        let bases = self.touched(args);
+        let before = self.snapshot(&bases);
+        self.run(lib, index, g, args, false)?;
+        let ascending = self.snapshot(&bases);
+        self.restore(&before);
+        self.run(lib, index, g, args, true)?;
+        for ((p, want), (_, got)) in ascending.iter().zip(self.snapshot(&bases)) {
+            if let Some(at) = want.iter().zip(&got).position(|(a, b)| a != b) {
+                return Err(xlt::Error::Cuda(format!(
+                    "emulator: {name} wrote different bytes with the block's threads in ascending and in \
+                     descending order (a race or a missing barrier?): allocation {p:#x}, byte {at}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&self, lib: &Lib, index: i32, g: Grid, args: &[KArg], reverse: bool) -> xlt::Result<()> {
         // SAFETY: the symbol has the LaunchFn signature (emu.cpp).
-        let f: libloading::Symbol<LaunchFn> = unsafe { self.libs[lib].lib.get(b"xlt_emu_launch\0") }
-            .map_err(|e| xlt::Error::Cuda(format!("emulator: {e}")))?;
-        let g = plan.grid;
+        let f: libloading::Symbol<LaunchFn> =
+            unsafe { lib.lib.get(b"xlt_emu_launch\0") }.map_err(|e| xlt::Error::Cuda(format!("emulator: {e}")))?;
         let grid = [g.blocks.0, g.blocks.1, g.blocks.2];
         let block = [g.threads, 1, 1];
-        let params: Vec<*const std::ffi::c_void> = plan.args().iter().map(|a| a.as_ptr()).collect();
+        let params: Vec<*const std::ffi::c_void> = args.iter().map(|a| a.as_ptr()).collect();
         let mut err = vec![0u8; 1024];
         // SAFETY: the plan's pointers were checked against the live allocations; `params`
         // points into the plan's arguments, alive for the call.
@@ -284,13 +407,12 @@ impl EmuDevice {
     }
 
     /// The distinct allocations the pointer arguments of `plan` point into.
-    fn touched(&self, plan: &Launch) -> Vec<u64> {
+    fn touched(&self, args: &[KArg]) -> Vec<u64> {
         let mem = self.mem();
-        let mut bases: Vec<u64> = plan
-            .args()
+        let mut bases: Vec<u64> = args
             .iter()
             .filter_map(|a| match a {
-                xlt::cuda::KArg::Ptr(p) if *p != 0 => mem.range(..=*p).next_back().map(|(&b, _)| b),
+                KArg::Ptr(p) if *p != 0 => mem.range(..=*p).next_back().map(|(&b, _)| b),
                 _ => None,
             })
             .collect();
@@ -397,38 +519,7 @@ impl DeviceApi for EmuDevice {
             .slot(plan.dtype)
             .and_then(|s| self.table[s].as_ref())
             .ok_or_else(|| xlt::Error::Cuda(format!("emulator: {name} is not registered")))?;
-        let got: Vec<i32> = plan.args().iter().map(|a| a.size() as i32).collect();
-        if &got != sizes {
-            return Err(xlt::Error::Usage(format!(
-                "emulator: {name} takes parameters of {sizes:?} bytes, the launch passes {got:?}"
-            )));
-        }
-        for (i, a) in plan.args().iter().enumerate() {
-            if let xlt::cuda::KArg::Ptr(p) = a {
-                if *p != 0 {
-                    self.check_range(&format!("{name} argument {i}"), *p, 1)?;
-                }
-            }
-        }
-        let _one = LAUNCH.lock().unwrap_or_else(|e| e.into_inner());
-        if !self.check_orders.load(Ordering::Relaxed) {
-            return self.run(*lib, *index, plan, false);
-        }
-        let bases = self.touched(plan);
-        let before = self.snapshot(&bases);
-        self.run(*lib, *index, plan, false)?;
-        let ascending = self.snapshot(&bases);
-        self.restore(&before);
-        self.run(*lib, *index, plan, true)?;
-        for ((p, want), (_, got)) in ascending.iter().zip(self.snapshot(&bases)) {
-            if let Some(at) = want.iter().zip(&got).position(|(a, b)| a != b) {
-                return Err(xlt::Error::Cuda(format!(
-                    "emulator: {name} wrote different bytes with the block's threads in ascending and in \
-                     descending order (a race or a missing barrier?): allocation {p:#x}, byte {at}"
-                )));
-            }
-        }
-        Ok(())
+        self.launch_in(&self.libs[*lib], *index, sizes, &name, plan.grid, plan.args())
     }
 
     unsafe fn gemm(&self, call: &GemmCall) -> xlt::Result<()> {
@@ -537,6 +628,23 @@ pub fn emulated(test: &str) -> Option<EmuLease> {
 pub fn order_checks(on: bool) {
     if let Some(Ok((emu, _))) = SHARED_INIT.get().map(|_| shared()) {
         emu.set_check_orders(on);
+    }
+}
+
+/// With `XLT_EMU_LOG=FILE`, appends every launched entry point's name to FILE, one per line:
+/// which kernels the emulated tests cover (`comm` against `xlt::cuda::Kernel::entry_points`).
+fn log_launch(name: &str) {
+    use std::io::Write;
+    static LOG: OnceLock<Option<Mutex<std::fs::File>>> = OnceLock::new();
+    let log = LOG.get_or_init(|| {
+        let path = std::env::var_os("XLT_EMU_LOG")?;
+        std::fs::OpenOptions::new().create(true).append(true).open(path).ok().map(Mutex::new)
+    });
+    if let Some(f) = log {
+        let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = writeln!(f, "{name}") {
+            eprintln!("XLT_EMU_LOG: {e}");
+        }
     }
 }
 
