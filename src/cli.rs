@@ -26,6 +26,15 @@ pub struct Cli {
 pub enum Command {
     /// Embed one sentence per line into a float32 .npy of shape [n, hidden].
     Embed(EmbedArgs),
+    /// Word-align sentence pairs (`src ||| tgt` per line) from one layer of the encoder:
+    /// awesome-align's softmax or SimAlign's argmax / itermax; Pharaoh `i-j` links out.
+    Align(AlignArgs),
+    /// Write the aligner's `src ||| tgt` input from an English training file and its
+    /// translations, in the order `xlt reorder` reads the alignments.
+    AlignInput(AlignInputArgs),
+    /// Permute English training data (words and their labels) into a target language's word
+    /// order through word alignments; prints the diagnostics as JSON.
+    Reorder(ReorderArgs),
     /// Time full training steps (forward, loss, backward, AdamW) on random weights.
     Bench(BenchArgs),
     /// Score predictions like the official evaluation scripts; prints one JSON object.
@@ -339,7 +348,8 @@ pub struct AverageArgs {
 #[derive(Args, Debug)]
 pub struct ScoreCliArgs {
     /// Task: squad, xquad, tydiqa, mlqa, panx, udpos, xnli, pawsx, an intermediate
-    /// classification task, bucc2018 or tatoeba.
+    /// classification task, bucc2018, tatoeba, or alignment (AER, precision, recall and F1 of
+    /// Pharaoh links against a gold set with sure `i-j` and possible `ipj` links).
     #[arg(long, required_unless_present = "xtreme_dir")]
     pub task: Option<String>,
     /// Gold file (SQuAD JSON, token<TAB>tag TSV, labelled data file: labels, XTREME TSV, jiant's
@@ -359,6 +369,9 @@ pub struct ScoreCliArgs {
     /// The gold folder, same layout as --xtreme-dir.
     #[arg(long)]
     pub gold_dir: Option<PathBuf>,
+    /// --task alignment: the gold file's word indices start at 1 (the prediction's at 0).
+    #[arg(long)]
+    pub gold_one_indexed: bool,
 }
 
 /// Pooling of token states into a sentence vector.
@@ -368,6 +381,91 @@ pub enum PoolArg {
     Mean,
     /// The first token (<s> / [CLS]).
     Cls,
+}
+
+/// Link extraction of `xlt align`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlignMethodArg {
+    /// awesome-align: softmax over rows and over columns of the dot products, both above
+    /// --threshold.
+    Softmax,
+    /// SimAlign "inter": mutual argmax of (cosine + 1) / 2.
+    Argmax,
+    /// SimAlign IterMax: argmax, then one more round for words left unaligned.
+    Itermax,
+}
+
+/// `xlt align` options.
+#[derive(Args, Debug)]
+pub struct AlignArgs {
+    /// HF model folder (BERT or XLM-R): config.json, model.safetensors, tokenizer.json.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Sentence pairs, one `src ||| tgt` per line, both sides split into words by whitespace.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output: one line of zero-indexed `i-j` links per input line (i = source word).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Index into HF hidden_states (0 = embeddings); awesome-align's and SimAlign's default, 8.
+    #[arg(long, default_value_t = xlt::align::aligner::DEFAULT_LAYER)]
+    pub layer: usize,
+    /// Link extraction.
+    #[arg(long, value_enum, default_value_t = AlignMethodArg::Softmax)]
+    pub method: AlignMethodArg,
+    /// softmax: both probabilities must be strictly above this.
+    #[arg(long, default_value_t = xlt::align::aligner::DEFAULT_THRESHOLD)]
+    pub threshold: f32,
+    /// Sequences per encoder batch (sorted by length; changes no output).
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
+}
+
+/// `xlt align-input` options.
+#[derive(Args, Debug)]
+pub struct AlignInputArgs {
+    /// The training data's task: udpos, panx (word<TAB>tag files), xnli, pawsx.
+    #[arg(long)]
+    pub task: String,
+    /// The English training file (udpos/panx `train-en.tsv`; XNLI-MT `multinli.train.en.tsv` or
+    /// XTREME's `xnli/train-en.tsv`; PAWS-X `en/train.tsv`, whose ids match the translations).
+    #[arg(long)]
+    pub english: PathBuf,
+    /// The translations: for udpos/panx one target sentence per line (words split by
+    /// whitespace), line k for sentence k; XNLI-MT `multinli.train.<lang>.tsv`; PAWS-X
+    /// `<lang>/translated_train.tsv` (matched by id).
+    #[arg(long)]
+    pub translations: PathBuf,
+    /// The `src ||| tgt` file to write (two lines per example for xnli/pawsx: first text, then
+    /// second).
+    #[arg(long)]
+    pub output: PathBuf,
+}
+
+/// `xlt reorder` options.
+#[derive(Args, Debug)]
+pub struct ReorderArgs {
+    /// The training data's task: udpos, panx, xnli, pawsx.
+    #[arg(long)]
+    pub task: String,
+    /// The English training file (the one given to `xlt align-input`, or the XTREME layout of
+    /// the same rows).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Pharaoh links, one line per line of `xlt align-input`'s output (`xlt align`,
+    /// awesome-align or SimAlign).
+    #[arg(long)]
+    pub alignments: PathBuf,
+    /// The reordered training file (same layout as --input).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// POS-aware variant: unaligned punctuation (other than opening brackets and quotes)
+    /// attaches to the word on its left.
+    #[arg(long)]
+    pub punct: bool,
 }
 
 /// `xlt embed` options.

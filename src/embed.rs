@@ -69,6 +69,18 @@ impl EncoderWeights {
         Ok(EncoderWeights { cfg, tok, enc, params })
     }
 
+    /// The encoder on `device`, with the tokenizer (for callers that use the hidden states
+    /// themselves, as `xlt align` does).
+    pub fn encoder_on(self, device: &Device) -> Result<(Box<dyn SentenceEncoder>, Tokenizer)> {
+        let EncoderWeights { cfg, tok, enc, params } = self;
+        Ok((device.encoder(cfg, enc, params)?, tok))
+    }
+
+    /// The configuration read.
+    pub fn cfg(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
     /// The embedder on `device`.
     pub fn on(self, device: &Device) -> Result<Embedder> {
         let EncoderWeights { cfg, tok, enc, params } = self;

@@ -5,6 +5,7 @@
 // arguments in the same order), so long argument lists are the design, not an accident.
 #![allow(clippy::too_many_arguments)]
 
+pub mod align;
 pub mod bench;
 pub mod config;
 pub mod cpu;

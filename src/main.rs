@@ -6,8 +6,9 @@ mod cli;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{
-    AverageArgs, BenchArgs, Cli, Command, DemoArgs, DeviceArg, EmbedArgs, EvalArgs, LayoutArg, LoadModeArg, PoolArg,
-    RunOn, ScoreCliArgs, SelectArg, SplitArg, TrainArgs, XtremeArgs,
+    AlignArgs, AlignInputArgs, AlignMethodArg, AverageArgs, BenchArgs, Cli, Command, DemoArgs, DeviceArg, EmbedArgs,
+    EvalArgs, LayoutArg, LoadModeArg, PoolArg, ReorderArgs, RunOn, ScoreCliArgs, SelectArg, SplitArg, TrainArgs,
+    XtremeArgs,
 };
 use xlt::bench::BenchSpec;
 use xlt::config::ModelConfig;
@@ -34,6 +35,9 @@ fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Embed(a) => embed(a),
+        Command::Align(a) => align(a),
+        Command::AlignInput(a) => align_input(a),
+        Command::Reorder(a) => reorder(a),
         Command::Bench(a) => bench(a),
         Command::Score(a) => score(a),
         Command::Average(a) => average(a),
@@ -42,6 +46,83 @@ fn run(cli: Cli) -> Result<()> {
         Command::Xtreme(a) => xtreme(a),
         Command::Demo(a) => demo(a),
     }
+}
+
+fn align(a: AlignArgs) -> Result<()> {
+    use xlt::align::{aligner, extract::Method};
+    let weights = EncoderWeights::read(&a.model)?;
+    let lines = xlt::align::pairs::read_lines(&a.input)?;
+    let method = match a.method {
+        AlignMethodArg::Softmax => Method::Softmax { threshold: a.threshold },
+        AlignMethodArg::Argmax => Method::Argmax,
+        AlignMethodArg::Itermax => Method::Itermax,
+    };
+    let settings = aligner::AlignSettings { layer: a.layer, method, batch_size: a.batch_size };
+    if a.layer > weights.cfg().num_layers {
+        bail!(
+            "--layer {}: the model has hidden states 0..={} (0 = embeddings, {} = last layer)",
+            a.layer,
+            weights.cfg().num_layers,
+            weights.cfg().num_layers
+        );
+    }
+    let (encoder, tok) = weights.encoder_on(&pick_device(a.run_on)?)?;
+    let t0 = std::time::Instant::now();
+    let out = aligner::align_lines(encoder.as_ref(), &tok, &lines, &settings)?;
+    let secs = t0.elapsed().as_secs_f64();
+    xlt::fsutil::atomic_write_with(&a.output, |w| {
+        use std::io::Write;
+        for line in out.lines() {
+            writeln!(w, "{line}")?;
+        }
+        Ok(())
+    })?;
+    let pairs = lines.len() - out.not_pairs;
+    if out.not_pairs > 0 {
+        eprintln!(
+            "note: {} of {} lines are not `src ||| tgt` pairs with two non-blank sides; their output lines are empty",
+            out.not_pairs,
+            lines.len()
+        );
+    }
+    if out.truncated > 0 {
+        eprintln!(
+            "note: {} pairs had a side longer than the model's {} positions; its first pieces were aligned",
+            out.truncated,
+            encoder.cfg().max_seq_len()
+        );
+    }
+    eprintln!(
+        "aligned {pairs} pairs ({} pieces) from hidden_states[{}] with {:?} in {secs:.2}s ({:.1} pairs/s) -> {}",
+        out.pieces,
+        a.layer,
+        a.method,
+        pairs as f64 / secs.max(1e-9),
+        a.output.display()
+    );
+    Ok(())
+}
+
+fn align_input(a: AlignInputArgs) -> Result<()> {
+    use xlt::align::reorder::{aligner_input, Layout};
+    let report = aligner_input(Layout::from_name(&a.task)?, &a.english, &a.translations, &a.output)?;
+    eprintln!("{report} -> {}", a.output.display());
+    Ok(())
+}
+
+fn reorder(a: ReorderArgs) -> Result<()> {
+    use xlt::align::reorder::{reorder_file, Layout, ReorderRequest};
+    let req = ReorderRequest {
+        layout: Layout::from_name(&a.task)?,
+        input: a.input,
+        alignments: a.alignments,
+        output: a.output,
+        punct: a.punct,
+    };
+    let d = reorder_file(&req)?;
+    eprintln!("{d} -> {}", req.output.display());
+    println!("{}", serde_json::to_string(&d).context("encoding the diagnostics")?);
+    Ok(())
 }
 
 fn embed(a: EmbedArgs) -> Result<()> {
@@ -134,6 +215,7 @@ fn score(a: ScoreCliArgs) -> Result<()> {
         lang: a.lang,
         xtreme_dir: a.xtreme_dir,
         gold_dir: a.gold_dir,
+        gold_one_indexed: a.gold_one_indexed,
     };
     let v = xlt::score::run(&args)?;
     println!("{v}");

@@ -73,13 +73,16 @@ pub struct ScoreArgs {
     pub xtreme_dir: Option<PathBuf>,
     /// The gold folder with the same layout as `xtreme_dir`.
     pub gold_dir: Option<PathBuf>,
+    /// `alignment`: the gold file's indices start at 1 (many published gold sets do).
+    pub gold_one_indexed: bool,
 }
 
 /// Scores what `args` names and returns the one JSON object `xlt score` prints.
 ///
 /// Single-file keys: QA `exact_match`, `f1`, `total`, `missing`, `extra`; tagging `f1`,
 /// `precision`, `recall` (+ `accuracy` for `udpos`); classification `accuracy` (+ `f1` of class
-/// `1` for `qqp`); `bucc2018` `f1`, `precision`, `recall`; `tatoeba` `accuracy`. Folder mode:
+/// `1` for `qqp`); `bucc2018` `f1`, `precision`, `recall`; `tatoeba` `accuracy`; `alignment`
+/// `aer`, `precision`, `recall`, `f1` and the link counts ([`crate::align::quality`]). Folder mode:
 /// `{"overall": {...}, "tasks": {task: {metric: {lang: v}, "avg_<metric>": v, "avg_metric": v}},
 /// "skipped": [...]}` (see [`score_xtreme_dir`]).
 pub fn run(args: &ScoreArgs) -> Result<Value> {
@@ -100,6 +103,14 @@ pub fn run(args: &ScoreArgs) -> Result<Value> {
                     "score: give --task, --gold and --pred (or --xtreme-dir and --gold-dir)".into(),
                 ));
             };
+            if task == "alignment" {
+                let s = crate::align::quality::score_files(gold, pred, args.gold_one_indexed)?;
+                return serde_json::to_value(&s)
+                    .map_err(|e| Error::Encode { what: "scores".into(), msg: e.to_string() });
+            }
+            if args.gold_one_indexed {
+                return Err(Error::Setting("score: --gold-one-indexed is for --task alignment".into()));
+            }
             let task = Task::parse(task)?;
             Ok(score_task(task, gold, pred, args.lang.as_deref())?.to_json())
         }
