@@ -399,6 +399,42 @@ fn gpu_embeddings_match_the_cpu(gpu: &Arc<Gpu>) {
     }
 }
 
+/// `xlt align` on the GPU encoder: the same links as on the CPU in fp32 (every line of the
+/// alignment fixture, every method), and in bf16 close to them (the CPU's links as a gold
+/// set: AER at most 0.15).
+fn gpu_alignments_match_the_cpu(gpu: &Arc<Gpu>) {
+    use xlt::align::aligner::{align_lines, AlignSettings};
+    use xlt::align::extract::Method;
+    use xlt::align::pharaoh::Kind as LinkKind;
+    use xlt::embed::EncoderWeights;
+    harness::order_checks(false); // links, not kernels: the kernels are checked above
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let lines = xlt::align::pairs::read_lines(&root.join("align/pairs.txt")).expect("pairs");
+    for model in ["tiny-xlmr", "tiny-bert"] {
+        let load = |d: &xlt::device::Device| {
+            EncoderWeights::read(&root.join(model)).expect("model").encoder_on(d).expect("encoder")
+        };
+        let (cpu, tok) = load(&xlt::device::Device::Cpu);
+        for method in [Method::Softmax { threshold: 1e-3 }, Method::Argmax, Method::Itermax] {
+            let s = AlignSettings { layer: 2, method, batch_size: 7 };
+            let want = align_lines(cpu.as_ref(), &tok, &lines, &s).expect("cpu");
+            for (p, max_aer) in [(Precision::Fp32, 0.0), (Precision::Bf16, 0.15)] {
+                let (g, _) = load(&xlt::device::Device::Cuda { gpu: gpu.clone(), precision: p });
+                let got = align_lines(g.as_ref(), &tok, &lines, &s).expect("gpu");
+                if max_aer == 0.0 {
+                    assert_eq!(got.links, want.links, "{model} {method:?} {p:?}");
+                    continue;
+                }
+                let gold: Vec<Vec<_>> =
+                    want.links.iter().map(|l| l.iter().flatten().map(|&x| (x, LinkKind::Sure)).collect()).collect();
+                let pred: Vec<Vec<_>> = got.links.iter().map(|l| l.clone().unwrap_or_default()).collect();
+                let q = xlt::align::quality::score(&gold, &pred);
+                assert!(q.aer <= max_aer, "{model} {method:?} {p:?}: AER {} against the CPU's links", q.aer);
+            }
+        }
+    }
+}
+
 fn fused_attention_model_matches_the_cpu(gpu: &Arc<Gpu>) {
     // HS = 16: bf16/f16 runs take the fused (flash) attention path; every head's loss and
     // gradients against the CPU, with attention dropout on.
@@ -424,5 +460,6 @@ on_both_devices!(
     reruns_are_bit_identical,
     inference_model_matches_the_cpu_forward,
     gpu_embeddings_match_the_cpu,
+    gpu_alignments_match_the_cpu,
     fused_attention_model_matches_the_cpu,
 );
