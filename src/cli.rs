@@ -35,6 +35,10 @@ pub enum Command {
     /// Permute English training data (words and their labels) into a target language's word
     /// order through word alignments; prints the diagnostics as JSON.
     Reorder(ReorderArgs),
+    /// The reordering study of one XTREME task: align and reorder the English training set
+    /// towards each language, fine-tune the baseline and every reordered condition, and
+    /// compare their zero-shot scores per language.
+    ReorderStudy(ReorderStudyArgs),
     /// Time full training steps (forward, loss, backward, AdamW) on random weights.
     Bench(BenchArgs),
     /// Score predictions like the official evaluation scripts; prints one JSON object.
@@ -466,6 +470,72 @@ pub struct ReorderArgs {
     /// attaches to the word on its left.
     #[arg(long)]
     pub punct: bool,
+}
+
+/// `xlt reorder-study` options.
+#[derive(Args, Debug)]
+pub struct ReorderStudyArgs {
+    /// Encoder folder (HF model or an intermediate run's model/): fine-tuned in every condition.
+    #[arg(long)]
+    pub encoder: PathBuf,
+    /// XTREME download/ folder (the task's train-en.tsv is reordered).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The task: udpos, panx or xnli.
+    #[arg(long)]
+    pub task: String,
+    /// Target languages to reorder towards, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub langs: Vec<String>,
+    /// The translations of the English training file, a path containing {lang} (formats as in
+    /// `xlt align-input`).
+    #[arg(long)]
+    pub translations: String,
+    /// Output folder (align/, data/, runs/, study.md, results.json/md/svg).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Aligner model folder (default: the encoder, un-fine-tuned).
+    #[arg(long)]
+    pub aligner: Option<PathBuf>,
+    /// Aligner layer (index into hidden_states).
+    #[arg(long, default_value_t = xlt::align::aligner::DEFAULT_LAYER)]
+    pub layer: usize,
+    /// Link extraction.
+    #[arg(long, value_enum, default_value_t = AlignMethodArg::Softmax)]
+    pub method: AlignMethodArg,
+    /// softmax threshold.
+    #[arg(long, default_value_t = xlt::align::aligner::DEFAULT_THRESHOLD)]
+    pub threshold: f32,
+    /// Unaligned punctuation attaches left.
+    #[arg(long)]
+    pub punct: bool,
+    /// Learning rate (default: xlt xtreme's).
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Epochs instead of the preset.
+    #[arg(long)]
+    pub num_train_epochs: Option<f64>,
+    /// Batch size instead of the preset.
+    #[arg(long)]
+    pub train_batch_size: Option<usize>,
+    /// Step budget per condition.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Tokens per sequence.
+    #[arg(long)]
+    pub max_seq_length: Option<usize>,
+    /// Evaluate every N steps for early stopping.
+    #[arg(long, default_value_t = 1000)]
+    pub eval_every_steps: u64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Where to run (alignment and fine-tuning).
+    #[command(flatten)]
+    pub run_on: RunOn,
 }
 
 /// `xlt embed` options.

@@ -7,8 +7,8 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{
     AlignArgs, AlignInputArgs, AlignMethodArg, AverageArgs, BenchArgs, Cli, Command, DemoArgs, DeviceArg, EmbedArgs,
-    EvalArgs, LayoutArg, LoadModeArg, PoolArg, ReorderArgs, RunOn, ScoreCliArgs, SelectArg, SplitArg, TrainArgs,
-    XtremeArgs,
+    EvalArgs, LayoutArg, LoadModeArg, PoolArg, ReorderArgs, ReorderStudyArgs, RunOn, ScoreCliArgs, SelectArg, SplitArg,
+    TrainArgs, XtremeArgs,
 };
 use xlt::bench::BenchSpec;
 use xlt::config::ModelConfig;
@@ -38,6 +38,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Align(a) => align(a),
         Command::AlignInput(a) => align_input(a),
         Command::Reorder(a) => reorder(a),
+        Command::ReorderStudy(a) => reorder_study(a),
         Command::Bench(a) => bench(a),
         Command::Score(a) => score(a),
         Command::Average(a) => average(a),
@@ -122,6 +123,53 @@ fn reorder(a: ReorderArgs) -> Result<()> {
     let d = reorder_file(&req)?;
     eprintln!("{d} -> {}", req.output.display());
     println!("{}", serde_json::to_string(&d).context("encoding the diagnostics")?);
+    Ok(())
+}
+
+fn reorder_study(a: ReorderStudyArgs) -> Result<()> {
+    use xlt::align::{aligner::AlignSettings, extract::Method, study};
+    let mut train = xlt::train::trainer::TrainConfig {
+        max_steps: a.max_steps,
+        eval_every_steps: a.eval_every_steps,
+        seed: a.seed,
+        ..Default::default()
+    };
+    train.do_val = false;
+    train.validate()?;
+    let method = match a.method {
+        AlignMethodArg::Softmax => Method::Softmax { threshold: a.threshold },
+        AlignMethodArg::Argmax => Method::Argmax,
+        AlignMethodArg::Itermax => Method::Itermax,
+    };
+    // Inputs first: a bad path is one error line, with no device line before it.
+    study::check_inputs(&a.task, &a.langs, &a.translations, &a.data_dir)?;
+    let device = pick_device(a.run_on)?;
+    let cfg = study::StudyConfig {
+        task: a.task.clone(),
+        langs: a.langs,
+        translations: a.translations,
+        aligner: a.aligner,
+        align: AlignSettings { layer: a.layer, method, batch_size: 32 },
+        punct: a.punct,
+        xtreme: xlt::xtreme::XtremeConfig {
+            model_name: String::new(),
+            encoder: a.encoder,
+            data_dir: a.data_dir,
+            out: a.out,
+            tasks: vec![a.task],
+            learning_rate: a.learning_rate,
+            num_train_epochs: a.num_train_epochs,
+            train_batch_size: a.train_batch_size,
+            max_seq_length: a.max_seq_length,
+            select_on_english_dev: false,
+            train,
+            progress: !a.quiet,
+            device,
+        },
+    };
+    let conditions = study::run(&cfg)?;
+    println!("{}", study::render(&cfg.task, &conditions));
+    eprintln!("study: {}", cfg.xtreme.out.join("study.md").display());
     Ok(())
 }
 

@@ -293,3 +293,78 @@ fn align_input_align_and_reorder_through_the_binary() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("short.txt") && err.contains("train-en.tsv"), "{err}");
 }
+
+/// `xlt reorder-study` on the XTREME fixture's UDPOS: the English training set aligned with
+/// its Kazakh translation by the encoder itself, reordered, and the baseline and the reordered
+/// condition fine-tuned and scored per language, in one table; the data folder of the
+/// condition differs from the original only in its training file.
+#[test]
+fn reorder_study_runs_every_condition_into_one_table() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let tr = dir.path().join("udpos.kk.txt");
+    std::fs::write(&tr, "келдім The cat\nWow\n").expect("write");
+    let out = dir.path().join("study");
+    // An XTREME folder: the fixture's English UDPOS, a labelled Kazakh dev set, another task.
+    let xtreme = dir.path().join("download");
+    std::fs::create_dir_all(xtreme.join("udpos")).expect("mkdir");
+    for f in ["train-en.tsv", "dev-en.tsv", "test-en.tsv"] {
+        std::fs::copy(fixture("tasks/xtreme/udpos").join(f), xtreme.join("udpos").join(f)).expect("copy");
+    }
+    std::fs::write(xtreme.join("udpos/dev-kk.tsv"), "Мен\tPRON\nкелдім\tVERB\n\nWow\tINTJ\n").expect("write");
+    std::fs::create_dir_all(xtreme.join("xnli")).expect("mkdir");
+    let model = fixture("tiny-xlmr");
+    let pattern = dir.path().join("udpos.{lang}.txt");
+    let args = [
+        "reorder-study",
+        "--encoder",
+        model.to_str().expect("u"),
+        "--data-dir",
+        xtreme.to_str().expect("u"),
+        "--task",
+        "udpos",
+        "--langs",
+        "kk",
+        "--translations",
+        pattern.to_str().expect("u"),
+        "--out",
+        out.to_str().expect("u"),
+        "--layer",
+        "1",
+        "--max-steps",
+        "2",
+        "--eval-every-steps",
+        "1",
+        "--quiet",
+    ];
+    let o = xlt(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = std::fs::read_to_string(out.join("study.md")).expect("study.md");
+    assert!(table.contains("| baseline |") && table.contains("| reordered → kk |"), "{table}");
+    assert!(table.contains("| en |") || table.contains("| en | kk |"), "{table}");
+    assert!(table.contains("reordered → kk: 2 sentences"), "{table}");
+    let results = xlt::report::read_json(&out.join("results.json")).expect("results.json");
+    assert_eq!(results.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(), ["baseline", "reordered → kk"]);
+    for r in &results {
+        let t = r.task("udpos").expect("udpos");
+        assert!(t.languages.contains_key("kk") && t.languages.contains_key("en"), "{:?}", t.languages.keys());
+    }
+    // The condition's data: the reordered training file, every other file the original's.
+    let data = out.join("data/kk");
+    assert!(data.join("udpos/train-en.tsv").symlink_metadata().expect("train").file_type().is_file());
+    assert!(data.join("udpos/dev-en.tsv").symlink_metadata().expect("dev").file_type().is_symlink());
+    assert!(data.join("xnli").symlink_metadata().expect("xnli").file_type().is_symlink());
+    let train = std::fs::read_to_string(data.join("udpos/train-en.tsv")).expect("train");
+    let mut lines: Vec<&str> = train.lines().filter(|l| !l.is_empty()).collect();
+    lines.sort();
+    assert_eq!(lines, ["The\tDET", "Wow\tINTJ", "cat\tNOUN", "sleeps\tVERB"]);
+    // A second run reuses every finished step.
+    let o = xlt(&args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.matches("already done").count() == 2, "{err}");
+    // Translations are required for every language, before anything runs.
+    let bad = [&args[..8], &["de"], &args[9..]].concat();
+    let o = xlt(&bad);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("udpos.de.txt") && err.contains("translations into de"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+}

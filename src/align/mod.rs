@@ -12,6 +12,8 @@
 //!   alignment`), as awesome-align's evaluation computes them.
 //! - [`reorder`]: `xlt reorder`: English words (and their labels) permuted into the target
 //!   order through the links.
+//! - [`study`]: `xlt reorder-study`: align, reorder towards each language, fine-tune every
+//!   condition and compare zero-shot scores in one table.
 
 pub mod aligner;
 pub mod extract;
@@ -19,3 +21,4 @@ pub mod pairs;
 pub mod pharaoh;
 pub mod quality;
 pub mod reorder;
+pub mod study;
