@@ -101,6 +101,24 @@ pub struct XtremeArgs {
     /// Row label in the tables (default: the encoder folder's name).
     #[arg(long)]
     pub model_name: Option<String>,
+    /// Fine-tuning settings.
+    #[command(flatten)]
+    pub tune: FineTuneArgs,
+    /// Select TyDiQA-GoldP on its English dev set, which is also XTREME's English test set
+    /// (labelled optimistic). Default: keep its last weights, as XTREME does.
+    #[arg(long)]
+    pub select_on_english_dev: bool,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The fine-tuning settings of every `xlt xtreme` run (also `xlt reorder-study`'s).
+#[derive(Args, Debug)]
+pub struct FineTuneArgs {
     /// Learning rate (default 3e-6, the paper's target-task rate).
     #[arg(long)]
     pub learning_rate: Option<f64>,
@@ -125,16 +143,6 @@ pub struct XtremeArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Select TyDiQA-GoldP on its English dev set, which is also XTREME's English test set
-    /// (labelled optimistic). Default: keep its last weights, as XTREME does.
-    #[arg(long)]
-    pub select_on_english_dev: bool,
-    /// Where to run.
-    #[command(flatten)]
-    pub run_on: RunOn,
-    /// No progress bars.
-    #[arg(long)]
-    pub quiet: bool,
 }
 
 /// How `xlt train` initialises the model (jiant's `--model_load_mode`).
@@ -509,27 +517,9 @@ pub struct ReorderStudyArgs {
     /// Unaligned punctuation attaches left.
     #[arg(long)]
     pub punct: bool,
-    /// Learning rate (default: xlt xtreme's).
-    #[arg(long)]
-    pub learning_rate: Option<f64>,
-    /// Epochs instead of the preset.
-    #[arg(long)]
-    pub num_train_epochs: Option<f64>,
-    /// Batch size instead of the preset.
-    #[arg(long)]
-    pub train_batch_size: Option<usize>,
-    /// Step budget per condition.
-    #[arg(long)]
-    pub max_steps: Option<u64>,
-    /// Tokens per sequence.
-    #[arg(long)]
-    pub max_seq_length: Option<usize>,
-    /// Evaluate every N steps for early stopping.
-    #[arg(long, default_value_t = 1000)]
-    pub eval_every_steps: u64,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Fine-tuning settings of every condition (as `xlt xtreme`).
+    #[command(flatten)]
+    pub tune: FineTuneArgs,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,

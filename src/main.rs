@@ -49,15 +49,21 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn align(a: AlignArgs) -> Result<()> {
-    use xlt::align::{aligner, extract::Method};
-    let weights = EncoderWeights::read(&a.model)?;
-    let lines = xlt::align::pairs::read_lines(&a.input)?;
-    let method = match a.method {
-        AlignMethodArg::Softmax => Method::Softmax { threshold: a.threshold },
+/// The extraction method a command line asks for.
+fn method_of(m: AlignMethodArg, threshold: f32) -> xlt::align::extract::Method {
+    use xlt::align::extract::Method;
+    match m {
+        AlignMethodArg::Softmax => Method::Softmax { threshold },
         AlignMethodArg::Argmax => Method::Argmax,
         AlignMethodArg::Itermax => Method::Itermax,
-    };
+    }
+}
+
+fn align(a: AlignArgs) -> Result<()> {
+    use xlt::align::aligner;
+    let weights = EncoderWeights::read(&a.model)?;
+    let lines = xlt::align::pairs::read_lines(&a.input)?;
+    let method = method_of(a.method, a.threshold);
     let settings = aligner::AlignSettings { layer: a.layer, method, batch_size: a.batch_size };
     if a.layer > weights.cfg().num_layers {
         bail!(
@@ -127,45 +133,20 @@ fn reorder(a: ReorderArgs) -> Result<()> {
 }
 
 fn reorder_study(a: ReorderStudyArgs) -> Result<()> {
-    use xlt::align::{aligner::AlignSettings, extract::Method, study};
-    let mut train = xlt::train::trainer::TrainConfig {
-        max_steps: a.max_steps,
-        eval_every_steps: a.eval_every_steps,
-        seed: a.seed,
-        ..Default::default()
-    };
-    train.do_val = false;
-    train.validate()?;
-    let method = match a.method {
-        AlignMethodArg::Softmax => Method::Softmax { threshold: a.threshold },
-        AlignMethodArg::Argmax => Method::Argmax,
-        AlignMethodArg::Itermax => Method::Itermax,
-    };
+    use xlt::align::{aligner::AlignSettings, study};
+    let method = method_of(a.method, a.threshold);
     // Inputs first: a bad path is one error line, with no device line before it.
     study::check_inputs(&a.task, &a.langs, &a.translations, &a.data_dir)?;
-    let device = pick_device(a.run_on)?;
+    let mut xtreme = xtreme_config(a.tune, a.encoder, a.data_dir, a.out, vec![a.task.clone()], a.quiet)?;
+    xtreme.device = pick_device(a.run_on)?;
     let cfg = study::StudyConfig {
-        task: a.task.clone(),
+        task: a.task,
         langs: a.langs,
         translations: a.translations,
         aligner: a.aligner,
         align: AlignSettings { layer: a.layer, method, batch_size: 32 },
         punct: a.punct,
-        xtreme: xlt::xtreme::XtremeConfig {
-            model_name: String::new(),
-            encoder: a.encoder,
-            data_dir: a.data_dir,
-            out: a.out,
-            tasks: vec![a.task],
-            learning_rate: a.learning_rate,
-            num_train_epochs: a.num_train_epochs,
-            train_batch_size: a.train_batch_size,
-            max_seq_length: a.max_seq_length,
-            select_on_english_dev: false,
-            train,
-            progress: !a.quiet,
-            device,
-        },
+        xtreme,
     };
     let conditions = study::run(&cfg)?;
     println!("{}", study::render(&cfg.task, &conditions));
@@ -457,33 +438,50 @@ fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn xtreme(a: XtremeArgs) -> Result<()> {
-    use xlt::xtreme::{model_label, run, XtremeConfig};
+/// The `xlt xtreme` configuration of `t` (everything but what the caller sets: the encoder,
+/// data, output, tasks, label, TyDiQA selection and device).
+fn xtreme_config(
+    t: cli::FineTuneArgs,
+    encoder: std::path::PathBuf,
+    data_dir: std::path::PathBuf,
+    out: std::path::PathBuf,
+    tasks: Vec<String>,
+    quiet: bool,
+) -> Result<xlt::xtreme::XtremeConfig> {
     let mut train = xlt::train::trainer::TrainConfig {
-        max_steps: a.max_steps,
-        eval_every_steps: a.eval_every_steps,
-        eval_batch_size: a.eval_batch_size,
-        seed: a.seed,
+        max_steps: t.max_steps,
+        eval_every_steps: t.eval_every_steps,
+        eval_batch_size: t.eval_batch_size,
+        seed: t.seed,
         ..Default::default()
     };
     train.do_val = false;
     train.validate()?;
-    let device = pick_device(a.run_on)?;
-    let cfg = XtremeConfig {
-        model_name: a.model_name.clone().unwrap_or_else(|| model_label(&a.encoder)),
-        encoder: a.encoder,
-        data_dir: a.data_dir,
-        out: a.out,
-        tasks: a.tasks,
-        learning_rate: a.learning_rate,
-        num_train_epochs: a.num_train_epochs,
-        train_batch_size: a.train_batch_size,
-        max_seq_length: a.max_seq_length,
-        select_on_english_dev: a.select_on_english_dev,
+    Ok(xlt::xtreme::XtremeConfig {
+        model_name: xlt::xtreme::model_label(&encoder),
+        encoder,
+        data_dir,
+        out,
+        tasks,
+        learning_rate: t.learning_rate,
+        num_train_epochs: t.num_train_epochs,
+        train_batch_size: t.train_batch_size,
+        max_seq_length: t.max_seq_length,
+        select_on_english_dev: false,
         train,
-        progress: !a.quiet,
-        device,
-    };
+        progress: !quiet,
+        device: Device::Cpu,
+    })
+}
+
+fn xtreme(a: XtremeArgs) -> Result<()> {
+    use xlt::xtreme::run;
+    let mut cfg = xtreme_config(a.tune, a.encoder, a.data_dir, a.out, a.tasks, a.quiet)?;
+    if let Some(name) = a.model_name {
+        cfg.model_name = name;
+    }
+    cfg.select_on_english_dev = a.select_on_english_dev;
+    cfg.device = pick_device(a.run_on)?;
     let results = run(&cfg)?;
     println!("{}", xlt::report::render_markdown(std::slice::from_ref(&results)));
     eprintln!("results: {}", cfg.out.join("results.md").display());
