@@ -253,6 +253,13 @@ pub struct TrainArgs {
     /// (labelled optimistic). Default: keep its last weights, as XTREME does.
     #[arg(long)]
     pub select_on_english_dev: bool,
+    /// Task heads from this model folder (a head run's model/) instead of fresh ones, by name.
+    #[arg(long)]
+    pub head_from: Option<PathBuf>,
+    /// Keep the task heads fixed (no gradient, optimizer state or weight decay); needs
+    /// --head-from. Runs that share a frozen head average without mixing heads.
+    #[arg(long)]
+    pub freeze_head: bool,
     /// Continue the run from its checkpoint.
     #[arg(long)]
     pub resume: bool,

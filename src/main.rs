@@ -407,6 +407,12 @@ fn run_spec(a: &TrainArgs) -> Result<RunSpec> {
     if a.select_on_english_dev {
         s.select_on_english_dev = true;
     }
+    if a.head_from.is_some() {
+        s.head_from = a.head_from.clone();
+    }
+    if a.freeze_head {
+        s.freeze_head = true;
+    }
     if s.tasks.is_empty() {
         bail!("no tasks: pass --tasks (e.g. --tasks mnli,squad_v1) or set `tasks` in --config");
     }

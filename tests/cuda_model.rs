@@ -289,6 +289,37 @@ fn a_step_with_a_non_finite_loss_or_an_overflow_changes_nothing(gpu: &Arc<Gpu>) 
     assert!(report.applied && report.grad_norm.is_some_and(f32::is_finite), "{report:?}");
 }
 
+/// Frozen head tensors (`--freeze-head`): the GPU step leaves them, and their moments, bit for
+/// bit as they were, while the encoder trains, in fp32 and bf16.
+fn a_frozen_head_stays_bit_identical(gpu: &Arc<Gpu>) {
+    let adamw = AdamWConfig { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 };
+    let step_cfg = StepConfig { adamw, micro_batches: 2, max_grad_norm: 1.0 };
+    let tb = task_batch(Kind::Classification, 1);
+    let drop = DropoutCfg::train(&config(), 1);
+    for p in [Precision::Fp32, Precision::Bf16] {
+        let mut host = model(12).host();
+        assert!(host.structure.layout.freeze_heads() > 0);
+        let layout = host.structure.layout.clone();
+        let mut gm = CudaModel::new(gpu.clone(), p, &host, None).expect("upload");
+        let before = gm.download_params().expect("params");
+        for _ in 0..2 {
+            gm.accumulate(0, &tb, drop).expect("accumulate");
+            gm.accumulate(0, &tb, drop).expect("accumulate");
+            assert!(gm.optimizer_step(&step_cfg).expect("step").applied);
+        }
+        let (after, (m, v)) = (gm.download_params().expect("params"), gm.download_moments().expect("moments"));
+        let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        for t in &layout.tensors {
+            let r = t.range();
+            if t.frozen {
+                assert_eq!(bits(&after[r.clone()]), bits(&before[r.clone()]), "{p:?} {}", t.name);
+                assert!(m[r.clone()].iter().chain(&v[r]).all(|x| *x == 0.0), "{p:?} moments of {}", t.name);
+            }
+        }
+        assert_ne!(bits(&after), bits(&before), "{p:?}: the encoder trains");
+    }
+}
+
 fn reruns_are_bit_identical(gpu: &Arc<Gpu>) {
     for p in [Precision::Fp32, Precision::Bf16] {
         let run = || {
@@ -458,6 +489,7 @@ on_both_devices!(
     a_short_training_run_tracks_the_cpu,
     a_step_with_a_non_finite_loss_or_an_overflow_changes_nothing,
     reruns_are_bit_identical,
+    a_frozen_head_stays_bit_identical,
     inference_model_matches_the_cpu_forward,
     gpu_embeddings_match_the_cpu,
     gpu_alignments_match_the_cpu,

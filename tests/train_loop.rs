@@ -424,3 +424,87 @@ fn resuming_a_finished_run_with_other_settings_says_so() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("finished run") && err.contains("learning_rate"), "{err}");
 }
+
+/// `--head-from RUN/model --freeze-head`: the heads of a head run replace the fresh ones and
+/// stay bit for bit as they are while the encoder trains (no gradient, no moment, no decay);
+/// without `--freeze-head` they start from the head run's and train on. A head missing from the
+/// source, or freezing without a source, is an error.
+#[test]
+fn a_frozen_head_from_a_head_run_stays_byte_identical() {
+    use xlt::model::HostModel;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tok = tok();
+    let run = |s: RunSpec| {
+        let name = s.run_name.clone();
+        prepare(s, &tok, false, &Device::Cpu).expect("prepare").trainer.quiet().run(&name, None).expect("run");
+        HostModel::from_dir(&tmp.path().join("runs").join(name).join("model")).expect("model")
+    };
+    let head_run = run(spec(tmp.path(), "head", &["mnli"], 4));
+    let source = tmp.path().join("runs/head/model");
+    let head_bits = |m: &HostModel, encoder: bool| -> Vec<u32> {
+        m.structure
+            .layout
+            .tensors
+            .iter()
+            .filter(|t| t.encoder == encoder)
+            .flat_map(|t| m.params[t.range()].iter().map(|v| v.to_bits()))
+            .collect()
+    };
+    let mut s = spec(tmp.path(), "frozen", &["mnli"], 4);
+    s.head_from = Some(source.clone());
+    s.freeze_head = true;
+    let frozen = run(s);
+    assert_eq!(
+        head_bits(&frozen, false),
+        head_bits(&head_run, false),
+        "the frozen head is the head run's, bit for bit"
+    );
+    assert_ne!(head_bits(&frozen, true), head_bits(&head_run, true), "the encoder trained");
+    // The checkpoint's moments of the frozen tensors are zero.
+    let opt = safetensors_f32(&tmp.path().join("runs/frozen/checkpoint/optimizer.safetensors"));
+    let heads: Vec<&str> =
+        frozen.structure.layout.tensors.iter().filter(|t| !t.encoder).map(|t| t.name.as_str()).collect();
+    let frozen_moments: Vec<&(String, Vec<f32>)> = opt
+        .iter()
+        .filter(|(name, _)| heads.iter().any(|h| name == &format!("m.{h}") || name == &format!("v.{h}")))
+        .collect();
+    assert_eq!(frozen_moments.len(), 2 * heads.len(), "{heads:?}");
+    for (name, values) in frozen_moments {
+        assert!(values.iter().all(|v| *v == 0.0), "moment {name} of a frozen tensor");
+    }
+    let mut s = spec(tmp.path(), "warm", &["mnli"], 4);
+    s.head_from = Some(source.clone());
+    let warm = run(s);
+    assert_ne!(head_bits(&warm, false), head_bits(&head_run, false), "an unfrozen head trains on");
+
+    let mut s = spec(tmp.path(), "bad", &["mnli"], 4);
+    s.freeze_head = true;
+    let err = prepare(s, &tok, false, &Device::Cpu).err().expect("freeze without a source").to_string();
+    assert!(err.contains("--freeze-head needs --head-from"), "{err}");
+    let mut s = spec(tmp.path(), "other", &["squad_v1"], 4);
+    s.head_from = Some(source);
+    let err = prepare(s, &tok, false, &Device::Cpu).err().expect("no such head").to_string();
+    assert!(err.contains("--head-from") && err.contains("no head tensor qa_outputs"), "{err}");
+}
+
+/// Every tensor of a safetensors file as f32 (the optimizer state is saved in f32).
+fn safetensors_f32(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let bytes = read(path);
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("header size")) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).expect("header");
+    let data = &bytes[8 + n..];
+    let mut out = Vec::new();
+    for (name, v) in header.as_object().expect("object") {
+        if name == "__metadata__" {
+            continue;
+        }
+        assert_eq!(v["dtype"], "F32", "{name}");
+        let off = v["data_offsets"].as_array().expect("offsets");
+        let (a, b) = (off[0].as_u64().expect("a") as usize, off[1].as_u64().expect("b") as usize);
+        out.push((
+            name.clone(),
+            data[a..b].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect(),
+        ));
+    }
+    out
+}

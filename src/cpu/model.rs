@@ -315,6 +315,10 @@ impl CpuModel {
         if losses.iter().any(|l| !l.is_finite()) {
             return Ok(StepReport { losses, grad_norm: Some(f32::NAN), applied: false });
         }
+        // Frozen tensors take no part: their gradients count neither in the norm nor anywhere.
+        for r in self.s.layout.frozen_ranges() {
+            self.grads[r].fill(0.0);
+        }
         if cfg.micro_batches > 1 {
             scale_inplace(&mut self.grads, 1.0 / cfg.micro_batches as f32);
         }
@@ -327,7 +331,7 @@ impl CpuModel {
             return Ok(StepReport { losses, grad_norm: Some(norm), applied: false });
         }
         self.opt.t += 1;
-        for tensor in &self.s.layout.tensors {
+        for tensor in self.s.layout.tensors.iter().filter(|t| !t.frozen) {
             let r = tensor.range();
             let n = r.len();
             adamw_update(

@@ -510,6 +510,11 @@ impl CudaModel {
         let grads = self.grads.dev();
         let fp16 = self.precision == Precision::Fp16;
         let mut inv = 1.0 / micro_batches.max(1) as f32;
+        // Frozen tensors take no part: zero gradients, no decay (the layout's flags), so AdamW
+        // leaves them and their (zero) moments bit for bit as they are.
+        for r in self.s.layout.frozen_ranges() {
+            g.zero(grads.slice(r))?;
+        }
         // count = non-finite gradients (fp16 overflow), then + non-finite norm and losses.
         if fp16 {
             count_nonfinite(&g, count, grads, n)?;

@@ -43,6 +43,9 @@ pub struct ParamTensor {
     pub decay: bool,
     /// Whether the tensor belongs to the encoder (saved with the family prefix).
     pub encoder: bool,
+    /// Frozen: no gradient reaches the optimizer, no moment, no decay; the step leaves it
+    /// bit for bit as it is (`--freeze-head`).
+    pub frozen: bool,
 }
 
 impl ParamTensor {
@@ -66,9 +69,33 @@ pub struct ParamLayout {
 }
 
 impl ParamLayout {
+    /// Freezes every task-head tensor (all but the encoder's): no gradient, moment or decay
+    /// for them from now on. Returns how many tensors were frozen.
+    pub fn freeze_heads(&mut self) -> usize {
+        let mut n = 0;
+        for t in self.tensors.iter_mut().filter(|t| !t.encoder) {
+            t.frozen = true;
+            t.decay = false;
+            n += 1;
+        }
+        n
+    }
+
+    /// The element ranges of the frozen tensors.
+    pub fn frozen_ranges(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        self.tensors.iter().filter(|t| t.frozen).map(ParamTensor::range)
+    }
+
     /// Appends a tensor and returns its element range.
     pub fn push(&mut self, name: &str, shape: &[usize], decay: bool, encoder: bool) -> Range<usize> {
-        let t = ParamTensor { name: name.to_string(), shape: shape.to_vec(), offset: self.total, decay, encoder };
+        let t = ParamTensor {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            offset: self.total,
+            decay,
+            encoder,
+            frozen: false,
+        };
         self.total += t.numel();
         let r = t.range();
         self.tensors.push(t);

@@ -69,6 +69,12 @@ pub struct RunSpec {
     /// (the selection is then labelled as optimistic); off: keep its last weights, as XTREME
     /// does.
     pub select_on_english_dev: bool,
+    /// A model folder (a head run's `model/`) whose task-head tensors replace the fresh heads
+    /// of this run (by name; every head tensor of this run must be there, with its shape).
+    pub head_from: Option<PathBuf>,
+    /// Keep the task heads fixed: no gradient, optimizer state or weight decay (needs
+    /// `head_from`): runs that share a frozen head can be averaged (One For All & All For One).
+    pub freeze_head: bool,
     /// The remaining optimisation settings (learning rate and epochs are set from above).
     pub train: TrainConfig,
 }
@@ -89,6 +95,8 @@ impl Default for RunSpec {
             num_train_epochs: None,
             learning_rate: None,
             select_on_english_dev: false,
+            head_from: None,
+            freeze_head: false,
             train: TrainConfig::default(),
         }
     }
@@ -131,6 +139,16 @@ impl RunSpec {
                 "mlm_languages",
                 "languages without empty entries",
                 format!("{:?}", self.mlm_languages.join(",")),
+            ));
+        }
+        if self.freeze_head && self.head_from.is_none() {
+            return Err(Error::Setting(
+                "--freeze-head needs --head-from RUN/model: a frozen fresh head would stay random".into(),
+            ));
+        }
+        if self.head_from.is_some() && self.model_load_mode == LoadMode::All {
+            return Err(Error::Setting(
+                "--head-from replaces the heads, --model-load-mode all loads them: choose one".into(),
             ));
         }
         if self.max_seq_length < 4 {
@@ -402,6 +420,34 @@ pub struct PreparedRun<'a> {
     pub spec: RunSpec,
 }
 
+/// Replaces every task-head tensor of `model` with the tensor of the same name in the model
+/// folder `src` (a head run's `model/`): a tensor missing there, or of another shape, is an
+/// error naming it.
+fn copy_heads(model: &mut HostModel, src: &Path) -> Result<()> {
+    let other = HostModel::from_dir(src).map_err(|e| e.context(format!("--head-from {}", src.display())))?;
+    for t in model.structure.layout.tensors.iter().filter(|t| !t.encoder) {
+        let Some(o) = other.structure.layout.tensors.iter().find(|o| !o.encoder && o.name == t.name) else {
+            return Err(Error::Setting(format!(
+                "--head-from {}: it has no head tensor {} (its heads: {})",
+                src.display(),
+                t.name,
+                other.structure.specs.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        };
+        if o.shape != t.shape {
+            return Err(Error::Setting(format!(
+                "--head-from {}: {} has shape {:?} there, this run needs {:?}",
+                src.display(),
+                t.name,
+                o.shape,
+                t.shape
+            )));
+        }
+        model.params[t.range()].copy_from_slice(&other.params[o.range()]);
+    }
+    Ok(())
+}
+
 /// Loads the tokenizer of a run (its own file or the model folder's).
 pub fn load_tokenizer(spec: &RunSpec) -> Result<Tokenizer> {
     let cfg = ModelConfig::from_file(&spec.model.join("config.json"))?;
@@ -620,6 +666,14 @@ pub fn prepare<'a>(spec: RunSpec, tok: &'a Tokenizer, resume: bool, device: &Dev
             HostModel::from_dir(&spec.model)?
         }
     };
+    let mut model = model;
+    if let Some(src) = &spec.head_from {
+        copy_heads(&mut model, src)?;
+        if spec.freeze_head {
+            let n = model.structure.layout.freeze_heads();
+            eprintln!("note: {n} head tensors from {} are frozen", src.display());
+        }
+    }
     let run_dir = spec.run_dir();
     let trainer = Trainer::new(model, tok, tasks, spec.train.clone(), features, &run_dir, resume, device)?
         .with_model_files(tokenizer_files(&spec))
