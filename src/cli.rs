@@ -350,16 +350,20 @@ pub struct AverageArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Snapshot folders (HF layout) to average.
-    #[arg(required_unless_present = "manifest", conflicts_with = "manifest")]
+    #[arg(required_unless_present_any = ["manifest", "runs"], conflicts_with_all = ["manifest", "runs"])]
     pub snapshots: Vec<PathBuf>,
-    /// A snapshot manifest (manifest.json) to select from.
+    /// A snapshot manifest (a run's snapshots/manifest.json) to select from; repeat it to
+    /// select over several runs at once.
     #[arg(long)]
-    pub manifest: Option<PathBuf>,
-    /// Selection from the manifest.
-    #[arg(long, value_enum, default_value_t = SelectArg::All, requires = "manifest")]
+    pub manifest: Vec<PathBuf>,
+    /// An experiment folder (or a folder of runs): the manifests of all its runs.
+    #[arg(long, conflicts_with = "manifest")]
+    pub runs: Option<PathBuf>,
+    /// Selection from the manifests.
+    #[arg(long, value_enum, default_value_t = SelectArg::All)]
     pub select: SelectArg,
     /// K for `--select top-k`.
-    #[arg(long, requires = "manifest")]
+    #[arg(long)]
     pub k: Option<usize>,
 }
 

@@ -218,18 +218,24 @@ fn eval(a: EvalArgs) -> Result<()> {
 
 fn average(a: AverageArgs) -> Result<()> {
     use xlt::train::average::{average, Manifest, Selection};
-    let snapshots = match &a.manifest {
-        Some(m) => {
-            let sel = match (a.select, a.k) {
-                (SelectArg::All, _) => Selection::All,
-                (SelectArg::LastPerRun, _) => Selection::LastPerRun,
-                (SelectArg::BestPerRun, _) => Selection::BestPerRun,
-                (SelectArg::TopK, Some(k)) => Selection::TopK(k),
-                (SelectArg::TopK, None) => bail!("--select top-k needs --k K"),
-            };
-            Manifest::load(m)?.select(sel)?
-        }
-        None => a.snapshots.clone(),
+    let manifests = match &a.runs {
+        Some(dir) => Manifest::run_manifests(dir)?,
+        None => a.manifest.clone(),
+    };
+    if manifests.is_empty() && (a.select != SelectArg::All || a.k.is_some()) {
+        bail!("--select and --k choose from manifests: give --manifest or --runs");
+    }
+    let snapshots = if manifests.is_empty() {
+        a.snapshots.clone()
+    } else {
+        let sel = match (a.select, a.k) {
+            (SelectArg::All, _) => Selection::All,
+            (SelectArg::LastPerRun, _) => Selection::LastPerRun,
+            (SelectArg::BestPerRun, _) => Selection::BestPerRun,
+            (SelectArg::TopK, Some(k)) => Selection::TopK(k),
+            (SelectArg::TopK, None) => bail!("--select top-k needs --k K"),
+        };
+        Manifest::merge(&manifests)?.select(sel)?
     };
     let report = average(&a.out, &snapshots)?;
     eprintln!("{report} -> {}", a.out.display());

@@ -508,3 +508,50 @@ fn safetensors_f32(path: &Path) -> Vec<(String, Vec<f32>)> {
     }
     out
 }
+
+/// Runs as a set: `xlt average --runs EXP` reads every run's manifest at once; every snapshot
+/// records its run's hyper-parameters; the average of identical runs is the run, bit for bit;
+/// two manifests naming the same run are refused.
+#[test]
+fn averaging_reads_the_runs_of_an_experiment_as_one_set() {
+    use xlt::train::average::Manifest;
+    use xlt::train::trainer::SnapshotEvery;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tok = tok();
+    for name in ["lr1", "lr2"] {
+        // Same settings and seed: identical runs under two names.
+        let mut s = spec(tmp.path(), name, &["mnli"], 4);
+        s.train.snapshot_every = SnapshotEvery::Steps(2);
+        prepare(s, &tok, false, &Device::Cpu).expect("prepare").trainer.quiet().run(name, None).expect("run");
+    }
+    let manifests = Manifest::run_manifests(tmp.path()).expect("manifests");
+    assert_eq!(manifests.len(), 2);
+    let all = Manifest::merge(&manifests).expect("merge");
+    assert_eq!(all.entries.len(), 4);
+    let h = all.entries[0].hparams.as_ref().expect("hyper-parameters recorded");
+    assert_eq!((h["learning_rate"], h["batch_size"], h["seed"]), (1e-3, 2.0, 5.0));
+
+    let out = tmp.path().join("avg");
+    let o = Command::new(env!("CARGO_BIN_EXE_xlt"))
+        .args(["average", "--out", &out.display().to_string(), "--runs", &tmp.path().display().to_string()])
+        .args(["--select", "last-per-run"])
+        .output()
+        .expect("average");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let last = tmp.path().join("runs/lr1/snapshots/step-00000004/model.safetensors");
+    let (a, b) = (
+        xlt::model::HostModel::from_dir(&out).expect("avg"),
+        xlt::model::HostModel::from_dir(last.parent().expect("dir")).expect("run"),
+    );
+    let bits = |m: &xlt::model::HostModel| m.params.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&a), bits(&b), "the average of identical runs is the run");
+
+    // The same run in two manifests: refused, naming both.
+    let copy = tmp.path().join("copy/snapshots");
+    std::fs::create_dir_all(&copy).expect("mkdir");
+    std::fs::copy(&manifests[0], copy.join("manifest.json")).expect("copy");
+    let err = Manifest::merge(&[manifests[0].clone(), copy.join("manifest.json")]).expect_err("collision").to_string();
+    assert!(err.contains("\"lr1\"") && err.contains("distinct names"), "{err}");
+    let empty = tempfile::tempdir().expect("tmp");
+    assert!(Manifest::run_manifests(empty.path()).expect_err("none").to_string().contains("--snapshot-every"));
+}

@@ -452,6 +452,11 @@ pub struct ManifestEntry {
     /// Source-language validation score (higher is better), when it was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev_score: Option<f64>,
+    /// The run's hyper-parameters (`learning_rate`, `batch_size` or `batch_size.<task>`,
+    /// `seed`, `num_train_epochs`, `warmup_proportion`, `weight_decay`,
+    /// `gradient_accumulation_steps`), so runs of one grid can be told apart and grouped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hparams: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 impl ManifestEntry {
@@ -538,7 +543,7 @@ impl Manifest {
             let entry: ManifestEntry = serde_json::from_value(e.clone()).map_err(|err| {
                 Error::format(
                     path,
-                    format!("entries[{i}]: {err}; expected path, run, step, optional epoch and dev_score"),
+                    format!("entries[{i}]: {err}; expected path, run, step, optional epoch, dev_score and hparams"),
                 )
             })?;
             entries.push(entry);
@@ -590,6 +595,54 @@ impl Manifest {
             }
         }
         Ok(m)
+    }
+
+    /// The manifests of several runs as one (entry paths resolved): every run's snapshots,
+    /// in the order given. A run name or snapshot folder found in two manifests is an error
+    /// naming both files (runs of one grid need distinct names).
+    pub fn merge(paths: &[PathBuf]) -> Result<Self> {
+        if paths.is_empty() {
+            return Err(Error::Setting("no manifest to average from".into()));
+        }
+        let mut out = Manifest::default();
+        let mut owner: HashMap<String, usize> = HashMap::new();
+        for (k, p) in paths.iter().enumerate() {
+            let m = Self::load(p)?;
+            for e in &m.entries {
+                if let Some(&j) = owner.get(&e.run).filter(|&&j| j != k) {
+                    return Err(Error::Data(format!(
+                        "run {:?} is in {} and in {}: runs averaged together need distinct names",
+                        e.run,
+                        paths[j].display(),
+                        p.display()
+                    )));
+                }
+                owner.insert(e.run.clone(), k);
+            }
+            out.entries.extend(m.entries);
+        }
+        out.validate(&paths[0])?;
+        Ok(out)
+    }
+
+    /// The manifests of every run in the experiment folder `dir` (`<dir>/runs/*/snapshots/`,
+    /// or `<dir>/*/snapshots/` for a folder of runs), sorted by run folder.
+    pub fn run_manifests(dir: &Path) -> Result<Vec<PathBuf>> {
+        let base = if dir.join("runs").is_dir() { dir.join("runs") } else { dir.to_path_buf() };
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&base)
+            .map_err(|e| Error::io(&base, e))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("snapshots").join("manifest.json"))
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort();
+        if found.is_empty() {
+            return Err(Error::format(
+                &base,
+                "no run here has snapshots (<run>/snapshots/manifest.json); train with --snapshot-every",
+            ));
+        }
+        Ok(found)
     }
 
     /// Appends `entry` to the manifest at `path` (created with its folder if missing) and

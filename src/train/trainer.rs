@@ -877,8 +877,43 @@ impl<'a> Trainer<'a> {
         self.save_model_dir(&dir.join(&rel), &w)?;
         Manifest::append(
             &dir.join("manifest.json"),
-            ManifestEntry { path: rel, run: self.run_label.clone(), step, epoch, dev_score: score },
+            ManifestEntry {
+                path: rel,
+                run: self.run_label.clone(),
+                step,
+                epoch,
+                dev_score: score,
+                hparams: Some(self.hparams()),
+            },
         )
+    }
+
+    /// The hyper-parameters a snapshot records: the optimisation settings and each task's
+    /// batch size (`batch_size` when every task has the same).
+    fn hparams(&self) -> std::collections::BTreeMap<String, f64> {
+        let c = &self.cfg;
+        let mut h: std::collections::BTreeMap<String, f64> = [
+            ("learning_rate", c.learning_rate),
+            ("seed", c.seed as f64),
+            ("num_train_epochs", c.num_train_epochs),
+            ("warmup_proportion", c.warmup_proportion),
+            ("weight_decay", c.weight_decay),
+            ("gradient_accumulation_steps", c.gradient_accumulation_steps as f64),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let sizes: Vec<usize> = self.tasks.iter().map(|t| t.batch_size).collect();
+        if sizes.windows(2).all(|w| w[0] == w[1]) {
+            if let Some(&b) = sizes.first() {
+                h.insert("batch_size".into(), b as f64);
+            }
+        } else {
+            for t in &self.tasks {
+                h.insert(format!("batch_size.{}", t.name), t.batch_size as f64);
+            }
+        }
+        h
     }
 
     /// Runs until the step budget is spent, early stopping triggers, or `stop_at` steps are
