@@ -45,6 +45,9 @@ pub enum Command {
     Score(ScoreCliArgs),
     /// Average model snapshots (uniform mean of every tensor), streaming one at a time.
     Average(AverageArgs),
+    /// Score every snapshot of one or more runs on every language of a task (kept in the
+    /// manifests), and print the single-run baselines: last, best English dev, target-dev oracle.
+    ScoreSnapshots(ScoreSnapshotsArgs),
     /// Evaluate a checkpoint on a task's languages and split, without training.
     Eval(EvalArgs),
     /// Train on one or more tasks (intermediate or target), jiant style.
@@ -365,6 +368,38 @@ pub struct AverageArgs {
     /// K for `--select top-k`.
     #[arg(long)]
     pub k: Option<usize>,
+}
+
+/// `xlt score-snapshots` options.
+#[derive(Args, Debug)]
+pub struct ScoreSnapshotsArgs {
+    /// A run's snapshot manifest (snapshots/manifest.json); repeat for several runs.
+    #[arg(long, required_unless_present = "runs")]
+    pub manifest: Vec<PathBuf>,
+    /// An experiment folder (or a folder of runs): every run's manifest.
+    #[arg(long, conflicts_with = "manifest")]
+    pub runs: Option<PathBuf>,
+    /// Task name.
+    #[arg(long)]
+    pub task: String,
+    /// Data folder (XTREME download/ or jiant layout).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Splits to score, comma-separated: val (dev) and/or test.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SplitArg::Val])]
+    pub splits: Vec<SplitArg>,
+    /// Languages (default: every language of the task that has the split).
+    #[arg(long, value_delimiter = ',')]
+    pub langs: Vec<String>,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Maximum tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    pub max_seq_len: usize,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
 }
 
 /// `xlt score` options: one task's gold and prediction files, or a whole XTREME folder.

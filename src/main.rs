@@ -7,8 +7,8 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{
     AlignArgs, AlignInputArgs, AlignMethodArg, AverageArgs, BenchArgs, Cli, Command, DemoArgs, DeviceArg, EmbedArgs,
-    EvalArgs, LayoutArg, LoadModeArg, PoolArg, ReorderArgs, ReorderStudyArgs, RunOn, ScoreCliArgs, SelectArg, SplitArg,
-    TrainArgs, XtremeArgs,
+    EvalArgs, LayoutArg, LoadModeArg, PoolArg, ReorderArgs, ReorderStudyArgs, RunOn, ScoreCliArgs, ScoreSnapshotsArgs,
+    SelectArg, SplitArg, TrainArgs, XtremeArgs,
 };
 use xlt::bench::BenchSpec;
 use xlt::config::ModelConfig;
@@ -42,6 +42,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench(a),
         Command::Score(a) => score(a),
         Command::Average(a) => average(a),
+        Command::ScoreSnapshots(a) => score_snapshots(a),
         Command::Eval(a) => eval(a),
         Command::Train(a) => train(a),
         Command::Xtreme(a) => xtreme(a),
@@ -239,6 +240,29 @@ fn average(a: AverageArgs) -> Result<()> {
     };
     let report = average(&a.out, &snapshots)?;
     eprintln!("{report} -> {}", a.out.display());
+    Ok(())
+}
+
+fn score_snapshots(a: ScoreSnapshotsArgs) -> Result<()> {
+    use xlt::eval::snapshots::{baselines, score_manifests, SnapshotScoring};
+    use xlt::tasks::Split;
+    use xlt::train::average::Manifest;
+    let manifests = match &a.runs {
+        Some(dir) => Manifest::run_manifests(dir)?,
+        None => a.manifest.clone(),
+    };
+    let merged = Manifest::merge(&manifests)?; // every manifest read and checked first
+    let s = SnapshotScoring {
+        task: a.task,
+        layout: xlt::train::setup::detect_layout(&a.data_dir)?,
+        splits: a.splits.iter().map(|s| if *s == SplitArg::Val { Split::Val } else { Split::Test }).collect(),
+        langs: a.langs,
+        batch_size: a.batch_size,
+        max_seq_len: a.max_seq_len,
+    };
+    let n = score_manifests(&manifests, &s, &pick_device(a.run_on)?)?;
+    eprintln!("scored {n} of {} snapshots (the others were scored before)", merged.entries.len());
+    println!("{}", serde_json::to_string_pretty(&baselines(&Manifest::merge(&manifests)?))?);
     Ok(())
 }
 

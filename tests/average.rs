@@ -341,7 +341,15 @@ fn bad_inputs_are_errors() {
 }
 
 fn entry(path: &str, run: &str, step: u64, epoch: Option<u64>, dev: Option<f64>) -> ManifestEntry {
-    ManifestEntry { path: PathBuf::from(path), run: run.to_string(), step, epoch, dev_score: dev, hparams: None }
+    ManifestEntry {
+        path: PathBuf::from(path),
+        run: run.to_string(),
+        step,
+        epoch,
+        dev_score: dev,
+        hparams: None,
+        scores: None,
+    }
 }
 
 /// Three runs of a grid, appended out of step order on purpose:

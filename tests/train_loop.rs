@@ -555,3 +555,79 @@ fn averaging_reads_the_runs_of_an_experiment_as_one_set() {
     let empty = tempfile::tempdir().expect("tmp");
     assert!(Manifest::run_manifests(empty.path()).expect_err("none").to_string().contains("--snapshot-every"));
 }
+
+/// `xlt score-snapshots`: every snapshot of every run of an experiment scored per language and
+/// split, the scores kept in the manifests (a second call scores nothing), equal to `xlt eval`'s
+/// on the same snapshot, and the single-run baselines (S-L, S-DEV, S-TDEV as an oracle) printed.
+#[test]
+fn every_snapshot_is_scored_once_per_language_and_the_baselines_are_queries() {
+    use xlt::train::average::Manifest;
+    use xlt::train::trainer::SnapshotEvery;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tok = tok();
+    // XTREME's XNLI with labelled German test data (the fixture's, like XTREME's, has none)
+    // and an English dev set to select on.
+    let data = tmp.path().join("download");
+    std::fs::create_dir_all(data.join("xnli")).expect("mkdir");
+    let fx = Path::new(XTREME).join("xnli");
+    std::fs::copy(fx.join("train-en.tsv"), data.join("xnli/train-en.tsv")).expect("copy");
+    std::fs::copy(fx.join("dev-de.tsv"), data.join("xnli/dev-de.tsv")).expect("copy");
+    std::fs::copy(fx.join("dev-de.tsv"), data.join("xnli/test-de.tsv")).expect("copy");
+    std::fs::copy(fx.join("train-en.tsv"), data.join("xnli/dev-en.tsv")).expect("copy");
+    let data_s = data.display().to_string();
+    let exp = tmp.path().join("exp");
+    for (name, seed) in [("a", 1), ("b", 2)] {
+        let mut s = spec(&exp, name, &["xnli"], 4);
+        s.data_dir = data.clone();
+        s.train.seed = seed;
+        s.train.snapshot_every = SnapshotEvery::Steps(2);
+        prepare(s, &tok, false, &Device::Cpu).expect("prepare").trainer.quiet().run(name, None).expect("run");
+    }
+    let score = || {
+        Command::new(env!("CARGO_BIN_EXE_xlt"))
+            .args(["score-snapshots", "--runs", &exp.display().to_string(), "--task", "xnli"])
+            .args(["--data-dir", &data_s, "--splits", "val,test", "--max-seq-len", "64"])
+            .output()
+            .expect("score-snapshots")
+    };
+    let o = score();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("scored 4 of 4"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    for run in ["a", "b"] {
+        assert_eq!(v[run]["S-L"]["step"], 4, "{v}");
+        assert!(v[run]["S-DEV"]["scores"]["dev.de"].is_f64(), "{v}");
+        assert!(v[run]["S-TDEV (oracle)"]["de"]["test"].is_f64(), "{v}");
+    }
+    let m = Manifest::merge(&Manifest::run_manifests(&exp).expect("manifests")).expect("merge");
+    let e = &m.entries[0];
+    let scores = e.scores.as_ref().expect("scores kept in the manifest");
+    assert!(scores.contains_key("dev.de") && scores.contains_key("test.de"), "{scores:?}");
+    // The same number as xlt eval on that snapshot.
+    let o = Command::new(env!("CARGO_BIN_EXE_xlt"))
+        .args(["eval", "--model", &e.path.display().to_string(), "--task", "xnli", "--data-dir", &data_s])
+        .args(["--langs", "de", "--split", "test", "--max-seq-len", "64"])
+        .output()
+        .expect("eval");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ev: serde_json::Value = serde_json::from_slice(o.stdout.trim_ascii()).expect("json");
+    assert_eq!(ev["scores"]["de"].as_f64(), Some(scores["test.de"]));
+    // Scored once: a second call evaluates nothing.
+    let o = score();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("scored 0 of 4"));
+    // Unlabelled test files (XTREME's) are an error, not an empty score.
+    std::fs::copy(fx.join("test-de.tsv"), data.join("xnli/test-de.tsv")).expect("copy");
+    let fresh = tmp.path().join("exp2");
+    let mut s = spec(&fresh, "c", &["xnli"], 2);
+    s.data_dir = data.clone();
+    s.train.snapshot_every = SnapshotEvery::Steps(2);
+    prepare(s, &tok, false, &Device::Cpu).expect("prepare").trainer.quiet().run("c", None).expect("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_xlt"))
+        .args(["score-snapshots", "--runs", &fresh.display().to_string(), "--task", "xnli"])
+        .args(["--data-dir", &data_s, "--splits", "test", "--max-seq-len", "64"])
+        .output()
+        .expect("score-snapshots");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("no language of xnli has labels"), "{err}");
+}

@@ -457,6 +457,10 @@ pub struct ManifestEntry {
     /// `gradient_accumulation_steps`), so runs of one grid can be told apart and grouped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hparams: Option<std::collections::BTreeMap<String, f64>>,
+    /// Scores of the snapshot per `<split>.<lang>` (`dev.de`, `test.de`): the task's primary
+    /// metric on each language, written by `xlt score-snapshots`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 impl ManifestEntry {
@@ -543,7 +547,9 @@ impl Manifest {
             let entry: ManifestEntry = serde_json::from_value(e.clone()).map_err(|err| {
                 Error::format(
                     path,
-                    format!("entries[{i}]: {err}; expected path, run, step, optional epoch, dev_score and hparams"),
+                    format!(
+                        "entries[{i}]: {err}; expected path, run, step, optional epoch, dev_score, hparams and scores"
+                    ),
                 )
             })?;
             entries.push(entry);
@@ -643,6 +649,17 @@ impl Manifest {
             ));
         }
         Ok(found)
+    }
+
+    /// Rewrites the manifest at `path` atomically after `edit` changed it (entry paths as
+    /// stored, relative ones relative to the manifest's folder). One writer per manifest.
+    pub fn rewrite(path: &Path, edit: impl FnOnce(&mut Manifest) -> Result<()>) -> Result<()> {
+        let mut m = Self::read_raw(path)?;
+        edit(&mut m)?;
+        m.validate(path)?;
+        let text =
+            serde_json::to_string_pretty(&m).map_err(|e| Error::encode(format!("manifest {}", path.display()), e))?;
+        atomic_write(path, format!("{text}\n").as_bytes())
     }
 
     /// Appends `entry` to the manifest at `path` (created with its folder if missing) and

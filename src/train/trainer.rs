@@ -884,6 +884,7 @@ impl<'a> Trainer<'a> {
                 epoch,
                 dev_score: score,
                 hparams: Some(self.hparams()),
+                scores: None,
             },
         )
     }
