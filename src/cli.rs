@@ -48,6 +48,9 @@ pub enum Command {
     /// Score every snapshot of one or more runs on every language of a task (kept in the
     /// manifests), and print the single-run baselines: last, best English dev, target-dev oracle.
     ScoreSnapshots(ScoreSnapshotsArgs),
+    /// Accumulative averaging over runs of different hyper-parameters (One For All & All For
+    /// One): for seeded orderings and i = 1..k runs, every mode's average scored per language.
+    AverageProtocol(AverageProtocolArgs),
     /// Evaluate a checkpoint on a task's languages and split, without training.
     Eval(EvalArgs),
     /// Train on one or more tasks (intermediate or target), jiant style.
@@ -370,24 +373,36 @@ pub struct AverageArgs {
     pub k: Option<usize>,
 }
 
-/// `xlt score-snapshots` options.
+/// A set of runs: their manifests, or an experiment folder.
 #[derive(Args, Debug)]
-pub struct ScoreSnapshotsArgs {
+pub struct RunSetArgs {
     /// A run's snapshot manifest (snapshots/manifest.json); repeat for several runs.
     #[arg(long, required_unless_present = "runs")]
     pub manifest: Vec<PathBuf>,
     /// An experiment folder (or a folder of runs): every run's manifest.
     #[arg(long, conflicts_with = "manifest")]
     pub runs: Option<PathBuf>,
+}
+
+impl RunSetArgs {
+    /// The manifests of the set.
+    pub fn manifests(&self) -> xlt::Result<Vec<PathBuf>> {
+        match &self.runs {
+            Some(dir) => xlt::train::average::Manifest::run_manifests(dir),
+            None => Ok(self.manifest.clone()),
+        }
+    }
+}
+
+/// What snapshots and averages are scored on, and how.
+#[derive(Args, Debug)]
+pub struct SnapshotEvalArgs {
     /// Task name.
     #[arg(long)]
     pub task: String,
     /// Data folder (XTREME download/ or jiant layout).
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// Splits to score, comma-separated: val (dev) and/or test.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SplitArg::Val])]
-    pub splits: Vec<SplitArg>,
     /// Languages (default: every language of the task that has the split).
     #[arg(long, value_delimiter = ',')]
     pub langs: Vec<String>,
@@ -397,6 +412,52 @@ pub struct ScoreSnapshotsArgs {
     /// Maximum tokens per sequence.
     #[arg(long, default_value_t = 128)]
     pub max_seq_len: usize,
+}
+
+/// `xlt average-protocol` options.
+#[derive(Args, Debug)]
+pub struct AverageProtocolArgs {
+    /// The runs.
+    #[command(flatten)]
+    pub set: RunSetArgs,
+    /// Output folder (protocol.md, protocol.json, protocol.svg, averages/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Runs per ordering (one per hyper-parameter configuration).
+    #[arg(long)]
+    pub k: usize,
+    /// Seeded orderings of the runs.
+    #[arg(long, default_value_t = 3)]
+    pub orderings: usize,
+    /// Seed of the orderings.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Modes, comma-separated: last (R-L), best (R-DEV), all (R-CA), top<K> (Soup-K).
+    #[arg(long, value_delimiter = ',', default_values_t = ["last".to_string(), "best".to_string(), "all".to_string()])]
+    pub modes: Vec<String>,
+    /// The split scored: val (dev) or test.
+    #[arg(long, value_enum, default_value_t = SplitArg::Val)]
+    pub split: SplitArg,
+    /// Languages and evaluation settings.
+    #[command(flatten)]
+    pub eval: SnapshotEvalArgs,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
+}
+
+/// `xlt score-snapshots` options.
+#[derive(Args, Debug)]
+pub struct ScoreSnapshotsArgs {
+    /// The runs.
+    #[command(flatten)]
+    pub set: RunSetArgs,
+    /// Splits to score, comma-separated: val (dev) and/or test.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SplitArg::Val])]
+    pub splits: Vec<SplitArg>,
+    /// Languages and evaluation settings.
+    #[command(flatten)]
+    pub eval: SnapshotEvalArgs,
     /// Where to run.
     #[command(flatten)]
     pub run_on: RunOn,

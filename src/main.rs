@@ -6,9 +6,9 @@ mod cli;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cli::{
-    AlignArgs, AlignInputArgs, AlignMethodArg, AverageArgs, BenchArgs, Cli, Command, DemoArgs, DeviceArg, EmbedArgs,
-    EvalArgs, LayoutArg, LoadModeArg, PoolArg, ReorderArgs, ReorderStudyArgs, RunOn, ScoreCliArgs, ScoreSnapshotsArgs,
-    SelectArg, SplitArg, TrainArgs, XtremeArgs,
+    AlignArgs, AlignInputArgs, AlignMethodArg, AverageArgs, AverageProtocolArgs, BenchArgs, Cli, Command, DemoArgs,
+    DeviceArg, EmbedArgs, EvalArgs, LayoutArg, LoadModeArg, PoolArg, ReorderArgs, ReorderStudyArgs, RunOn,
+    ScoreCliArgs, ScoreSnapshotsArgs, SelectArg, SplitArg, TrainArgs, XtremeArgs,
 };
 use xlt::bench::BenchSpec;
 use xlt::config::ModelConfig;
@@ -43,6 +43,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Score(a) => score(a),
         Command::Average(a) => average(a),
         Command::ScoreSnapshots(a) => score_snapshots(a),
+        Command::AverageProtocol(a) => average_protocol(a),
         Command::Eval(a) => eval(a),
         Command::Train(a) => train(a),
         Command::Xtreme(a) => xtreme(a),
@@ -243,22 +244,56 @@ fn average(a: AverageArgs) -> Result<()> {
     Ok(())
 }
 
+fn average_protocol(a: AverageProtocolArgs) -> Result<()> {
+    use xlt::eval::protocol::{render_markdown, run, Mode, ProtocolConfig};
+    use xlt::tasks::Split;
+    use xlt::train::average::Selection;
+    let manifests = a.set.manifests()?;
+    let modes = a
+        .modes
+        .iter()
+        .map(|m| {
+            Ok(match m.parse::<Selection>().with_context(|| format!("--modes {m:?}"))? {
+                Selection::LastPerRun => Mode::LastPerRun,
+                Selection::BestPerRun => Mode::BestPerRun,
+                Selection::All => Mode::All,
+                Selection::TopK(k) => Mode::Soup(k),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let cfg = ProtocolConfig {
+        manifests,
+        task: a.eval.task.clone(),
+        layout: xlt::train::setup::detect_layout(&a.eval.data_dir)?,
+        split: if a.split == SplitArg::Val { Split::Val } else { Split::Test },
+        langs: a.eval.langs,
+        k: a.k,
+        orderings: a.orderings,
+        seed: a.seed,
+        modes,
+        batch_size: a.eval.batch_size,
+        max_seq_len: a.eval.max_seq_len,
+        out: a.out,
+    };
+    let report = run(&cfg, &pick_device(a.run_on)?)?;
+    println!("{}", render_markdown(&report));
+    eprintln!("report: {}", cfg.out.join("protocol.md").display());
+    Ok(())
+}
+
 fn score_snapshots(a: ScoreSnapshotsArgs) -> Result<()> {
     use xlt::eval::snapshots::{baselines, score_manifests, SnapshotScoring};
     use xlt::tasks::Split;
     use xlt::train::average::Manifest;
-    let manifests = match &a.runs {
-        Some(dir) => Manifest::run_manifests(dir)?,
-        None => a.manifest.clone(),
-    };
+    let manifests = a.set.manifests()?;
     let merged = Manifest::merge(&manifests)?; // every manifest read and checked first
     let s = SnapshotScoring {
-        task: a.task,
-        layout: xlt::train::setup::detect_layout(&a.data_dir)?,
+        task: a.eval.task.clone(),
+        layout: xlt::train::setup::detect_layout(&a.eval.data_dir)?,
         splits: a.splits.iter().map(|s| if *s == SplitArg::Val { Split::Val } else { Split::Test }).collect(),
-        langs: a.langs,
-        batch_size: a.batch_size,
-        max_seq_len: a.max_seq_len,
+        langs: a.eval.langs,
+        batch_size: a.eval.batch_size,
+        max_seq_len: a.eval.max_seq_len,
     };
     let n = score_manifests(&manifests, &s, &pick_device(a.run_on)?)?;
     eprintln!("scored {n} of {} snapshots (the others were scored before)", merged.entries.len());

@@ -565,15 +565,8 @@ fn every_snapshot_is_scored_once_per_language_and_the_baselines_are_queries() {
     use xlt::train::trainer::SnapshotEvery;
     let tmp = tempfile::tempdir().expect("tmp");
     let tok = tok();
-    // XTREME's XNLI with labelled German test data (the fixture's, like XTREME's, has none)
-    // and an English dev set to select on.
-    let data = tmp.path().join("download");
-    std::fs::create_dir_all(data.join("xnli")).expect("mkdir");
+    let data = xnli_data(tmp.path());
     let fx = Path::new(XTREME).join("xnli");
-    std::fs::copy(fx.join("train-en.tsv"), data.join("xnli/train-en.tsv")).expect("copy");
-    std::fs::copy(fx.join("dev-de.tsv"), data.join("xnli/dev-de.tsv")).expect("copy");
-    std::fs::copy(fx.join("dev-de.tsv"), data.join("xnli/test-de.tsv")).expect("copy");
-    std::fs::copy(fx.join("train-en.tsv"), data.join("xnli/dev-en.tsv")).expect("copy");
     let data_s = data.display().to_string();
     let exp = tmp.path().join("exp");
     for (name, seed) in [("a", 1), ("b", 2)] {
@@ -630,4 +623,95 @@ fn every_snapshot_is_scored_once_per_language_and_the_baselines_are_queries() {
         .expect("score-snapshots");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("no language of xnli has labels"), "{err}");
+}
+
+/// `xlt average-protocol`: runs of two hyper-parameter configurations × two seeds, seeded
+/// orderings of one run per configuration, every mode's average for i = 1, 2 scored per
+/// language; with one run, R-L is that run's last snapshot (its score as `xlt score-snapshots`
+/// records it); each distinct average is made once.
+#[test]
+fn accumulative_averaging_reports_every_mode_over_orderings() {
+    use xlt::eval::protocol::Report;
+    use xlt::train::average::Manifest;
+    use xlt::train::trainer::SnapshotEvery;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tok = tok();
+    let data = xnli_data(tmp.path());
+    let exp = tmp.path().join("exp");
+    for (name, lr, seed) in [("lr1-s1", 1e-3, 1), ("lr1-s2", 1e-3, 2), ("lr2-s1", 3e-4, 1), ("lr2-s2", 3e-4, 2)] {
+        let mut s = spec(&exp, name, &["xnli"], 4);
+        s.data_dir = data.clone();
+        s.learning_rate = Some(lr);
+        s.train.seed = seed;
+        s.train.snapshot_every = SnapshotEvery::Steps(2);
+        prepare(s, &tok, false, &Device::Cpu).expect("prepare").trainer.quiet().run(name, None).expect("run");
+    }
+    let (exp_s, data_s) = (exp.display().to_string(), data.display().to_string());
+    let out = tmp.path().join("protocol");
+    let protocol = || {
+        Command::new(env!("CARGO_BIN_EXE_xlt"))
+            .args(["average-protocol", "--runs", &exp_s, "--task", "xnli", "--data-dir", &data_s])
+            .args([
+                "--out",
+                &out.display().to_string(),
+                "--k",
+                "2",
+                "--orderings",
+                "3",
+                "--modes",
+                "last,best,all,top2",
+            ])
+            .args(["--max-seq-len", "64"])
+            .output()
+            .expect("protocol")
+    };
+    let o = protocol();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: Report =
+        serde_json::from_str(&std::fs::read_to_string(out.join("protocol.json")).expect("json")).expect("report");
+    assert_eq!(r.orderings.len(), 3);
+    for order in &r.orderings {
+        assert_eq!(order.len(), 2);
+        assert_ne!(&order[0][..3], &order[1][..3], "one run per configuration: {order:?}");
+    }
+    let names: Vec<(&str, usize)> = r.rows.iter().map(|row| (row.protocol.as_str(), row.runs)).collect();
+    assert_eq!(
+        names,
+        [("R-L", 1), ("R-L", 2), ("R-DEV", 1), ("R-DEV", 2), ("R-CA", 1), ("R-CA", 2), ("Soup-2", 1), ("Soup-2", 2)]
+    );
+    for f in ["protocol.md", "protocol.svg"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    // R-L with one run: the mean over the orderings of each first run's last snapshot.
+    let o = Command::new(env!("CARGO_BIN_EXE_xlt"))
+        .args(["score-snapshots", "--runs", &exp_s, "--task", "xnli", "--data-dir", &data_s, "--max-seq-len", "64"])
+        .output()
+        .expect("score");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = Manifest::merge(&Manifest::run_manifests(&exp).expect("manifests")).expect("merge");
+    let last = |run: &str| {
+        let e = m.entries.iter().filter(|e| e.run == run).max_by_key(|e| e.step).expect("entry");
+        e.scores.as_ref().expect("scores")["dev.de"]
+    };
+    let want = r.orderings.iter().map(|o| last(&o[0])).sum::<f64>() / 3.0;
+    let got = r.rows[0].languages["de"].mean;
+    assert!((got - want).abs() < 1e-9, "R-L with one run {got} vs the last snapshots' {want}");
+    // Made once: a second call makes no new average.
+    let count = || std::fs::read_dir(out.join("averages")).expect("ls").count();
+    let before = count();
+    assert!(protocol().status.success());
+    assert_eq!(count(), before);
+}
+
+/// XTREME's XNLI under `dir/download`: the fixture's English training set, also as English dev
+/// (to select on), and its German dev set, also as a labelled German test set (the fixture's
+/// test file, like XTREME's, has no labels).
+fn xnli_data(dir: &Path) -> PathBuf {
+    let data = dir.join("download");
+    std::fs::create_dir_all(data.join("xnli")).expect("mkdir");
+    let fx = Path::new(XTREME).join("xnli");
+    for (from, to) in [("train-en", "train-en"), ("train-en", "dev-en"), ("dev-de", "dev-de"), ("dev-de", "test-de")] {
+        std::fs::copy(fx.join(format!("{from}.tsv")), data.join(format!("xnli/{to}.tsv"))).expect("copy");
+    }
+    data
 }

@@ -11,6 +11,7 @@
 //! (tagging), a `{"question id": "answer"}` JSON object (span QA).
 
 pub mod command;
+pub mod protocol;
 pub mod snapshots;
 mod tasks;
 
