@@ -14,7 +14,9 @@
 //! An average is made once per distinct set of snapshots (orderings share many), under
 //! `<out>/averages/<hash>/` with its `scores.json`, so an interrupted protocol resumes. The
 //! report (`protocol.md`, `protocol.json`, `protocol.svg`) gives, for i = 1..k, every mode's
-//! score per language and averaged without English, as mean ± std over the orderings.
+//! score per language and averaged without English, as mean ± std over the orderings, and the
+//! single-run oracle S-TDEV (each ordering's first run, per language its best snapshot on that
+//! language's dev set), marked as an oracle.
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -215,32 +217,84 @@ pub fn run(cfg: &ProtocolConfig, device: &Device) -> Result<Report> {
             }
         }
         for (i, scores) in per_i.iter().enumerate() {
-            let mut langs: Vec<&String> = scores.iter().flat_map(|s| s.keys()).collect();
-            langs.sort();
-            langs.dedup();
-            let languages: BTreeMap<String, MeanStd> = langs
-                .iter()
-                .filter_map(|l| {
-                    let v: Vec<f64> = scores.iter().filter_map(|s| s.get(*l).copied()).collect();
-                    mean_std(&v).map(|m| (l.to_string(), m))
-                })
-                .collect();
-            let avgs: Vec<f64> = scores
-                .iter()
-                .filter_map(|s| {
-                    let v: Vec<f64> = s.iter().filter(|(l, _)| l.as_str() != "en").map(|(_, x)| *x).collect();
-                    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-                })
-                .collect();
-            rows.push(Row { protocol: mode.name(), runs: i + 1, languages, average: mean_std(&avgs) });
+            rows.push(summarize(mode.name(), i + 1, scores));
         }
     }
+    rows.push(oracle_row(cfg, &orders, device)?);
     let report = Report { task: cfg.task.clone(), split: split.into(), orderings: orders, rows };
     let json = serde_json::to_string_pretty(&report).map_err(|e| Error::encode("protocol.json", e))?;
     atomic_write(&cfg.out.join("protocol.json"), format!("{json}\n").as_bytes())?;
     atomic_write(&cfg.out.join("protocol.md"), render_markdown(&report).as_bytes())?;
     atomic_write(&cfg.out.join("protocol.svg"), render_svg(&report).as_bytes())?;
     Ok(report)
+}
+
+/// The single-run oracle S-TDEV: for each ordering's first run, per language, the snapshot
+/// with the best dev score in that language, scored on the reported split (on dev itself when
+/// dev is reported: an oracle selects on the data it is scored on). Every snapshot's scores
+/// come from (and are kept in) the manifests, as `xlt score-snapshots` makes them.
+fn oracle_row(cfg: &ProtocolConfig, orders: &[Vec<String>], device: &Device) -> Result<Row> {
+    use crate::eval::snapshots::{score_manifests, split_key, SnapshotScoring};
+    let mut splits = vec![Split::Val];
+    if cfg.split != Split::Val {
+        splits.push(cfg.split);
+    }
+    let scoring = SnapshotScoring {
+        task: cfg.task.clone(),
+        layout: cfg.layout.clone(),
+        splits,
+        langs: cfg.langs.clone(),
+        batch_size: cfg.batch_size,
+        max_seq_len: cfg.max_seq_len,
+    };
+    score_manifests(&cfg.manifests, &scoring, device)?;
+    let all = Manifest::merge(&cfg.manifests)?;
+    let reported = split_key(cfg.split);
+    let mut per_order: Vec<BTreeMap<String, f64>> = Vec::new();
+    for order in orders {
+        let entries: Vec<&ManifestEntry> = all.entries.iter().filter(|e| e.run == order[0]).collect();
+        let mut chosen = BTreeMap::new();
+        let langs: std::collections::BTreeSet<String> = entries
+            .iter()
+            .flat_map(|e| e.scores.iter().flat_map(|s| s.keys()))
+            .filter_map(|k| k.strip_prefix("dev.").map(str::to_string))
+            .collect();
+        for lang in langs {
+            let get = |e: &ManifestEntry, split: &str| {
+                e.scores.as_ref().and_then(|s| s.get(&format!("{split}.{lang}")).copied())
+            };
+            let best = entries.iter().filter(|e| get(e, "dev").is_some()).max_by(|a, b| {
+                get(a, "dev").partial_cmp(&get(b, "dev")).unwrap_or(std::cmp::Ordering::Equal).then(a.step.cmp(&b.step))
+            });
+            if let Some(v) = best.and_then(|e| get(e, reported)) {
+                chosen.insert(lang, v);
+            }
+        }
+        per_order.push(chosen);
+    }
+    Ok(summarize("S-TDEV (oracle)".into(), 1, &per_order))
+}
+
+/// One row from the per-ordering scores of a protocol at `runs` runs.
+fn summarize(protocol: String, runs: usize, scores: &[BTreeMap<String, f64>]) -> Row {
+    let mut langs: Vec<&String> = scores.iter().flat_map(|s| s.keys()).collect();
+    langs.sort();
+    langs.dedup();
+    let languages: BTreeMap<String, MeanStd> = langs
+        .iter()
+        .filter_map(|l| {
+            let v: Vec<f64> = scores.iter().filter_map(|s| s.get(*l).copied()).collect();
+            mean_std(&v).map(|m| (l.to_string(), m))
+        })
+        .collect();
+    let avgs: Vec<f64> = scores
+        .iter()
+        .filter_map(|s| {
+            let v: Vec<f64> = s.iter().filter(|(l, _)| l.as_str() != "en").map(|(_, x)| *x).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        })
+        .collect();
+    Row { protocol, runs, languages, average: mean_std(&avgs) }
 }
 
 /// The scores of the average of `snaps` (made and scored once per distinct set).
