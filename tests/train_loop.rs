@@ -729,3 +729,22 @@ fn xnli_data(dir: &Path) -> PathBuf {
     }
     data
 }
+
+/// tools/ofa_tiny.sh, the documented miniature of the averaging protocol, runs end to end.
+#[test]
+fn the_tiny_averaging_protocol_script_runs() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("ofa");
+    let o = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/ofa_tiny.sh"))
+        .arg(&out)
+        .env("XLT", env!("CARGO_BIN_EXE_xlt"))
+        .output()
+        .expect("bash");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(out.join("protocol/protocol.md")).expect("protocol.md");
+    assert!(md.contains("## 3 runs") && md.contains("| S-TDEV (oracle) |") && md.contains("| Soup-3 |"), "{md}");
+    let baselines: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("baselines.json")).expect("baselines")).expect("json");
+    assert_eq!(baselines.as_object().map(|o| o.len()), Some(6), "six grid runs: {baselines}");
+}
