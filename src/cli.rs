@@ -435,9 +435,9 @@ pub struct AverageProtocolArgs {
     /// Modes, comma-separated: last (R-L), best (R-DEV), all (R-CA), top<K> (Soup-K).
     #[arg(long, value_delimiter = ',', default_values_t = ["last".to_string(), "best".to_string(), "all".to_string()])]
     pub modes: Vec<String>,
-    /// The split scored: val (dev) or test.
-    #[arg(long, value_enum, default_value_t = SplitArg::Val)]
-    pub split: SplitArg,
+    /// The splits scored, comma-separated: val (dev) and/or test.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SplitArg::Val])]
+    pub splits: Vec<SplitArg>,
     /// Languages and evaluation settings.
     #[command(flatten)]
     pub eval: SnapshotEvalArgs,

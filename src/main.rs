@@ -265,7 +265,7 @@ fn average_protocol(a: AverageProtocolArgs) -> Result<()> {
         manifests,
         task: a.eval.task.clone(),
         layout: xlt::train::setup::detect_layout(&a.eval.data_dir)?,
-        split: if a.split == SplitArg::Val { Split::Val } else { Split::Test },
+        splits: a.splits.iter().map(|s| if *s == SplitArg::Val { Split::Val } else { Split::Test }).collect(),
         langs: a.eval.langs,
         k: a.k,
         orderings: a.orderings,

@@ -743,7 +743,11 @@ fn the_tiny_averaging_protocol_script_runs() {
         .expect("bash");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = std::fs::read_to_string(out.join("protocol/protocol.md")).expect("protocol.md");
-    assert!(md.contains("## 3 runs") && md.contains("| S-TDEV (oracle) |") && md.contains("| Soup-3 |"), "{md}");
+    assert!(
+        md.contains("## dev, 3 runs") && md.contains("## test, 3 runs") && md.contains("| S-TDEV (oracle) |"),
+        "{md}"
+    );
+    assert!(md.contains("| Soup-3 |"), "{md}");
     let baselines: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("baselines.json")).expect("baselines")).expect("json");
     assert_eq!(baselines.as_object().map(|o| o.len()), Some(6), "six grid runs: {baselines}");

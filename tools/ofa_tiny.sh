@@ -36,4 +36,4 @@ done
 "$XLT" score-snapshots --runs "$OUT/grid" --task xnli --data-dir "$OUT/download" --splits val,test --max-seq-len 64 \
   > "$OUT/baselines.json"
 "$XLT" average-protocol --runs "$OUT/grid" --task xnli --data-dir "$OUT/download" --out "$OUT/protocol" --k 3 \
-  --orderings 3 --modes last,best,all,top3 --split test --max-seq-len 64
+  --orderings 3 --modes last,best,all,top3 --splits val,test --max-seq-len 64

@@ -72,8 +72,8 @@ pub struct ProtocolConfig {
     pub task: String,
     /// The data folder.
     pub layout: Layout,
-    /// The split reported (`Val` or `Test`).
-    pub split: Split,
+    /// The splits scored (`Val`, `Test`).
+    pub splits: Vec<Split>,
     /// Languages (default: every language of the task that has the split).
     pub langs: Vec<String>,
     /// Runs per ordering (at most the number of configurations).
@@ -113,8 +113,10 @@ fn mean_std(v: &[f64]) -> Option<MeanStd> {
 /// One row of the report: a mode with i runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Row {
-    /// The mode's name (R-L, R-DEV, R-CA, Soup-K).
+    /// The mode's name (R-L, R-DEV, R-CA, Soup-K, or the single-run oracle).
     pub protocol: String,
+    /// The split every number of the row is scored on (`dev`, `test`).
+    pub split: String,
     /// Runs averaged.
     pub runs: usize,
     /// Per language, over the orderings.
@@ -126,10 +128,10 @@ pub struct Row {
 /// The protocol's results.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
-    /// Task and split of every number.
+    /// Task of every number.
     pub task: String,
-    /// `dev` or `test`.
-    pub split: String,
+    /// The splits scored (`dev`, `test`), in the rows' order.
+    pub splits: Vec<String>,
     /// The orderings: each a list of run names.
     pub orderings: Vec<Vec<String>>,
     /// Rows, mode by mode, i = 1..k.
@@ -191,17 +193,16 @@ pub fn run(cfg: &ProtocolConfig, device: &Device) -> Result<Report> {
         return Err(Error::Setting("--modes: at least one of last, best, all, top<K>".into()));
     }
     let orders = orderings(&all, cfg.k, cfg.orderings, cfg.seed)?;
-    let split = match cfg.split {
-        Split::Val => "dev",
-        Split::Test => "test",
-        Split::Train => return Err(Error::Setting("--split: val or test".into())),
-    };
+    if cfg.splits.is_empty() || cfg.splits.contains(&Split::Train) {
+        return Err(Error::Setting("--splits: val, test or both".into()));
+    }
+    let splits: Vec<&'static str> = cfg.splits.iter().map(|&s| crate::eval::snapshots::split_key(s)).collect();
     let averages = cfg.out.join("averages");
     std::fs::create_dir_all(&averages).map_err(|e| Error::io(&averages, e))?;
-    // scores[mode][i-1][ordering] = language → score.
+    // per_i[i-1][ordering] = split → language → score.
     let mut rows = Vec::new();
     for &mode in &cfg.modes {
-        let mut per_i: Vec<Vec<BTreeMap<String, f64>>> = vec![Vec::new(); cfg.k];
+        let mut per_i: Vec<Vec<BTreeMap<String, BTreeMap<String, f64>>>> = vec![Vec::new(); cfg.k];
         for order in &orders {
             for i in 1..=cfg.k {
                 let subset = Manifest {
@@ -216,12 +217,23 @@ pub fn run(cfg: &ProtocolConfig, device: &Device) -> Result<Report> {
                 per_i[i - 1].push(scores_of_average(cfg, &averages, &snaps, device)?);
             }
         }
-        for (i, scores) in per_i.iter().enumerate() {
-            rows.push(summarize(mode.name(), i + 1, scores));
+        for split in &splits {
+            for (i, scores) in per_i.iter().enumerate() {
+                let of_split: Vec<BTreeMap<String, f64>> =
+                    scores.iter().map(|s| s.get(*split).cloned().unwrap_or_default()).collect();
+                rows.push(summarize(mode.name(), split, i + 1, &of_split));
+            }
         }
     }
-    rows.push(oracle_row(cfg, &orders, device)?);
-    let report = Report { task: cfg.task.clone(), split: split.into(), orderings: orders, rows };
+    for split in &splits {
+        rows.push(oracle_row(cfg, split, &orders, device)?);
+    }
+    let report = Report {
+        task: cfg.task.clone(),
+        splits: splits.iter().map(|s| s.to_string()).collect(),
+        orderings: orders,
+        rows,
+    };
     let json = serde_json::to_string_pretty(&report).map_err(|e| Error::encode("protocol.json", e))?;
     atomic_write(&cfg.out.join("protocol.json"), format!("{json}\n").as_bytes())?;
     atomic_write(&cfg.out.join("protocol.md"), render_markdown(&report).as_bytes())?;
@@ -233,11 +245,11 @@ pub fn run(cfg: &ProtocolConfig, device: &Device) -> Result<Report> {
 /// with the best dev score in that language, scored on the reported split (on dev itself when
 /// dev is reported: an oracle selects on the data it is scored on). Every snapshot's scores
 /// come from (and are kept in) the manifests, as `xlt score-snapshots` makes them.
-fn oracle_row(cfg: &ProtocolConfig, orders: &[Vec<String>], device: &Device) -> Result<Row> {
-    use crate::eval::snapshots::{score_manifests, split_key, SnapshotScoring};
+fn oracle_row(cfg: &ProtocolConfig, reported: &str, orders: &[Vec<String>], device: &Device) -> Result<Row> {
+    use crate::eval::snapshots::{score_manifests, SnapshotScoring};
     let mut splits = vec![Split::Val];
-    if cfg.split != Split::Val {
-        splits.push(cfg.split);
+    if reported == "test" {
+        splits.push(Split::Test);
     }
     let scoring = SnapshotScoring {
         task: cfg.task.clone(),
@@ -249,7 +261,6 @@ fn oracle_row(cfg: &ProtocolConfig, orders: &[Vec<String>], device: &Device) -> 
     };
     score_manifests(&cfg.manifests, &scoring, device)?;
     let all = Manifest::merge(&cfg.manifests)?;
-    let reported = split_key(cfg.split);
     let mut per_order: Vec<BTreeMap<String, f64>> = Vec::new();
     for order in orders {
         let entries: Vec<&ManifestEntry> = all.entries.iter().filter(|e| e.run == order[0]).collect();
@@ -272,11 +283,11 @@ fn oracle_row(cfg: &ProtocolConfig, orders: &[Vec<String>], device: &Device) -> 
         }
         per_order.push(chosen);
     }
-    Ok(summarize("S-TDEV (oracle)".into(), 1, &per_order))
+    Ok(summarize("S-TDEV (oracle)".into(), reported, 1, &per_order))
 }
 
 /// One row from the per-ordering scores of a protocol at `runs` runs.
-fn summarize(protocol: String, runs: usize, scores: &[BTreeMap<String, f64>]) -> Row {
+fn summarize(protocol: String, split: &str, runs: usize, scores: &[BTreeMap<String, f64>]) -> Row {
     let mut langs: Vec<&String> = scores.iter().flat_map(|s| s.keys()).collect();
     langs.sort();
     langs.dedup();
@@ -294,7 +305,7 @@ fn summarize(protocol: String, runs: usize, scores: &[BTreeMap<String, f64>]) ->
             (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
         })
         .collect();
-    Row { protocol, runs, languages, average: mean_std(&avgs) }
+    Row { protocol, split: split.to_string(), runs, languages, average: mean_std(&avgs) }
 }
 
 /// The scores of the average of `snaps` (made and scored once per distinct set).
@@ -303,13 +314,13 @@ fn scores_of_average(
     dir: &Path,
     snaps: &[PathBuf],
     device: &Device,
-) -> Result<BTreeMap<String, f64>> {
+) -> Result<BTreeMap<String, BTreeMap<String, f64>>> {
     let mut sorted: Vec<String> = snaps.iter().map(|p| p.display().to_string()).collect();
     sorted.sort();
     let key = format!(
         "{:016x}",
         xxhash_rust::xxh3::xxh3_64(
-            format!("{}|{}|{:?}|{}", sorted.join("\n"), cfg.task, cfg.split, cfg.langs.join(",")).as_bytes()
+            format!("{}|{}|{:?}|{}", sorted.join("\n"), cfg.task, cfg.splits, cfg.langs.join(",")).as_bytes()
         )
     );
     let folder = dir.join(&key);
@@ -320,31 +331,41 @@ fn scores_of_average(
     }
     let model = folder.join("model");
     average(&model, snaps)?;
-    let req = EvalRequest {
-        model: model.clone(),
-        task: cfg.task.clone(),
-        layout: cfg.layout.clone(),
-        head: None,
-        split: Some(cfg.split),
-        langs: cfg.langs.clone(),
-        batch_size: cfg.batch_size,
-        max_seq_len: cfg.max_seq_len,
-        out: None,
-    };
-    let v = EvalPlan::prepare(req).and_then(|p| p.run(device))?;
-    let scores: BTreeMap<String, f64> =
-        v["scores"].as_object().into_iter().flatten().filter_map(|(l, x)| x.as_f64().map(|x| (l.clone(), x))).collect();
-    if scores.is_empty() {
-        return Err(Error::Data(format!(
-            "{}: no language has labels in its {:?} files; use --split val or labelled files",
-            cfg.task, cfg.split
-        )));
+    let mut out = BTreeMap::new();
+    for &split in &cfg.splits {
+        let req = EvalRequest {
+            model: model.clone(),
+            task: cfg.task.clone(),
+            layout: cfg.layout.clone(),
+            head: None,
+            split: Some(split),
+            langs: cfg.langs.clone(),
+            batch_size: cfg.batch_size,
+            max_seq_len: cfg.max_seq_len,
+            out: None,
+        };
+        let v = EvalPlan::prepare(req).and_then(|p| p.run(device))?;
+        let scores: BTreeMap<String, f64> = v["scores"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(l, x)| x.as_f64().map(|x| (l.clone(), x)))
+            .collect();
+        let key = crate::eval::snapshots::split_key(split);
+        if scores.is_empty() {
+            return Err(Error::Data(format!(
+                "{}: no language has labels in its {key} files (XTREME's test files carry none); \
+                 use --splits val or labelled files",
+                cfg.task
+            )));
+        }
+        out.insert(key.to_string(), scores);
     }
-    let json = serde_json::to_string_pretty(&scores).map_err(|e| Error::encode("scores.json", e))?;
+    let json = serde_json::to_string_pretty(&out).map_err(|e| Error::encode("scores.json", e))?;
     atomic_write(&cached, json.as_bytes())?;
     // The averaged weights are not kept: a protocol makes many, each as large as the model.
     std::fs::remove_dir_all(&model).map_err(|e| Error::io(&model, e))?;
-    Ok(scores)
+    Ok(out)
 }
 
 /// The report as markdown: for each number of runs, the modes as rows and the languages as
@@ -354,43 +375,47 @@ pub fn render_markdown(r: &Report) -> String {
     langs.sort();
     langs.dedup();
     let mut s = format!(
-        "# Accumulative averaging: {} ({} split)\n\n{} orderings of the runs; each cell the mean ± std over the \
-         orderings of the averaged model's score. Averages exclude English. Best mean per column in bold.\n",
+        "# Accumulative averaging: {}\n\n{} orderings of the runs; each cell the mean ± std over the orderings of \
+         the averaged model's score on the split named above the table. Averages exclude English. Best mean per \
+         column in bold; the oracle selects on target-language dev data.\n",
         r.task,
-        r.split,
         r.orderings.len()
     );
     let k = r.rows.iter().map(|row| row.runs).max().unwrap_or(0);
-    for i in 1..=k {
-        let rows: Vec<&Row> = r.rows.iter().filter(|row| row.runs == i).collect();
-        s += &format!("\n## {i} run{}\n\n| protocol |", if i == 1 { "" } else { "s" });
-        for l in &langs {
-            s += &format!(" {l} |");
-        }
-        s += " avg |\n|---|";
-        s += &"---|".repeat(langs.len() + 1);
-        s += "\n";
-        let best = |f: &dyn Fn(&Row) -> Option<f64>| rows.iter().filter_map(|r| f(r)).fold(f64::NEG_INFINITY, f64::max);
-        let cell = |m: Option<MeanStd>, b: f64| match m {
-            Some(m) if m.mean == b => format!("**{:.1}** ± {:.1}", m.mean, m.std),
-            Some(m) => format!("{:.1} ± {:.1}", m.mean, m.std),
-            None => "–".into(),
-        };
-        for row in &rows {
-            s += &format!("| {} |", row.protocol);
+    for split in &r.splits {
+        for i in 1..=k {
+            let rows: Vec<&Row> = r.rows.iter().filter(|row| row.runs == i && &row.split == split).collect();
+            s += &format!("\n## {split}, {i} run{}\n\n| protocol |", if i == 1 { "" } else { "s" });
             for l in &langs {
-                let b = best(&|r: &Row| r.languages.get(*l).map(|m| m.mean));
-                s += &format!(" {} |", cell(row.languages.get(*l).copied(), b));
+                s += &format!(" {l} |");
             }
-            s += &format!(" {} |\n", cell(row.average, best(&|r: &Row| r.average.map(|m| m.mean))));
+            s += " avg |\n|---|";
+            s += &"---|".repeat(langs.len() + 1);
+            s += "\n";
+            let best =
+                |f: &dyn Fn(&Row) -> Option<f64>| rows.iter().filter_map(|r| f(r)).fold(f64::NEG_INFINITY, f64::max);
+            let cell = |m: Option<MeanStd>, b: f64| match m {
+                Some(m) if m.mean == b => format!("**{:.1}** ± {:.1}", m.mean, m.std),
+                Some(m) => format!("{:.1} ± {:.1}", m.mean, m.std),
+                None => "–".into(),
+            };
+            for row in &rows {
+                s += &format!("| {} |", row.protocol);
+                for l in &langs {
+                    let b = best(&|r: &Row| r.languages.get(*l).map(|m| m.mean));
+                    s += &format!(" {} |", cell(row.languages.get(*l).copied(), b));
+                }
+                s += &format!(" {} |\n", cell(row.average, best(&|r: &Row| r.average.map(|m| m.mean))));
+            }
         }
     }
     s
 }
 
-/// The report as a chart: the average without English (mean over orderings) against the
-/// number of runs, one line per protocol.
+/// The report as a chart: the average without English (mean over orderings) on the last split
+/// scored against the number of runs, one line per protocol.
 pub fn render_svg(r: &Report) -> String {
+    let split = r.splits.last().cloned().unwrap_or_default();
     let (w, h, left, top, right, bottom) = (640.0, 400.0, 60.0, 40.0, 160.0, 50.0);
     let k = r.rows.iter().map(|row| row.runs).max().unwrap_or(1).max(1) as f64;
     let pts: Vec<(String, Vec<(f64, f64)>)> = {
@@ -402,7 +427,7 @@ pub fn render_svg(r: &Report) -> String {
                 let p = r
                     .rows
                     .iter()
-                    .filter(|row| row.protocol == n)
+                    .filter(|row| row.protocol == n && row.split == split)
                     .filter_map(|row| row.average.map(|a| (row.runs as f64, a.mean)))
                     .collect();
                 (n, p)
@@ -426,7 +451,7 @@ pub fn render_svg(r: &Report) -> String {
          viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" role=\"img\">\n<title>Accumulative averaging: {} ({})</title>\n\
          <rect width=\"{w}\" height=\"{h}\" fill=\"#ffffff\"/>\n<text x=\"{left}\" y=\"24\" font-size=\"15\" font-weight=\"bold\">\
          {} {}: average without English vs runs averaged</text>\n",
-        r.task, r.split, r.task, r.split
+        r.task, split, r.task, split
     );
     s += &format!(
         "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#000\"/>\n<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#000\"/>\n",
@@ -508,13 +533,14 @@ mod tests {
         let ms = |mean, std| MeanStd { mean, std };
         let row = |p: &str, runs, de, avg| Row {
             protocol: p.into(),
+            split: "dev".into(),
             runs,
             languages: [("de".to_string(), ms(de, 1.0)), ("en".to_string(), ms(90.0, 0.0))].into_iter().collect(),
             average: Some(ms(avg, 0.5)),
         };
         let r = Report {
             task: "xnli".into(),
-            split: "dev".into(),
+            splits: vec!["dev".into()],
             orderings: vec![vec!["a".into()]; 3],
             rows: vec![row("R-L", 1, 70.0, 70.0), row("R-CA", 1, 72.0, 72.0)],
         };
