@@ -295,6 +295,15 @@ pub enum SplitArg {
     Test,
 }
 
+impl From<SplitArg> for xlt::tasks::Split {
+    fn from(s: SplitArg) -> Self {
+        match s {
+            SplitArg::Val => xlt::tasks::Split::Val,
+            SplitArg::Test => xlt::tasks::Split::Test,
+        }
+    }
+}
+
 /// `xlt eval` options.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -403,6 +412,9 @@ pub struct SnapshotEvalArgs {
     /// Data folder (XTREME download/ or jiant layout).
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// Splits to score, comma-separated: val (dev) and/or test.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SplitArg::Val])]
+    pub splits: Vec<SplitArg>,
     /// Languages (default: every language of the task that has the split).
     #[arg(long, value_delimiter = ',')]
     pub langs: Vec<String>,
@@ -435,9 +447,6 @@ pub struct AverageProtocolArgs {
     /// Modes, comma-separated: last (R-L), best (R-DEV), all (R-CA), top<K> (Soup-K).
     #[arg(long, value_delimiter = ',', default_values_t = ["last".to_string(), "best".to_string(), "all".to_string()])]
     pub modes: Vec<String>,
-    /// The splits scored, comma-separated: val (dev) and/or test.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SplitArg::Val])]
-    pub splits: Vec<SplitArg>,
     /// Languages and evaluation settings.
     #[command(flatten)]
     pub eval: SnapshotEvalArgs,
@@ -452,9 +461,6 @@ pub struct ScoreSnapshotsArgs {
     /// The runs.
     #[command(flatten)]
     pub set: RunSetArgs,
-    /// Splits to score, comma-separated: val (dev) and/or test.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SplitArg::Val])]
-    pub splits: Vec<SplitArg>,
     /// Languages and evaluation settings.
     #[command(flatten)]
     pub eval: SnapshotEvalArgs,

@@ -8,7 +8,7 @@ use clap::Parser;
 use cli::{
     AlignArgs, AlignInputArgs, AlignMethodArg, AverageArgs, AverageProtocolArgs, BenchArgs, Cli, Command, DemoArgs,
     DeviceArg, EmbedArgs, EvalArgs, LayoutArg, LoadModeArg, PoolArg, ReorderArgs, ReorderStudyArgs, RunOn,
-    ScoreCliArgs, ScoreSnapshotsArgs, SelectArg, SplitArg, TrainArgs, XtremeArgs,
+    ScoreCliArgs, ScoreSnapshotsArgs, SelectArg, TrainArgs, XtremeArgs,
 };
 use xlt::bench::BenchSpec;
 use xlt::config::ModelConfig;
@@ -194,10 +194,7 @@ fn eval(a: EvalArgs) -> Result<()> {
         Some(LayoutArg::Jiant) => Layout::Jiant(a.data_dir.clone()),
         None => xlt::train::setup::detect_layout(&a.data_dir)?,
     };
-    let split = a.split.map(|s| match s {
-        SplitArg::Val => Split::Val,
-        SplitArg::Test => Split::Test,
-    });
+    let split = a.split.map(Split::from);
     let req = EvalRequest {
         model: a.model,
         task: a.task,
@@ -246,7 +243,6 @@ fn average(a: AverageArgs) -> Result<()> {
 
 fn average_protocol(a: AverageProtocolArgs) -> Result<()> {
     use xlt::eval::protocol::{render_markdown, run, Mode, ProtocolConfig};
-    use xlt::tasks::Split;
     use xlt::train::average::Selection;
     let manifests = a.set.manifests()?;
     let modes = a
@@ -265,7 +261,7 @@ fn average_protocol(a: AverageProtocolArgs) -> Result<()> {
         manifests,
         task: a.eval.task.clone(),
         layout: xlt::train::setup::detect_layout(&a.eval.data_dir)?,
-        splits: a.splits.iter().map(|s| if *s == SplitArg::Val { Split::Val } else { Split::Test }).collect(),
+        splits: a.eval.splits.iter().map(|&s| s.into()).collect(),
         langs: a.eval.langs,
         k: a.k,
         orderings: a.orderings,
@@ -283,14 +279,13 @@ fn average_protocol(a: AverageProtocolArgs) -> Result<()> {
 
 fn score_snapshots(a: ScoreSnapshotsArgs) -> Result<()> {
     use xlt::eval::snapshots::{baselines, score_manifests, SnapshotScoring};
-    use xlt::tasks::Split;
     use xlt::train::average::Manifest;
     let manifests = a.set.manifests()?;
     let merged = Manifest::merge(&manifests)?; // every manifest read and checked first
     let s = SnapshotScoring {
         task: a.eval.task.clone(),
         layout: xlt::train::setup::detect_layout(&a.eval.data_dir)?,
-        splits: a.splits.iter().map(|s| if *s == SplitArg::Val { Split::Val } else { Split::Test }).collect(),
+        splits: a.eval.splits.iter().map(|&s| s.into()).collect(),
         langs: a.eval.langs,
         batch_size: a.eval.batch_size,
         max_seq_len: a.eval.max_seq_len,

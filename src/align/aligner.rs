@@ -131,28 +131,22 @@ pub fn align_lines(
     let mut out = Alignments { links: vec![None; lines.len()], ..Default::default() };
     out.not_pairs = sides.iter().filter(|x| x.is_none()).count();
     out.truncated = sides.iter().flatten().filter(|(a, b)| a.truncated || b.truncated).count();
-    // Chunks of consecutive pairs holding at most CHUNK_PIECES pieces.
-    let pairs: Vec<usize> = (0..lines.len()).filter(|&k| sides[k].is_some()).collect();
+    // The pairs (line, source, target), in chunks of consecutive pairs holding at most
+    // CHUNK_PIECES pieces.
+    let pairs: Vec<(usize, &Side, &Side)> =
+        sides.iter().enumerate().filter_map(|(k, x)| x.as_ref().map(|(a, b)| (k, a, b))).collect();
     let mut start = 0;
     while start < pairs.len() {
         let mut end = start;
         let mut pieces = 0;
-        while end < pairs.len() {
-            let (a, b) = sides[pairs[end]].as_ref().expect("a pair");
+        while let Some((_, a, b)) = pairs.get(end) {
             if end > start && pieces + a.ids.len() + b.ids.len() > CHUNK_PIECES {
                 break;
             }
             pieces += a.ids.len() + b.ids.len();
             end += 1;
         }
-        let chunk: Vec<(usize, &Side, &Side)> = pairs[start..end]
-            .iter()
-            .map(|&k| {
-                let (a, b) = sides[k].as_ref().expect("a pair");
-                (k, a, b)
-            })
-            .collect();
-        for (k, links) in align_chunk(encoder, tok, &chunk, s)? {
+        for (k, links) in align_chunk(encoder, tok, &pairs[start..end], s)? {
             out.links[k] = Some(links);
         }
         out.pieces += pieces;

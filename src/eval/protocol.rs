@@ -196,7 +196,7 @@ pub fn run(cfg: &ProtocolConfig, device: &Device) -> Result<Report> {
     if cfg.splits.is_empty() || cfg.splits.contains(&Split::Train) {
         return Err(Error::Setting("--splits: val, test or both".into()));
     }
-    let splits: Vec<&'static str> = cfg.splits.iter().map(|&s| crate::eval::snapshots::split_key(s)).collect();
+    let splits: Vec<&'static str> = cfg.splits.iter().map(|&s| s.xtreme_prefix()).collect();
     let averages = cfg.out.join("averages");
     std::fs::create_dir_all(&averages).map_err(|e| Error::io(&averages, e))?;
     // per_i[i-1][ordering] = split → language → score.
@@ -246,7 +246,7 @@ pub fn run(cfg: &ProtocolConfig, device: &Device) -> Result<Report> {
 /// dev is reported: an oracle selects on the data it is scored on). Every snapshot's scores
 /// come from (and are kept in) the manifests, as `xlt score-snapshots` makes them.
 fn oracle_row(cfg: &ProtocolConfig, reported: &str, orders: &[Vec<String>], device: &Device) -> Result<Row> {
-    use crate::eval::snapshots::{score_manifests, SnapshotScoring};
+    use crate::eval::snapshots::{score_manifests, target_dev_oracle, SnapshotScoring};
     let mut splits = vec![Split::Val];
     if reported == "test" {
         splits.push(Split::Test);
@@ -264,23 +264,10 @@ fn oracle_row(cfg: &ProtocolConfig, reported: &str, orders: &[Vec<String>], devi
     let mut per_order: Vec<BTreeMap<String, f64>> = Vec::new();
     for order in orders {
         let entries: Vec<&ManifestEntry> = all.entries.iter().filter(|e| e.run == order[0]).collect();
-        let mut chosen = BTreeMap::new();
-        let langs: std::collections::BTreeSet<String> = entries
-            .iter()
-            .flat_map(|e| e.scores.iter().flat_map(|s| s.keys()))
-            .filter_map(|k| k.strip_prefix("dev.").map(str::to_string))
+        let chosen: BTreeMap<String, f64> = target_dev_oracle(&entries)
+            .into_iter()
+            .filter_map(|(lang, e)| e.score(&format!("{reported}.{lang}")).map(|v| (lang, v)))
             .collect();
-        for lang in langs {
-            let get = |e: &ManifestEntry, split: &str| {
-                e.scores.as_ref().and_then(|s| s.get(&format!("{split}.{lang}")).copied())
-            };
-            let best = entries.iter().filter(|e| get(e, "dev").is_some()).max_by(|a, b| {
-                get(a, "dev").partial_cmp(&get(b, "dev")).unwrap_or(std::cmp::Ordering::Equal).then(a.step.cmp(&b.step))
-            });
-            if let Some(v) = best.and_then(|e| get(e, reported)) {
-                chosen.insert(lang, v);
-            }
-        }
         per_order.push(chosen);
     }
     Ok(summarize("S-TDEV (oracle)".into(), reported, 1, &per_order))
@@ -351,7 +338,7 @@ fn scores_of_average(
             .flatten()
             .filter_map(|(l, x)| x.as_f64().map(|x| (l.clone(), x)))
             .collect();
-        let key = crate::eval::snapshots::split_key(split);
+        let key = split.xtreme_prefix();
         if scores.is_empty() {
             return Err(Error::Data(format!(
                 "{}: no language has labels in its {key} files (XTREME's test files carry none); \

@@ -9,7 +9,8 @@
 //! - **S-TDEV**: per language, the snapshot with the best dev score *in that language*, scored
 //!   on its test split: an oracle (it selects on target-language data), always labelled so.
 //!
-//! Scores are the task's primary metric through [`crate::eval::command::EvalPlan`], the same
+//! A score's key is `<split>.<lang>` with XTREME's split names (`Split::xtreme_prefix`:
+//! `dev`, `test`). Scores are the task's primary metric through [`crate::eval::command::EvalPlan`], the same
 //! evaluation as `xlt eval`.
 
 use crate::device::Device;
@@ -38,20 +39,11 @@ pub struct SnapshotScoring {
     pub max_seq_len: usize,
 }
 
-/// The key prefix of a split in `scores`.
-pub fn split_key(s: Split) -> &'static str {
-    match s {
-        Split::Val => "dev",
-        Split::Test => "test",
-        Split::Train => "train",
-    }
-}
-
 /// Whether `e` already has every score `s` asks for.
 fn scored(e: &ManifestEntry, s: &SnapshotScoring) -> bool {
     let Some(scores) = &e.scores else { return false };
     s.splits.iter().all(|&sp| {
-        let prefix = format!("{}.", split_key(sp));
+        let prefix = format!("{}.", sp.xtreme_prefix());
         if s.langs.is_empty() {
             scores.keys().any(|k| k.starts_with(&prefix))
         } else {
@@ -88,7 +80,13 @@ pub fn score_manifests(paths: &[PathBuf], s: &SnapshotScoring, device: &Device) 
                     out: None,
                 };
                 let what = || {
-                    format!("scoring {} (run {:?} step {}) on {}", e.path.display(), e.run, e.step, split_key(split))
+                    format!(
+                        "scoring {} (run {:?} step {}) on {}",
+                        e.path.display(),
+                        e.run,
+                        e.step,
+                        split.xtreme_prefix()
+                    )
                 };
                 let v = EvalPlan::prepare(req).and_then(|p| p.run(device)).map_err(|err| err.context(what()))?;
                 if v["scores"].as_object().is_none_or(|o| o.is_empty()) {
@@ -97,12 +95,12 @@ pub fn score_manifests(paths: &[PathBuf], s: &SnapshotScoring, device: &Device) 
                          score --splits val, or point --data-dir at labelled files",
                         what(),
                         s.task,
-                        split_key(split)
+                        split.xtreme_prefix()
                     )));
                 }
                 for (lang, score) in v["scores"].as_object().into_iter().flatten() {
                     if let Some(x) = score.as_f64() {
-                        scores.insert(format!("{}.{lang}", split_key(split)), x);
+                        scores.insert(format!("{}.{lang}", split.xtreme_prefix()), x);
                     }
                 }
             }
@@ -115,6 +113,27 @@ pub fn score_manifests(paths: &[PathBuf], s: &SnapshotScoring, device: &Device) 
         }
     }
     Ok(done)
+}
+
+/// The oracle S-TDEV of one run's snapshots `entries`: per language with a dev score, the
+/// snapshot with the best dev score in that language (ties to the later step).
+pub fn target_dev_oracle<'a>(entries: &[&'a ManifestEntry]) -> BTreeMap<String, &'a ManifestEntry> {
+    let langs: std::collections::BTreeSet<&str> = entries
+        .iter()
+        .flat_map(|e| e.scores.iter().flat_map(|s| s.keys()))
+        .filter_map(|k| k.strip_prefix("dev."))
+        .collect();
+    let mut out = BTreeMap::new();
+    for lang in langs {
+        let key = format!("dev.{lang}");
+        let pick = entries.iter().filter(|e| e.score(&key).is_some()).max_by(|a, b| {
+            a.score(&key).partial_cmp(&b.score(&key)).unwrap_or(std::cmp::Ordering::Equal).then(a.step.cmp(&b.step))
+        });
+        if let Some(e) = pick {
+            out.insert(lang.to_string(), *e);
+        }
+    }
+    out
 }
 
 /// The single-run baselines per run (see the module documentation), from scored manifests:
@@ -139,20 +158,9 @@ pub fn baselines(m: &Manifest) -> Value {
         // Null when no snapshot has an English dev score (a run without selection data).
         r.insert("S-DEV".into(), best.map_or(Value::Null, |b| scores(b)));
         let mut oracle = Map::new();
-        let langs: std::collections::BTreeSet<&str> = entries
-            .iter()
-            .flat_map(|e| e.scores.iter().flat_map(|s| s.keys()))
-            .filter_map(|k| k.strip_prefix("dev."))
-            .collect();
-        for lang in langs {
-            let dev = |e: &&&ManifestEntry| e.scores.as_ref().and_then(|s| s.get(&format!("dev.{lang}")).copied());
-            let pick = entries.iter().filter(|e| dev(e).is_some()).max_by(|a, b| {
-                dev(a).partial_cmp(&dev(b)).unwrap_or(std::cmp::Ordering::Equal).then(a.step.cmp(&b.step))
-            });
-            if let Some(e) = pick {
-                let test = e.scores.as_ref().and_then(|s| s.get(&format!("test.{lang}")).copied());
-                oracle.insert(lang.to_string(), json!({"step": e.step, "test": test, "selected_on_dev": dev(&e)}));
-            }
+        for (lang, e) in target_dev_oracle(&entries) {
+            let (test, dev) = (e.score(&format!("test.{lang}")), e.score(&format!("dev.{lang}")));
+            oracle.insert(lang, json!({"step": e.step, "test": test, "selected_on_dev": dev}));
         }
         r.insert("S-TDEV (oracle)".into(), Value::Object(oracle));
         out.insert(run.to_string(), Value::Object(r));

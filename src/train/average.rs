@@ -464,6 +464,11 @@ pub struct ManifestEntry {
 }
 
 impl ManifestEntry {
+    /// The recorded score `key` (`dev.de`, `test.de`), if scored.
+    pub fn score(&self, key: &str) -> Option<f64> {
+        self.scores.as_ref().and_then(|s| s.get(key).copied())
+    }
+
     fn describe(&self) -> String {
         format!("run {:?} step {} ({})", self.run, self.step, self.path.display())
     }
