@@ -29,6 +29,10 @@ pub enum Command {
     /// Word-align sentence pairs (`src ||| tgt` per line) from one layer of the encoder:
     /// awesome-align's softmax or SimAlign's argmax / itermax; Pharaoh `i-j` links out.
     Align(AlignArgs),
+    /// Fine-tune an encoder as a word aligner on a parallel corpus (`src ||| tgt` per line)
+    /// with awesome-align's objectives: self-training (so) and translation language modelling
+    /// (tlm); writes an HF model folder `xlt align` and `xlt train` load.
+    AlignTrain(AlignTrainArgs),
     /// Write the aligner's `src ||| tgt` input from an English training file and its
     /// translations, in the order `xlt reorder` reads the alignments.
     AlignInput(AlignInputArgs),
@@ -549,6 +553,67 @@ pub struct AlignArgs {
     pub run_on: RunOn,
 }
 
+/// `xlt align-train` options (defaults: awesome-align's `--train_so --train_tlm` recipe).
+#[derive(Args, Debug)]
+pub struct AlignTrainArgs {
+    /// The model folder to start from (HF BERT or XLM-R, or an xlt model folder).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The parallel corpus: `src ||| tgt` per line, both sides split into words by whitespace.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The run folder: checkpoint, log.jsonl, and the fine-tuned model in `model/`.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Objectives: so (self-training), tlm (translation language modelling), co (consistency,
+    /// on self-training's batches); so and co make one task of the run, tlm another.
+    #[arg(long, value_delimiter = ',', default_value = "so,tlm")]
+    pub objectives: Vec<String>,
+    /// Index into HF hidden_states that self-training aligns and trains (awesome-align's
+    /// `--align_layer`).
+    #[arg(long, default_value_t = xlt::align::aligner::DEFAULT_LAYER)]
+    pub layer: usize,
+    /// Softmax threshold of self-training's alignments.
+    #[arg(long, default_value_t = xlt::align::aligner::DEFAULT_THRESHOLD)]
+    pub threshold: f32,
+    /// Sentence pairs per micro-batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    #[arg(long, default_value_t = 1)]
+    pub gradient_accumulation_steps: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-5)]
+    pub learning_rate: f64,
+    /// Epochs over the corpus (each objective's), for the step budget.
+    #[arg(long, default_value_t = 1.0)]
+    pub num_train_epochs: f64,
+    /// Step budget overriding the epochs.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Fraction of the steps spent warming up.
+    #[arg(long, default_value_t = 0.0)]
+    pub warmup_proportion: f64,
+    /// Seed of data order, objective sampling, masking and dropout.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Write `checkpoint/` every N steps (0: only at the end).
+    #[arg(long, default_value_t = 1000)]
+    pub save_checkpoint_every_steps: u64,
+    /// A tokenizer.json other than the model folder's.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Continue the run in `--output` from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Where to run.
+    #[command(flatten)]
+    pub run_on: RunOn,
+}
+
 /// `xlt align-input` options.
 #[derive(Args, Debug)]
 pub struct AlignInputArgs {
@@ -630,6 +695,23 @@ pub struct ReorderStudyArgs {
     /// Unaligned punctuation attaches left.
     #[arg(long)]
     pub punct: bool,
+    /// Also fine-tune the aligner (`xlt align-train`'s so + tlm) on the study's pairs, one for
+    /// all languages (joint) or one per language, and add a "fine-tuned aligner" condition per
+    /// language.
+    #[arg(long, value_enum)]
+    pub fine_tune_aligner: Option<AlignerFineTuningArg>,
+    /// The aligner's fine-tuning: epochs over its pairs.
+    #[arg(long, default_value_t = 1.0)]
+    pub aligner_epochs: f64,
+    /// The aligner's fine-tuning: a step budget overriding the epochs.
+    #[arg(long)]
+    pub aligner_max_steps: Option<u64>,
+    /// The aligner's fine-tuning: peak learning rate.
+    #[arg(long, default_value_t = 2e-5)]
+    pub aligner_learning_rate: f64,
+    /// The aligner's fine-tuning: sentence pairs per step.
+    #[arg(long, default_value_t = 8)]
+    pub aligner_batch_size: usize,
     /// Fine-tuning settings of every condition (as `xlt xtreme`).
     #[command(flatten)]
     pub tune: FineTuneArgs,
@@ -639,6 +721,15 @@ pub struct ReorderStudyArgs {
     /// Where to run (alignment and fine-tuning).
     #[command(flatten)]
     pub run_on: RunOn,
+}
+
+/// Which fine-tuned aligners `xlt reorder-study` makes.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlignerFineTuningArg {
+    /// One aligner on every language's pairs.
+    Joint,
+    /// One aligner per language.
+    PerLanguage,
 }
 
 /// `xlt embed` options.

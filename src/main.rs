@@ -36,6 +36,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Embed(a) => embed(a),
         Command::Align(a) => align(a),
+        Command::AlignTrain(a) => align_train(a),
         Command::AlignInput(a) => align_input(a),
         Command::Reorder(a) => reorder(a),
         Command::ReorderStudy(a) => reorder_study(a),
@@ -148,6 +149,22 @@ fn reorder_study(a: ReorderStudyArgs) -> Result<()> {
         aligner: a.aligner,
         align: AlignSettings { layer: a.layer, method, batch_size: 32 },
         punct: a.punct,
+        fine_tune: a.fine_tune_aligner.map(|how| {
+            // The study sets the model, corpus and run folder of each aligner it fine-tunes.
+            let none = std::path::PathBuf::new;
+            let mut req = xlt::align::train::AlignTrainRequest::new(none(), none(), none());
+            req.layer = a.layer;
+            req.threshold = a.threshold;
+            req.batch_size = a.aligner_batch_size;
+            req.train.num_train_epochs = a.aligner_epochs;
+            req.train.max_steps = a.aligner_max_steps;
+            req.train.learning_rate = a.aligner_learning_rate;
+            let how = match how {
+                cli::AlignerFineTuningArg::Joint => study::AlignerFineTuning::Joint,
+                cli::AlignerFineTuningArg::PerLanguage => study::AlignerFineTuning::PerLanguage,
+            };
+            (how, req)
+        }),
         xtreme,
     };
     let conditions = study::run(&cfg)?;
@@ -480,6 +497,33 @@ fn run_spec(a: &TrainArgs) -> Result<RunSpec> {
         bail!("no model: pass --model DIR (an HF folder with config.json, model.safetensors, tokenizer.json)");
     }
     Ok(s)
+}
+
+fn align_train(a: cli::AlignTrainArgs) -> Result<()> {
+    use xlt::align::train::{align_train, AlignTrainRequest, Objective};
+    let mut req = AlignTrainRequest::new(a.model, a.input, a.output);
+    req.objectives = a.objectives.iter().map(|o| Objective::parse(o)).collect::<xlt::Result<_>>()?;
+    req.tokenizer = a.tokenizer;
+    req.layer = a.layer;
+    req.threshold = a.threshold;
+    req.batch_size = a.batch_size;
+    let t = &mut req.train;
+    t.gradient_accumulation_steps = a.gradient_accumulation_steps;
+    t.learning_rate = a.learning_rate;
+    t.num_train_epochs = a.num_train_epochs;
+    t.max_steps = a.max_steps;
+    t.warmup_proportion = a.warmup_proportion;
+    t.seed = a.seed;
+    t.save_checkpoint_every_steps = a.save_checkpoint_every_steps;
+    if a.resume && req.run_dir.join("done").is_file() {
+        xlt::train::setup::check_identity(&req.run_dir, &req.identity()?)?;
+        eprintln!("{} is already complete (its model is in model/)", req.run_dir.display());
+        return Ok(());
+    }
+    let device = pick_device(a.run_on)?;
+    let summary = align_train(&req, &device, a.resume, !a.quiet, None)?.context("the run stopped before its end")?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
 }
 
 fn train(a: TrainArgs) -> Result<()> {

@@ -298,6 +298,81 @@ fn align_input_align_and_reorder_through_the_binary() {
 /// its Kazakh translation by the encoder itself, reordered, and the baseline and the reordered
 /// condition fine-tuned and scored per language, in one table; the data folder of the
 /// condition differs from the original only in its training file.
+/// The study's inputs in `dir`: an XTREME folder (the fixture's English UDPOS, a labelled
+/// Kazakh dev set, another task) and Kazakh translations; returns (folder, translations pattern).
+fn study_inputs(dir: &Path) -> (PathBuf, PathBuf) {
+    let tr = dir.join("udpos.kk.txt");
+    std::fs::write(&tr, "келдім The cat\nWow\n").expect("write");
+    let xtreme = dir.join("download");
+    std::fs::create_dir_all(xtreme.join("udpos")).expect("mkdir");
+    for f in ["train-en.tsv", "dev-en.tsv", "test-en.tsv"] {
+        std::fs::copy(fixture("tasks/xtreme/udpos").join(f), xtreme.join("udpos").join(f)).expect("copy");
+    }
+    std::fs::write(xtreme.join("udpos/dev-kk.tsv"), "Мен\tPRON\nкелдім\tVERB\n\nWow\tINTJ\n").expect("write");
+    std::fs::create_dir_all(xtreme.join("xnli")).expect("mkdir");
+    (xtreme, dir.join("udpos.{lang}.txt"))
+}
+
+/// `--fine-tune-aligner joint`: the aligner fine-tuned on the study's pairs (so + tlm) into
+/// `aligners/joint/`, and a "fine-tuned aligner" condition beside the un-fine-tuned one, with
+/// its own alignments, data and run; a second study reuses the aligner and every run.
+#[test]
+fn reorder_study_adds_a_fine_tuned_aligner_condition() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (xtreme, pattern) = study_inputs(dir.path());
+    let out = dir.path().join("study");
+    let model = fixture("tiny-xlmr");
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let args: Vec<String> = [
+        "reorder-study",
+        "--encoder",
+        &s(&model),
+        "--data-dir",
+        &s(&xtreme),
+        "--task",
+        "udpos",
+        "--langs",
+        "kk",
+        "--translations",
+        &s(&pattern),
+        "--out",
+        &s(&out),
+        "--layer",
+        "1",
+        "--max-steps",
+        "2",
+        "--quiet",
+        "--fine-tune-aligner",
+        "joint",
+        "--aligner-max-steps",
+        "3",
+        "--aligner-learning-rate",
+        "1e-3",
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = xlt(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results = xlt::report::read_json(&out.join("results.json")).expect("results.json");
+    assert_eq!(
+        results.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
+        ["baseline", "reordered → kk", "reordered → kk (fine-tuned aligner)"]
+    );
+    assert!(out.join("aligners/joint/run/model/model.safetensors").is_file());
+    assert!(out.join("aligners/joint/run/done").is_file());
+    let corpus = std::fs::read_to_string(out.join("aligners/joint/corpus.txt")).expect("corpus");
+    assert_eq!(corpus.lines().count(), 2, "{corpus}");
+    assert!(out.join("align/kk-ft.align.txt").is_file() && out.join("data/kk-ft/udpos/train-en.tsv").is_file());
+    let table = std::fs::read_to_string(out.join("study.md")).expect("study.md");
+    assert!(table.contains("| reordered → kk (fine-tuned aligner) |"), "{table}");
+    let o = xlt(&args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.matches("already done").count() == 3, "{err}");
+    assert!(!err.contains("fine-tuning the aligner"), "{err}");
+}
+
 #[test]
 fn reorder_study_runs_every_condition_into_one_table() {
     let dir = tempfile::tempdir().expect("tmp");

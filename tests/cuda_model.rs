@@ -15,8 +15,8 @@ use xlt::cpu::CpuModel;
 use xlt::cuda::model::{CudaModel, LossScaler};
 use xlt::cuda::{probe, Gpu, Probe};
 use xlt::model::{
-    assign_prefixes, AdamWConfig, Batch, DropoutCfg, HeadSpec, HostModel, Precision, StepConfig, Targets, TaskBatch,
-    TaskModel, IGNORE_INDEX,
+    assign_prefixes, AdamWConfig, Batch, DropoutCfg, HeadSpec, HostModel, Precision, SoBatch, StepConfig, Targets,
+    TaskBatch, TaskModel, IGNORE_INDEX,
 };
 use xlt::rng::Rng;
 use xlt::tasks::Kind;
@@ -320,6 +320,56 @@ fn a_frozen_head_stays_bit_identical(gpu: &Arc<Gpu>) {
     }
 }
 
+/// Two pairs of `batch(4, seed)` (rows 0, 1 the sources, rows 2, 3 the targets) with a guide.
+fn so_batch(seed: u64) -> SoBatch {
+    let lens = vec![(6, 4), (5, 3)];
+    let mut r = Rng::new(seed ^ 5);
+    let guide = lens.iter().map(|&(m, n)| (0..m * n).map(|_| (r.below(3) == 0) as u32 as f32).collect()).collect();
+    SoBatch { batch: batch(4, seed), lens, guide, consistency: seed % 2 == 0 }
+}
+
+/// The self-training objective (`xlt align-train --objectives so`) from hidden_states[1] and
+/// [2]: the GPU's loss and every gradient against the CPU's in each precision; the layers above
+/// the objective's and the MLM head get no gradient on either device; `encode_layer` gives the
+/// CPU's hidden states.
+fn self_training_matches_the_cpu(gpu: &Arc<Gpu>) {
+    for p in [Precision::Fp32, Precision::Bf16, Precision::Fp16] {
+        let (loss_rel, grad_rel) = bounds(p);
+        for layer in [1, 2] {
+            let what = format!("self-training at layer {layer} in {p:?}");
+            let mut cpu = model(6);
+            let mut gm = CudaModel::new(gpu.clone(), p, &cpu.host(), None).expect("upload");
+            gm.scaler.scale = 256.0;
+            let sb = so_batch(layer as u64);
+            let drop = DropoutCfg::train(&cpu.s.cfg, 2);
+            let h_cpu = cpu.encode_layer(&sb.batch, layer).expect("cpu").to_vec();
+            let h_gpu = gm.encode_layer(&sb.batch, layer).expect("gpu");
+            let scale = h_cpu.iter().fold(0.0f32, |a, x| a.max(x.abs()));
+            let err = h_cpu.iter().zip(&h_gpu).fold(0.0f32, |a, (x, y)| a.max((x - y).abs()));
+            assert!(err <= 4.0 * loss_rel.max(1e-6) * scale, "{what}: encode_layer differs by {err} (scale {scale})");
+            let want = cpu.accumulate_so(&sb, layer, drop).expect("cpu");
+            gm.accumulate_so(&sb, layer, drop).expect("gpu");
+            let mut grads = gm.download_grads().expect("grads");
+            if p == Precision::Fp16 {
+                let s = gm.scaler.scale;
+                grads.iter_mut().for_each(|g| *g /= s);
+            }
+            check_grads(&cpu, None, &grads, &cpu.grads, grad_rel, &what);
+            for t in &cpu.s.layout.tensors {
+                let above = t.name.starts_with(&format!("encoder.layer.{layer}.")) || !t.encoder;
+                if above {
+                    let r = t.range();
+                    assert!(grads[r.clone()].iter().chain(&cpu.grads[r]).all(|g| *g == 0.0), "{what}: {}", t.name);
+                }
+            }
+            let adamw = AdamWConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
+            let report = gm.optimizer_step(&StepConfig { adamw, micro_batches: 1, max_grad_norm: 1.0 }).expect("step");
+            let got = report.losses[0];
+            assert!((got - want).abs() <= loss_rel * want.abs().max(1e-3), "{what}: loss {got} vs CPU {want}");
+        }
+    }
+}
+
 fn reruns_are_bit_identical(gpu: &Arc<Gpu>) {
     for p in [Precision::Fp32, Precision::Bf16] {
         let run = || {
@@ -489,6 +539,7 @@ on_both_devices!(
     a_short_training_run_tracks_the_cpu,
     a_step_with_a_non_finite_loss_or_an_overflow_changes_nothing,
     reruns_are_bit_identical,
+    self_training_matches_the_cpu,
     a_frozen_head_stays_bit_identical,
     inference_model_matches_the_cpu_forward,
     gpu_embeddings_match_the_cpu,

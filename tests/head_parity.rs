@@ -121,7 +121,7 @@ fn run(model: &str, tag: &str) {
     assert!(d <= 1e-4, "{model}/{tag}: logits differ by {d}");
     let want = heads.f32(&format!("{tag}.loss"))[0];
     assert!((loss - want).abs() <= 1e-5, "{model}/{tag}: loss {loss} vs {want}");
-    encoder_backward(&mut grads, &mut s, &acts, &params, &enc, &cfg, &batch, off);
+    encoder_backward(&mut grads, &mut s, &acts, &params, &enc, &cfg, &batch, off, cfg.num_layers);
     let mut checked = 0;
     for tensor in layout.tensors.iter().filter(|t| !t.encoder || t.name == "embeddings.word_embeddings.weight").rev() {
         let want = heads.f32(&format!("{tag}.grad.{}", tensor.name));

@@ -22,3 +22,4 @@ pub mod pharaoh;
 pub mod quality;
 pub mod reorder;
 pub mod study;
+pub mod train;

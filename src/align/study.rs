@@ -15,11 +15,18 @@
 //!    reordering diagnostics; and `results.json` / `results.md` / `results.svg` of
 //!    [`crate::report`] (the conditions as rows, with the weights and split of every number).
 //!
-//! Every step's output stays in the study folder (`align/`, `data/`, `runs/`), and `xlt xtreme`
-//! reuses a condition's finished run, so an interrupted study continues where it stopped.
+//! With `--fine-tune-aligner joint|per-language`, the aligner is also fine-tuned
+//! ([`super::train::align_train`], awesome-align's so + tlm) on the study's own sentence pairs
+//! (all languages' together, or each language's alone) into `aligners/`, and every language gets
+//! a second condition, "reordered → lang (fine-tuned aligner)", aligned by it.
+//!
+//! Every step's output stays in the study folder (`align/`, `aligners/`, `data/`, `runs/`), and
+//! `xlt xtreme` and `xlt align-train` reuse a finished run (an interrupted one continues from
+//! its checkpoint), so an interrupted study continues where it stopped.
 
 use super::aligner::{align_lines, AlignSettings};
 use super::reorder::{aligner_input, reorder_file, Diagnostics, Layout, ReorderRequest};
+use super::train::{align_train, AlignTrainRequest};
 use crate::embed::EncoderWeights;
 use crate::error::{Error, Result};
 use crate::fsutil::atomic_write;
@@ -42,9 +49,21 @@ pub struct StudyConfig {
     pub align: AlignSettings,
     /// `--punct` of the reordering.
     pub punct: bool,
+    /// Also fine-tune the aligner on the study's pairs, and how (the request's model, input and
+    /// run folder are set by the study: the aligner, the pairs, `aligners/<joint|lang>`).
+    pub fine_tune: Option<(AlignerFineTuning, AlignTrainRequest)>,
     /// The fine-tuning and evaluation of every condition (`xtreme.out`, `xtreme.data_dir` and
     /// `xtreme.model_name` are set per condition; `xtreme.tasks` to the task).
     pub xtreme: XtremeConfig,
+}
+
+/// Which fine-tuned aligners a study makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlignerFineTuning {
+    /// One aligner on every language's pairs together.
+    Joint,
+    /// One aligner per language, on its pairs alone.
+    PerLanguage,
 }
 
 /// One condition's outcome.
@@ -104,41 +123,37 @@ pub fn run(cfg: &StudyConfig) -> Result<Vec<Condition>> {
     for d in &dirs {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
-    // 1. Align and reorder towards every language (each file checked before the first run).
-    let aligner_dir = cfg.aligner.as_deref().unwrap_or(&base.encoder);
-    let (encoder, tok) = EncoderWeights::read(aligner_dir)?.encoder_on(&base.device)?;
-    let mut reordered = Vec::new();
+    // 1. The aligner's input per language, then align and reorder towards every language (each
+    // file checked before the first run).
+    let mut pairs = Vec::new();
     for lang in &cfg.langs {
-        let pairs = dirs[0].join(format!("{lang}.pairs.txt"));
-        aligner_input(layout, &english, &translations_of(&cfg.translations, lang), &pairs)?;
-        let lines = super::pairs::read_lines(&pairs)?;
-        let links = align_lines(encoder.as_ref(), &tok, &lines, &cfg.align)?;
-        let align = dirs[0].join(format!("{lang}.align.txt"));
-        let text: String = links.lines().map(|l| l + "\n").collect();
-        atomic_write(&align, text.as_bytes())?;
-        let data = dirs[1].join(lang);
-        let train = data_variant(&base.data_dir, &data, &cfg.task)?;
-        let d = reorder_file(&ReorderRequest {
-            layout,
-            input: english.clone(),
-            alignments: align,
-            output: train,
-            punct: cfg.punct,
-        })?;
-        let json = serde_json::to_string_pretty(&d)
-            .map_err(|e| Error::Encode { what: "diagnostics".into(), msg: e.to_string() })?;
-        atomic_write(&dirs[0].join(format!("{lang}.diagnostics.json")), json.as_bytes())?;
-        eprintln!("reordered towards {lang}: {d}");
-        reordered.push((lang.clone(), data, d));
+        let p = dirs[0].join(format!("{lang}.pairs.txt"));
+        aligner_input(layout, &english, &translations_of(&cfg.translations, lang), &p)?;
+        pairs.push(p);
     }
-    drop(encoder);
+    let aligner_dir = cfg.aligner.clone().unwrap_or_else(|| base.encoder.clone());
+    let mut todo: Vec<(String, String, PathBuf, Option<Diagnostics>)> =
+        vec![("baseline".into(), "baseline".into(), base.data_dir.clone(), None)];
+    let plain: Vec<(usize, PathBuf)> = (0..cfg.langs.len()).map(|k| (k, aligner_dir.clone())).collect();
+    for (k, d, data) in reorder_with(cfg, layout, &english, &pairs, &plain, "")? {
+        let lang = &cfg.langs[k];
+        todo.push((format!("reordered → {lang}"), format!("reordered-{lang}"), data, Some(d)));
+    }
+    if let Some((how, template)) = &cfg.fine_tune {
+        let tuned = fine_tune_aligners(cfg, *how, template, &aligner_dir, &pairs, &out.join("aligners"))?;
+        for (k, d, data) in reorder_with(cfg, layout, &english, &pairs, &tuned, "-ft")? {
+            let lang = &cfg.langs[k];
+            todo.push((
+                format!("reordered → {lang} (fine-tuned aligner)"),
+                format!("reordered-{lang}-ft"),
+                data,
+                Some(d),
+            ));
+        }
+    }
     // 2. One xtreme run per condition.
     let mut conditions = Vec::new();
-    let mut todo: Vec<(String, PathBuf, Option<Diagnostics>)> = vec![("baseline".into(), base.data_dir.clone(), None)];
-    todo.extend(reordered.into_iter().map(|(lang, data, d)| (format!("reordered → {lang}"), data, Some(d))));
-    for (name, data_dir, diagnostics) in todo {
-        let folder =
-            if name == "baseline" { "baseline".to_string() } else { name.replace("reordered → ", "reordered-") };
+    for (name, folder, data_dir, diagnostics) in todo {
         eprintln!("condition {name}: {} on {}", cfg.task, data_dir.display());
         let mut xc = base.clone();
         xc.data_dir = data_dir;
@@ -153,6 +168,108 @@ pub fn run(cfg: &StudyConfig) -> Result<Vec<Condition>> {
     crate::report::write_all(out, &models)?;
     atomic_write(&out.join("study.md"), render(&cfg.task, &conditions).as_bytes())?;
     Ok(conditions)
+}
+
+/// Aligns each language `k` of `aligners` (language index, aligner folder) with its aligner,
+/// reorders the English training file towards it into `data/<lang><suffix>`, and writes the
+/// links and diagnostics into `align/<lang><suffix>.*`. Returns (language index, diagnostics,
+/// data folder) per language.
+fn reorder_with(
+    cfg: &StudyConfig,
+    layout: Layout,
+    english: &Path,
+    pairs: &[PathBuf],
+    aligners: &[(usize, PathBuf)],
+    suffix: &str,
+) -> Result<Vec<(usize, Diagnostics, PathBuf)>> {
+    let (base, out) = (&cfg.xtreme, &cfg.xtreme.out);
+    let mut done = Vec::new();
+    let mut loaded: Option<(PathBuf, Box<dyn crate::model::SentenceEncoder>, crate::tokenize::Tokenizer)> = None;
+    for (k, dir) in aligners {
+        if loaded.as_ref().is_none_or(|(d, _, _)| d != dir) {
+            let (encoder, tok) = EncoderWeights::read(dir)?.encoder_on(&base.device)?;
+            loaded = Some((dir.clone(), encoder, tok));
+        }
+        let Some((_, encoder, tok)) = loaded.as_ref() else { unreachable!("loaded above") };
+        let lang = format!("{}{suffix}", cfg.langs[*k]);
+        let lines = super::pairs::read_lines(&pairs[*k])?;
+        let links = align_lines(encoder.as_ref(), tok, &lines, &cfg.align)?;
+        let align = out.join("align").join(format!("{lang}.align.txt"));
+        let text: String = links.lines().map(|l| l + "\n").collect();
+        atomic_write(&align, text.as_bytes())?;
+        let data = out.join("data").join(&lang);
+        let train = data_variant(&base.data_dir, &data, &cfg.task)?;
+        let d = reorder_file(&ReorderRequest {
+            layout,
+            input: english.to_path_buf(),
+            alignments: align,
+            output: train,
+            punct: cfg.punct,
+        })?;
+        let json = serde_json::to_string_pretty(&d)
+            .map_err(|e| Error::Encode { what: "diagnostics".into(), msg: e.to_string() })?;
+        atomic_write(&out.join("align").join(format!("{lang}.diagnostics.json")), json.as_bytes())?;
+        eprintln!("reordered towards {lang}: {d}");
+        done.push((*k, d, data));
+    }
+    Ok(done)
+}
+
+/// Fine-tunes the aligner `from` on the study's pairs (every language's together, or each
+/// language's alone) into `root/joint` or `root/<lang>`; a finished run is reused, an
+/// interrupted one continues. Lines of the pair files that are not pairs (a sentence or a
+/// translation without words) are left out of the corpus, with a note of how many. Returns the
+/// fine-tuned aligner of each language.
+fn fine_tune_aligners(
+    cfg: &StudyConfig,
+    how: AlignerFineTuning,
+    template: &AlignTrainRequest,
+    from: &Path,
+    pairs: &[PathBuf],
+    root: &Path,
+) -> Result<Vec<(usize, PathBuf)>> {
+    let groups: Vec<(String, Vec<usize>)> = match how {
+        AlignerFineTuning::Joint => vec![("joint".into(), (0..cfg.langs.len()).collect())],
+        AlignerFineTuning::PerLanguage => cfg.langs.iter().enumerate().map(|(k, l)| (l.clone(), vec![k])).collect(),
+    };
+    let mut out = Vec::new();
+    for (name, members) in groups {
+        let run_dir = root.join(&name);
+        std::fs::create_dir_all(&run_dir).map_err(|e| Error::io(&run_dir, e))?;
+        let corpus = run_dir.join("corpus.txt");
+        let mut text = String::new();
+        let mut skipped = 0;
+        for &k in &members {
+            for line in super::pairs::read_lines(&pairs[k])? {
+                if super::pairs::parse_pair(&line).is_some() {
+                    text += &line;
+                    text.push('\n');
+                } else {
+                    skipped += 1;
+                }
+            }
+        }
+        if skipped > 0 {
+            eprintln!("note: aligner {name}: {skipped} lines without two non-empty sides are not in its corpus");
+        }
+        atomic_write(&corpus, text.as_bytes())?;
+        let mut req = template.clone();
+        req.model = from.to_path_buf();
+        req.input = corpus;
+        req.run_dir = run_dir.join("run");
+        if !req.run_dir.join("done").is_file() {
+            let resume = matches!(
+                crate::train::checkpoint::find(&req.run_dir.join("checkpoint")),
+                crate::train::checkpoint::Found::Complete(_)
+            );
+            eprintln!("fine-tuning the aligner {name} into {}", req.run_dir.display());
+            align_train(&req, &cfg.xtreme.device, resume, false, None)?;
+        } else {
+            crate::train::setup::check_identity(&req.run_dir, &req.identity()?)?;
+        }
+        out.extend(members.iter().map(|&k| (k, req.run_dir.join("model"))));
+    }
+    Ok(out)
 }
 
 /// `dst`: the XTREME folder `src` with every entry a symbolic link, except `<task>/`, a real

@@ -382,8 +382,10 @@ impl BackwardScratch {
     }
 }
 
-/// Backward through the whole encoder. On entry `s.dx` (B, T, C) holds dL/d(last hidden
-/// state); parameter gradients accumulate into `grads` (same layout as `params`).
+/// Backward through the encoder's first `layers` layers and the embeddings. On entry `s.dx`
+/// (B, T, C) holds dL/d(hidden_states[layers]) (`layers` = `cfg.num_layers`: the last hidden
+/// state; fewer when a loss reads an intermediate layer, whose forward stopped there);
+/// parameter gradients accumulate into `grads` (same layout as `params`).
 pub fn encoder_backward(
     grads: &mut [f32],
     s: &mut BackwardScratch,
@@ -393,12 +395,13 @@ pub fn encoder_backward(
     cfg: &ModelConfig,
     batch: &Batch,
     drop: DropoutCfg,
+    layers: usize,
 ) {
     assert!(acts.train, "encoder_backward needs training activations");
     assert_eq!(p.linear_layout, LinearLayout::OutIn, "encoder_backward needs HF-layout weights");
     let (b, t, c) = (batch.b, batch.t, cfg.hidden_size);
     let n = b * t;
-    for l in (0..cfg.num_layers).rev() {
+    for l in (0..layers.min(cfg.num_layers)).rev() {
         let x = if l == 0 { &acts.x0 } else { &acts.layers[l - 1].out };
         layer_backward(grads, s, &acts.layers[l], x, params, &p.layers[l], cfg, batch, drop, l);
     }

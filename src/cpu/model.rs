@@ -12,7 +12,8 @@ use super::encoder::{encoder_backward, encoder_forward, Activations, BackwardScr
 use super::heads::*;
 use super::ops::{adamw_update, clip_grad_norm, grad_norm, scale_inplace};
 use crate::error::{Error, Result};
-use crate::model::batch::{Targets, TaskBatch, IGNORE_INDEX};
+use crate::model::align_loss::{so_forward_backward, SoBatch};
+use crate::model::batch::{Batch, Targets, TaskBatch, IGNORE_INDEX};
 use crate::model::dropout::DropoutCfg;
 use crate::model::heads::{Head, MlmHead, Structure};
 use crate::model::host::{first_non_finite_tensor, HostModel};
@@ -111,7 +112,27 @@ impl CpuModel {
     /// Sizes the encoder buffers for (B, T) and the head's buffers for the batch. A batch
     /// whose buffers would not fit in the available memory is an error, before allocating.
     fn ensure(&mut self, head: usize, b: usize, t: usize) -> Result<()> {
-        let (c, cfg) = (self.s.cfg.hidden_size, &self.s.cfg);
+        self.ensure_encoder(b, t)?;
+        let c = self.s.cfg.hidden_size;
+        if self.bufs_shape[head] == (b, t) && self.bufs[head].is_some() {
+            return Ok(());
+        }
+        // Head buffers are small next to the encoder's; rebuild them when the shape changes.
+        let k = self.s.specs[head].num_labels;
+        self.bufs[head] = Some(match &self.s.heads[head] {
+            Head::Classification(_) => HeadBufs::Classification(HeadActs::new(b, c, k)),
+            Head::MultipleChoice(_) => HeadBufs::MultipleChoice(MultipleChoiceActs::new(b / k, k, c)),
+            Head::Span(_) => HeadBufs::Span(SpanActs::new(b, t)),
+            Head::Tagging(_) => HeadBufs::Tagging(TaggingActs::new(b * t, c, k)),
+            Head::Mlm(_) => HeadBufs::Mlm(MlmActs::default()),
+        });
+        self.bufs_shape[head] = (b, t);
+        Ok(())
+    }
+
+    /// Sizes the encoder's training activations and backward scratch for (B, T).
+    fn ensure_encoder(&mut self, b: usize, t: usize) -> Result<()> {
+        let cfg = &self.s.cfg;
         let held = self.acts.as_ref().map_or(0, |(a, _)| Activations::train_bytes(cfg, a.b, a.t));
         let need = Activations::train_bytes(cfg, b, t);
         if need > held {
@@ -128,20 +149,39 @@ impl CpuModel {
             }
             None => self.acts = Some((Activations::new(cfg, b, t, true), BackwardScratch::new(cfg, b, t))),
         }
-        if self.bufs_shape[head] == (b, t) && self.bufs[head].is_some() {
-            return Ok(());
-        }
-        // Head buffers are small next to the encoder's; rebuild them when the shape changes.
-        let k = self.s.specs[head].num_labels;
-        self.bufs[head] = Some(match &self.s.heads[head] {
-            Head::Classification(_) => HeadBufs::Classification(HeadActs::new(b, c, k)),
-            Head::MultipleChoice(_) => HeadBufs::MultipleChoice(MultipleChoiceActs::new(b / k, k, c)),
-            Head::Span(_) => HeadBufs::Span(SpanActs::new(b, t)),
-            Head::Tagging(_) => HeadBufs::Tagging(TaggingActs::new(b * t, c, k)),
-            Head::Mlm(_) => HeadBufs::Mlm(MlmActs::default()),
-        });
-        self.bufs_shape[head] = (b, t);
         Ok(())
+    }
+
+    /// hidden_states[`layer`] (B, T, C) of `batch`, no dropout, no head (see
+    /// [`TaskModel::encode_layer`]).
+    pub fn encode_layer(&mut self, batch: &Batch, layer: usize) -> Result<&[f32]> {
+        self.s.check_batch("encode", batch)?;
+        self.s.check_layer(layer)?;
+        self.ensure_encoder(batch.b, batch.t)?;
+        let (acts, _) = self.acts.as_mut().expect("ensure_encoder sets the activations");
+        encoder_forward(acts, &self.params, &self.s.enc, &self.s.cfg, batch, DropoutCfg::OFF, Some(layer));
+        Ok(acts.hidden(layer))
+    }
+
+    /// The self-training objective on `sb` from hidden_states[`layer`], its gradients
+    /// accumulated (see [`TaskModel::accumulate_so`]); returns the loss.
+    pub fn accumulate_so(&mut self, sb: &SoBatch, layer: usize, drop: DropoutCfg) -> Result<f32> {
+        sb.check()?;
+        self.s.check_batch("self-training", &sb.batch)?;
+        self.s.check_layer(layer)?;
+        self.trainable()?;
+        if self.stale_grads {
+            self.zero_grad();
+        }
+        let (b, t, c) = (sb.batch.b, sb.batch.t, self.s.cfg.hidden_size);
+        self.ensure_encoder(b, t)?;
+        let (acts, scratch) = self.acts.as_mut().expect("ensure_encoder sets the activations");
+        encoder_forward(acts, &self.params, &self.s.enc, &self.s.cfg, &sb.batch, drop, Some(layer));
+        let loss = so_forward_backward(Some(&mut scratch.dx[..b * t * c]), acts.hidden(layer), sb, c);
+        let (params, grads) = (&self.params, &mut self.grads);
+        encoder_backward(grads, scratch, acts, params, &self.s.enc, &self.s.cfg, &sb.batch, drop, layer);
+        self.pending.push(loss);
+        Ok(loss)
     }
 
     /// Forward pass of head `head` on `tb`; returns the mean loss over the scored targets
@@ -232,7 +272,8 @@ impl CpuModel {
             }
             _ => unreachable!("checked: targets match the head"),
         }
-        encoder_backward(grads, scratch, acts, params, &self.s.enc, &self.s.cfg, &tb.batch, drop);
+        let layers = self.s.cfg.num_layers;
+        encoder_backward(grads, scratch, acts, params, &self.s.enc, &self.s.cfg, &tb.batch, drop, layers);
         self.pending.push(loss);
         Ok(loss)
     }
@@ -375,6 +416,12 @@ impl TaskModel for CpuModel {
         self.head_span_logits(head)
             .map(|(s, e)| (Cow::Borrowed(s), Cow::Borrowed(e)))
             .ok_or_else(|| Error::Usage(format!("head {head} has no span logits from a forward pass")))
+    }
+    fn encode_layer(&mut self, batch: &Batch, layer: usize) -> Result<Cow<'_, [f32]>> {
+        CpuModel::encode_layer(self, batch, layer).map(Cow::Borrowed)
+    }
+    fn accumulate_so(&mut self, sb: &SoBatch, layer: usize, drop: DropoutCfg) -> Result<()> {
+        CpuModel::accumulate_so(self, sb, layer, drop).map(|_| ())
     }
     fn hidden(&self, l: usize) -> Result<Cow<'_, [f32]>> {
         self.hidden_state(l)

@@ -493,8 +493,9 @@ impl BackwardScratch {
     }
 }
 
-/// Backward through the whole encoder (the twin of `cpu::encoder::encoder_backward`). On entry
-/// `s.dx` (B, T, C) holds dL/d(last hidden state); parameter gradients accumulate into `grads`
+/// Backward through the encoder's first `layers` layers and the embeddings (the twin of
+/// `cpu::encoder::encoder_backward`). On entry `s.dx` (B, T, C) holds
+/// dL/d(hidden_states[layers]); parameter gradients accumulate into `grads`
 /// (f32, same layout as `params`). `groups` is the embedding backward's plan, uploaded with the
 /// batch as `plan`.
 pub fn encoder_backward(
@@ -509,6 +510,7 @@ pub fn encoder_backward(
     p: &EncoderParams,
     cfg: &ModelConfig,
     drop: DropoutCfg,
+    layers: usize,
 ) -> Result<()> {
     if !acts.train || p.linear_layout != LinearLayout::OutIn {
         return Err(Error::Usage("encoder_backward needs training activations and HF-layout weights".into()));
@@ -517,7 +519,7 @@ pub fn encoder_backward(
     let n = b * t;
     let _r = g.range(|| "encoder backward".into());
     let shape = Shape { b, t, c, nh: cfg.num_heads, ffn: cfg.intermediate_size, eps: cfg.layer_norm_eps };
-    for l in (0..cfg.num_layers).rev() {
+    for l in (0..layers.min(cfg.num_layers)).rev() {
         let x = acts.hidden(l, c);
         layer_backward(g, grads, s, &acts.layers[l], &acts.attn, x, io.mask, params, &p.layers[l], shape, drop, l)?;
     }

@@ -25,7 +25,8 @@ use super::ops::{
     scale_inplace,
 };
 use super::upload::{upload_bound, Part, Slot, Staging};
-use crate::model::batch::{Targets, TaskBatch, IGNORE_INDEX};
+use crate::model::align_loss::{so_forward_backward, SoBatch};
+use crate::model::batch::{Batch, Targets, TaskBatch, IGNORE_INDEX};
 use crate::model::dropout::DropoutCfg;
 use crate::model::heads::{Head, Structure};
 use crate::model::host::{first_non_finite_tensor, HostModel};
@@ -294,6 +295,89 @@ impl CudaModel {
         self.read_loss(at, kind)
     }
 
+    /// hidden_states[`layer`] (B, T, C) of `batch`, no dropout, no head, read back to the host
+    /// (see [`TaskModel::encode_layer`]).
+    pub fn encode_layer(&mut self, batch: &Batch, layer: usize) -> Result<Vec<f32>> {
+        self.s.check_batch("encode", batch)?;
+        self.s.check_layer(layer)?;
+        self.encoder_run(batch, layer, None).map_err(|e| oom_hint(e, batch.b, batch.t))
+    }
+
+    /// The self-training objective on `sb` from hidden_states[`layer`]: the forward stops at
+    /// the layer, its hidden states come to the host for the loss and its gradient
+    /// ([`so_forward_backward`], one read-back and one upload per micro-batch), and the backward
+    /// runs from the layer. The loss joins the status area like a head's, for the step to
+    /// report.
+    pub fn accumulate_so(&mut self, sb: &SoBatch, layer: usize, drop: DropoutCfg) -> Result<()> {
+        sb.check()?;
+        self.s.check_batch("self-training", &sb.batch)?;
+        self.s.check_layer(layer)?;
+        self.trainable()?;
+        if self.stale_grads {
+            self.gpu.zero(self.grads.dev())?;
+            self.stale_grads = false;
+        }
+        let (b, t) = (sb.batch.b, sb.batch.t);
+        self.encoder_run(&sb.batch, layer, Some((sb, drop))).map(|_| ()).map_err(|e| oom_hint(e, b, t))
+    }
+
+    /// The encoder on `batch` to hidden_states[`layer`] in training activations. Without `so`:
+    /// no dropout, and the hidden states are returned. With `so`: `drop`, the objective's loss
+    /// into the status area and its gradient through the encoder backward.
+    fn encoder_run(&mut self, batch: &Batch, layer: usize, so: Option<(&SoBatch, DropoutCfg)>) -> Result<Vec<f32>> {
+        let (b, t, c) = (batch.b, batch.t, self.s.cfg.hidden_size);
+        let x = dtype_of(self.precision);
+        let g = self.gpu.clone();
+        Activations::ensure(&mut self.acts, &g, &self.s.cfg, x, b, t, true)?;
+        if so.is_some() {
+            BackwardScratch::ensure(&mut self.scratch, &g, &self.s.cfg, x, b, t)?;
+        }
+        self.io.ensure(&g, upload_bound(b * t), Dtype::U32)?;
+        let mut st = std::mem::take(&mut self.staging);
+        st.clear();
+        let enc_in = EncoderInput::stage(&mut st, batch, &self.s.cfg, &mut self.pos);
+        let groups =
+            if so.is_some() { Some(embedding_groups(batch, &self.pos, &self.s.enc, &self.s.cfg)?) } else { None };
+        let plan_part = groups.as_ref().map(|gr| {
+            let mut packed = Vec::with_capacity(gr.len());
+            gr.pack(&mut packed);
+            st.u32s(&packed)
+        });
+        // The objective's loss row in the status area, after the pending ones.
+        let at = self.status_used();
+        if so.is_some() {
+            self.status.grow_keeping(&g, at + 1, Dtype::F32, at)?;
+        }
+        let staged = st.upload(&g, &mut self.io)?;
+        let io: EncoderIo = enc_in.views(&staged);
+        let params = self.params_x.as_ref().map_or(self.params.dev(), |b| b.dev());
+        let acts = self.acts.as_ref().ok_or_else(|| Error::Usage("activations missing".into()))?;
+        let (cfg, enc) = (&self.s.cfg, &self.s.enc);
+        let _r = g.range(|| format!("{} to layer {layer}", if so.is_some() { "self-training" } else { "encode" }));
+        let drop = so.map_or(DropoutCfg::OFF, |(_, d)| d);
+        encoder_forward(&g, acts, &io, params, enc, cfg, drop, Some(layer))?;
+        // (B, T, C) hidden_states[layer], on the host.
+        let hidden = g.read_f32(acts.hidden(layer, c))?;
+        let (Some((sb, drop)), Some(groups), Some(plan)) = (so, &groups, plan_part) else {
+            self.staging = st;
+            return Ok(hidden);
+        };
+        let s = self.scratch.as_ref().ok_or_else(|| Error::Usage("backward scratch missing".into()))?;
+        // (B, T, C) dLoss/dhidden, times the loss scale in fp16 as the heads' backward.
+        let mut dh = vec![0.0f32; b * t * c];
+        let loss = so_forward_backward(Some(&mut dh), &hidden, sb, c);
+        if self.precision == Precision::Fp16 {
+            let scale = self.scaler.scale;
+            dh.iter_mut().for_each(|v| *v *= scale);
+        }
+        g.write_f32(s.dx.view(b * t * c), &dh)?;
+        g.write_f32(self.status.view(at + 1)?.at(at, 1), &[loss])?;
+        encoder_backward(&g, self.grads.dev(), s, acts, &io, groups, staged.view(plan), params, enc, cfg, drop, layer)?;
+        self.pending.push((at, LossKind::Mean { rows: 1, count: 1 }));
+        self.staging = st;
+        Ok(hidden)
+    }
+
     /// The loss of the micro-batch whose per-row losses start at `at` in the status area.
     fn read_loss(&self, at: usize, kind: LossKind) -> Result<f32> {
         if kind.rows() == 0 {
@@ -472,7 +556,8 @@ impl CudaModel {
         }
         if let (Some(s), Some(groups), Some(plan)) = (&self.scratch, &groups, plan_part) {
             if backward {
-                encoder_backward(&g, grads, s, acts, &io, groups, staged.view(plan), params, enc, cfg, drop)?;
+                let layers = cfg.num_layers;
+                encoder_backward(&g, grads, s, acts, &io, groups, staged.view(plan), params, enc, cfg, drop, layers)?;
             }
         }
         self.staging = st;
@@ -635,6 +720,12 @@ impl TaskModel for CudaModel {
     fn span_logits(&self, head: usize) -> Result<SpanLogits<'_>> {
         let (s, e) = self.read_span_logits(head)?;
         Ok((Cow::Owned(s), Cow::Owned(e)))
+    }
+    fn encode_layer(&mut self, batch: &Batch, layer: usize) -> Result<Cow<'_, [f32]>> {
+        CudaModel::encode_layer(self, batch, layer).map(Cow::Owned)
+    }
+    fn accumulate_so(&mut self, sb: &SoBatch, layer: usize, drop: DropoutCfg) -> Result<()> {
+        CudaModel::accumulate_so(self, sb, layer, drop)
     }
     fn hidden(&self, l: usize) -> Result<Cow<'_, [f32]>> {
         if l > self.s.cfg.num_layers {

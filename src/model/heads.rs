@@ -342,32 +342,50 @@ impl Structure {
         crate::fsutil::atomic_write(&dir.join(HEADS_FILE), text.as_bytes())
     }
 
+    /// Checks a batch's buffers, ids, types and length against the model; `what` (`head
+    /// `nli``) starts the message.
+    pub fn check_batch(&self, what: &str, batch: &crate::model::Batch) -> Result<()> {
+        let (b, t) = (batch.b, batch.t);
+        if b == 0 || t == 0 {
+            return Err(Error::Usage(format!("{what}: empty batch ({b} × {t})")));
+        }
+        if batch.ids.len() != b * t || batch.mask.len() != b * t || batch.types.len() != b * t {
+            return Err(Error::Usage(format!("{what}: batch buffers do not hold {b} × {t} tokens")));
+        }
+        let (v, tv) = (self.cfg.vocab_size, self.cfg.type_vocab_size.max(1));
+        if let Some(id) = batch.ids.iter().find(|&&i| i as usize >= v) {
+            return Err(Error::Usage(format!("{what}: token id {id} outside the vocabulary ({v})")));
+        }
+        if let Some(ty) = batch.types.iter().find(|&&i| i as usize >= tv) {
+            return Err(Error::Usage(format!("{what}: token type {ty} outside the model's {tv} types")));
+        }
+        if t > self.cfg.max_seq_len() {
+            return Err(Error::Usage(format!(
+                "{what}: sequences of {t} tokens exceed the model's {} positions",
+                self.cfg.max_seq_len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// An error unless hidden_states[`layer`] exists (0 = embeddings, L = the last layer).
+    pub fn check_layer(&self, layer: usize) -> Result<()> {
+        if layer > self.cfg.num_layers {
+            return Err(Error::Usage(format!(
+                "no hidden_states[{layer}]: the model has {} layers",
+                self.cfg.num_layers
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks the targets' shape against the head and the batch.
     pub fn check(&self, head: usize, tb: &TaskBatch) -> Result<()> {
         let s = self.specs.get(head).ok_or_else(|| {
             Error::Usage(format!("the model has {} heads; there is no head {head}", self.specs.len()))
         })?;
-        let (b, t) = (tb.batch.b, tb.batch.t);
-        if b == 0 || t == 0 {
-            return Err(Error::Usage(format!("head `{}`: empty batch ({b} × {t})", s.name)));
-        }
-        if tb.batch.ids.len() != b * t || tb.batch.mask.len() != b * t || tb.batch.types.len() != b * t {
-            return Err(Error::Usage(format!("head `{}`: batch buffers do not hold {b} × {t} tokens", s.name)));
-        }
-        let (v, tv) = (self.cfg.vocab_size, self.cfg.type_vocab_size.max(1));
-        if let Some(id) = tb.batch.ids.iter().find(|&&i| i as usize >= v) {
-            return Err(Error::Usage(format!("head `{}`: token id {id} outside the vocabulary ({v})", s.name)));
-        }
-        if let Some(ty) = tb.batch.types.iter().find(|&&i| i as usize >= tv) {
-            return Err(Error::Usage(format!("head `{}`: token type {ty} outside the model's {tv} types", s.name)));
-        }
-        if t > self.cfg.max_seq_len() {
-            return Err(Error::Usage(format!(
-                "head `{}`: sequences of {t} tokens exceed the model's {} positions",
-                s.name,
-                self.cfg.max_seq_len()
-            )));
-        }
+        self.check_batch(&format!("head `{}`", s.name), &tb.batch)?;
+        let (b, t, v) = (tb.batch.b, tb.batch.t, self.cfg.vocab_size);
         if s.kind == Kind::MultipleChoice && b % s.num_labels != 0 {
             return Err(Error::Usage(format!(
                 "head `{}`: {b} sequences are not a whole number of {}-choice examples",

@@ -9,6 +9,7 @@
 //! (`embeddings.word_embeddings.weight`) and saved with it (`roberta.` / `bert.`); head tensors
 //! keep their HF task-model names (`classifier.dense.weight`).
 
+pub mod align_loss;
 pub mod batch;
 pub mod dropout;
 pub mod heads;
@@ -19,6 +20,7 @@ pub mod precision;
 pub mod task_model;
 pub mod weights;
 
+pub use align_loss::SoBatch;
 pub use batch::{Batch, Targets, TaskBatch, IGNORE_INDEX};
 pub use dropout::{DropoutCfg, Site};
 pub use heads::{assign_prefixes, read_heads, HeadSpec, Structure, HEADS_FILE};

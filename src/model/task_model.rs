@@ -3,6 +3,7 @@
 //! CPU's `cpu::CpuModel` and the GPU's `cuda::CudaModel` implement it; `crate::device` picks
 //! one and builds it from a [`super::host::HostModel`]. Nothing above the backends names them.
 
+use super::align_loss::SoBatch;
 use super::batch::{Batch, TaskBatch};
 use super::dropout::DropoutCfg;
 use super::heads::Structure;
@@ -66,6 +67,15 @@ pub trait TaskModel {
     fn span_logits(&self, head: usize) -> Result<SpanLogits<'_>>;
     /// hidden_states[l] (B, T, C) of the last forward (0 = embedding output).
     fn hidden(&self, l: usize) -> Result<Cow<'_, [f32]>>;
+    /// hidden_states[`layer`] (B, T, C) of `batch` without dropout and without a head, the
+    /// encoder run only to that layer (the self-training objective's guide). Replaces the
+    /// activations of the last forward; accumulated gradients are kept.
+    fn encode_layer(&mut self, batch: &Batch, layer: usize) -> Result<Cow<'_, [f32]>>;
+    /// The self-training objective ([`crate::model::align_loss`]) on `sb`: the encoder run to
+    /// hidden_states[`layer`] with `drop`, the loss and its gradient on the host, the backward
+    /// from that layer (the layers above it get no gradient). Gradients accumulate until
+    /// [`TaskModel::step`], which reports the loss.
+    fn accumulate_so(&mut self, sb: &SoBatch, layer: usize, drop: DropoutCfg) -> Result<()>;
     /// One optimizer step over the accumulated gradients ([`StepConfig`]): averaged over the
     /// micro-batches, clipped, AdamW. Skipped (the weights untouched) when a loss or the norm is
     /// not finite, or on an fp16 overflow; see [`StepReport`]. The gradients start from zero

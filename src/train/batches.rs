@@ -3,6 +3,7 @@
 //! sequence (dynamic padding). MLM batches are masked at collation time from a seeded RNG, so
 //! a step's masking depends only on the run seed and the step.
 
+use crate::align::train::{ParallelSet, SoSettings};
 use crate::error::{Error, Result};
 use crate::features::classification::{self, featurize_pairs, PairFeature};
 use crate::features::mlm::{featurize_text, mask_batch};
@@ -49,6 +50,13 @@ pub enum Features {
     Tagging(TaggingSet),
     /// Raw text for MLM, one sequence per line.
     Text(Vec<PairFeature>),
+    /// Sentence pairs for translation language modelling (`xlt align-train`), masked at
+    /// collation time as MLM text is.
+    Tlm(ParallelSet),
+    /// Sentence pairs for the self-training objective (`xlt align-train`): each batch's guide
+    /// needs the model, so the trainer builds these batches ([`ParallelSet::so_batch`]), not
+    /// [`Features::collate`].
+    SelfTraining(ParallelSet, SoSettings),
 }
 
 impl Features {
@@ -76,6 +84,7 @@ impl Features {
             Features::Choice(v) => v.len(),
             Features::Span(s) => s.features.len(),
             Features::Tagging(s) => s.features.len(),
+            Features::Tlm(s) | Features::SelfTraining(s, _) => s.len(),
         }
     }
 
@@ -91,6 +100,8 @@ impl Features {
             Features::Choice(v) => v[i].ids.iter().map(Vec::len).max().unwrap_or(0),
             Features::Span(s) => s.features[i].ids.len(),
             Features::Tagging(s) => s.features[i].ids.len(),
+            Features::Tlm(s) => s.seq_len(i, true),
+            Features::SelfTraining(s, _) => s.seq_len(i, false),
         }
     }
 
@@ -131,6 +142,13 @@ impl Features {
                 let (ids, labels) = mask_batch(tok, &batch, tok.mask_id()?, rng, MLM_PROBABILITY)?;
                 batch.ids = ids;
                 TaskBatch { batch, targets: Targets::Labels(labels) }
+            }
+            Features::Tlm(s) => {
+                let rng = mlm_rng.ok_or_else(|| Error::Usage("TLM batches need a masking RNG".into()))?;
+                s.tlm_batch(idx, tok, rng)?
+            }
+            Features::SelfTraining(..) => {
+                return Err(Error::Usage("self-training batches need the model: the trainer builds them".into()))
             }
         })
     }

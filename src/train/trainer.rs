@@ -145,6 +145,12 @@ pub struct TrainSource {
     pub features: Features,
 }
 
+/// A collated micro-batch: a head's, or the self-training objective's at a layer.
+enum MicroBatch {
+    Task(crate::model::TaskBatch),
+    SelfTraining(crate::model::SoBatch, usize),
+}
+
 /// One task of a run: its data and which head it trains.
 pub struct TrainTask {
     /// Unique name in the run (a jiant run name: `xnli`, `squad_v1`, `mlm`).
@@ -613,7 +619,11 @@ impl<'a> Trainer<'a> {
     pub fn check_memory(&self) -> Result<()> {
         for t in &self.tasks {
             let choices = self.model.structure().specs[t.head].num_labels;
-            let rows = if t.spec.kind == Kind::MultipleChoice { t.batch_size * choices } else { t.batch_size };
+            let rows = match (&t.train[0].features, t.spec.kind) {
+                (_, Kind::MultipleChoice) => t.batch_size * choices,
+                (Features::SelfTraining(..), _) => 2 * t.batch_size,
+                _ => t.batch_size,
+            };
             let t_max = self.features.max_seq_len;
             self.model
                 .check_fits(rows, t_max)
@@ -623,8 +633,9 @@ impl<'a> Trainer<'a> {
     }
 
     /// One micro-batch of task `ti` at (step, micro): its batch, drawn from the task's order
-    /// (for MLM, a language drawn with α = 0.3 first), masked and collated.
-    fn micro_batch(&mut self, ti: usize, step: u64, micro: u64) -> Result<(crate::model::TaskBatch, String)> {
+    /// (for MLM, a language drawn with α = 0.3 first), masked and collated; a self-training
+    /// batch with its guide from the model as it is now.
+    fn micro_batch(&mut self, ti: usize, step: u64, micro: u64) -> Result<(MicroBatch, String)> {
         let t = &self.tasks[ti];
         let key = step.wrapping_mul(1 << 16) ^ micro;
         let si = if t.train.len() > 1 {
@@ -635,10 +646,14 @@ impl<'a> Trainer<'a> {
             0
         };
         let idx = self.orders[ti][si].next_batch(t.batch_size);
+        let what = format!("task {} ({}), feature rows {:?}", t.name, t.train[si].lang, idx);
+        if let Features::SelfTraining(set, so) = &t.train[si].features {
+            let sb = set.so_batch(&idx, self.tok, self.model.as_mut(), *so)?;
+            return Ok((MicroBatch::SelfTraining(sb, so.layer), what));
+        }
         let mut rng = Rng::new(derive(self.cfg.seed ^ STREAM_MASK, key));
         let tb = t.train[si].features.collate(&idx, self.tok, Some(&mut rng))?;
-        let what = format!("task {} ({}), feature rows {:?}", t.name, t.train[si].lang, idx);
-        Ok((tb, what))
+        Ok((MicroBatch::Task(tb), what))
     }
 
     /// One optimizer step; returns (task index, mean loss, grad norm, lr, real tokens).
@@ -650,15 +665,23 @@ impl<'a> Trainer<'a> {
         let mut tokens = 0;
         let mut whats = Vec::with_capacity(acc);
         for micro in 0..acc as u64 {
-            let (tb, what) = self.micro_batch(ti, step, micro)?;
-            tokens += tb.real_tokens();
+            let (mb, what) = self.micro_batch(ti, step, micro)?;
             let drop = if self.cfg.dropout {
                 let seed = derive(self.cfg.seed ^ STREAM_DROPOUT, step << 16 ^ micro);
                 DropoutCfg::train(&self.model.structure().cfg, seed)
             } else {
                 DropoutCfg::OFF
             };
-            self.model.accumulate(head, &tb, drop)?;
+            match mb {
+                MicroBatch::Task(tb) => {
+                    tokens += tb.real_tokens();
+                    self.model.accumulate(head, &tb, drop)?;
+                }
+                MicroBatch::SelfTraining(sb, layer) => {
+                    tokens += sb.batch.mask.iter().filter(|&&m| m > 0.0).count();
+                    self.model.accumulate_so(&sb, layer, drop)?;
+                }
+            }
             whats.push(what);
         }
         let lr = self.schedule.lr(step);
