@@ -65,6 +65,69 @@ pub enum Command {
     /// Fine-tune an encoder on every XTREME task in English, evaluate zero-shot on all
     /// languages, write predictions and results tables (resumable).
     Xtreme(XtremeArgs),
+    /// A whole experiment grid from one plan (intermediate configurations × target tasks,
+    /// seeds, sweeps): list its runs, run them here or submit them to SLURM, show where they
+    /// stand, write the Table 2 report.
+    Grid(GridArgs),
+}
+
+/// `xlt grid` options: `xlt grid PLAN.toml [--dry-run] [--executor local|slurm]`, or a
+/// subcommand (`status`, `report`).
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GridArgs {
+    /// What to do instead of running the plan.
+    #[command(subcommand)]
+    pub command: Option<GridCommand>,
+    /// Running the plan.
+    #[command(flatten)]
+    pub run: GridRunArgs,
+}
+
+/// Running a grid plan.
+#[derive(Args, Debug)]
+pub struct GridRunArgs {
+    /// The plan (TOML; see plans/).
+    pub plan: Option<PathBuf>,
+    /// Print every run, one command line per line, with the runs it waits for; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the runs go: this machine, one run per device at a time; or SLURM, one job per run.
+    #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
+    pub executor: ExecutorArg,
+    /// Local executor: the GPUs to spread runs over, comma-separated (default: every GPU found,
+    /// else one run at a time on the CPU).
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// Run again finished runs whose command line or starting model no longer match the plan
+    /// (their folders are moved to OUT/replaced/<time>/).
+    #[arg(long)]
+    pub rerun_changed: bool,
+}
+
+/// `xlt grid` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum GridCommand {
+    /// Where each run stands: done, running, pending, failed or changed (from the run folders
+    /// and SLURM's queue).
+    Status {
+        /// The plan.
+        plan: PathBuf,
+    },
+    /// Write the grid's results.md/json/svg (Table 2 layout) from the finished target runs.
+    Report {
+        /// The plan.
+        plan: PathBuf,
+    },
+}
+
+/// `xlt grid --executor`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutorArg {
+    /// This machine.
+    Local,
+    /// SLURM (`sbatch`).
+    Slurm,
 }
 
 /// `xlt demo` options.

@@ -17,6 +17,7 @@ pub mod error;
 pub mod eval;
 pub mod features;
 pub mod fsutil;
+pub mod grid;
 pub mod metrics;
 pub mod model;
 pub mod npy;

@@ -49,6 +49,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => train(a),
         Command::Xtreme(a) => xtreme(a),
         Command::Demo(a) => demo(a),
+        Command::Grid(a) => grid(a),
     }
 }
 
@@ -624,5 +625,80 @@ fn demo(a: DemoArgs) -> Result<()> {
         t0.elapsed().as_secs_f64(),
         cfg.out.display()
     );
+    Ok(())
+}
+
+fn grid(a: cli::GridArgs) -> Result<()> {
+    use xlt::grid::{local, report, slurm, state, Grid};
+    let load = |plan: &std::path::Path| -> Result<Grid> {
+        let g = Grid::load(plan)?;
+        // Every run is an ordinary command line: check each against xlt's own flags now.
+        for r in &g.runs {
+            if let Err(e) = Cli::try_parse_from(&r.argv) {
+                let msg = e.to_string();
+                bail!(
+                    "{}: run {}: {}",
+                    plan.display(),
+                    r.id,
+                    msg.lines().next().unwrap_or("").trim_start_matches("error: ")
+                );
+            }
+        }
+        Ok(g)
+    };
+    match a.command {
+        Some(cli::GridCommand::Status { plan }) => {
+            let g = load(&plan)?;
+            let queue = if slurm::uses_slurm(&g) { slurm::queue()? } else { Default::default() };
+            print!("{}", state::render(&g, &state::states(&g, &queue)?));
+        }
+        Some(cli::GridCommand::Report { plan }) => {
+            let g = load(&plan)?;
+            print!("{}", report::render_markdown(&report::write(&g)?));
+            eprintln!("report: {}", g.plan.out.join("results.md").display());
+        }
+        None => {
+            let plan = a.run.plan.context("xlt grid PLAN.toml: no plan given")?;
+            let g = load(&plan)?;
+            if a.run.dry_run {
+                print!("{}", g.render());
+                return Ok(());
+            }
+            let exe = std::env::current_exe().context("locating the xlt binary")?;
+            match a.run.executor {
+                cli::ExecutorArg::Slurm => {
+                    let jobs = slurm::submit(&g, &exe, a.run.rerun_changed)?;
+                    for j in &jobs {
+                        println!("{}\t{}\t{}", j.job, j.id, j.after.join(","));
+                    }
+                    eprintln!(
+                        "{} jobs submitted; xlt grid status {} shows where they stand",
+                        jobs.len(),
+                        plan.display()
+                    );
+                }
+                cli::ExecutorArg::Local => {
+                    let out = local::run(&g, &exe, &local::slots(&a.run.devices), a.run.rerun_changed)?;
+                    if !out.failed.is_empty() {
+                        bail!(
+                            "{} run(s) failed: {}{}",
+                            out.failed.len(),
+                            out.failed.join("; "),
+                            if out.blocked.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; not started: {}", out.blocked.join(", "))
+                            }
+                        );
+                    }
+                    eprintln!("{} runs finished now, every run of the plan is done", out.finished.len());
+                    if g.plan.target.command == xlt::grid::plan::TargetCommand::Xtreme {
+                        print!("{}", report::render_markdown(&report::write(&g)?));
+                        eprintln!("report: {}", g.plan.out.join("results.md").display());
+                    }
+                }
+            }
+        }
+    }
     Ok(())
 }
