@@ -325,7 +325,7 @@ fn so_batch(seed: u64) -> SoBatch {
     let lens = vec![(6, 4), (5, 3)];
     let mut r = Rng::new(seed ^ 5);
     let guide = lens.iter().map(|&(m, n)| (0..m * n).map(|_| (r.below(3) == 0) as u32 as f32).collect()).collect();
-    SoBatch { batch: batch(4, seed), lens, guide, consistency: seed % 2 == 0 }
+    SoBatch { batch: batch(4, seed), lens, guide, consistency: seed.is_multiple_of(2) }
 }
 
 /// The self-training objective (`xlt align-train --objectives so`) from hidden_states[1] and
