@@ -133,18 +133,34 @@ pub enum ExecutorArg {
 /// `xlt demo` options.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Output folder (run/, results.json, results.md, results.svg).
-    #[arg(long, default_value = "xlt-demo")]
-    pub out: PathBuf,
+    /// Output folder (run/, results.json, results.md, results.svg; default: xlt-demo, with
+    /// --reorder xlt-demo-reorder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Continue an interrupted demo from its checkpoint.
     #[arg(long)]
     pub resume: bool,
-    /// Optimizer steps.
-    #[arg(long, default_value_t = 1500)]
-    pub steps: u64,
-    /// Seed.
+    /// Optimizer steps (default: 1500; with --reorder, 600 per fine-tuning run).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Seed (with --reorder: of the data and the aligner's fine-tuning).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The reordering study instead: fine-tune an aligner (tlm) on parallel en–xx text,
+    /// align the English tagging training set with its translations, reorder it towards xx's
+    /// word order, fine-tune every condition (baseline, reordered, gold-link oracle) and compare
+    /// zero-shot scores (default output folder: xlt-demo-reorder).
+    #[arg(long, conflicts_with = "resume")]
+    pub reorder: bool,
+    /// With --reorder: fine-tuning seeds, every condition run once per seed.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3", requires = "reorder")]
+    pub seeds: Vec<u64>,
+    /// With --reorder: use this aligner model folder instead of fine-tuning one.
+    #[arg(long, requires = "reorder")]
+    pub aligner: Option<PathBuf>,
+    /// With --reorder: hidden_states index the aligners read (0 = embeddings).
+    #[arg(long, default_value_t = 0, requires = "reorder")]
+    pub layer: usize,
     /// Where to run.
     #[command(flatten)]
     pub run_on: RunOn,

@@ -599,6 +599,32 @@ fn xtreme(a: XtremeArgs) -> Result<()> {
     Ok(())
 }
 
+fn demo_reorder(a: DemoArgs, device: xlt::device::Device) -> Result<()> {
+    use xlt::demo::reorder::{run, table, ReorderConfig};
+    let defaults = ReorderConfig::default();
+    let cfg = ReorderConfig {
+        out: a.out.unwrap_or(defaults.out.clone()),
+        aligner: a.aligner,
+        data_seed: a.seed,
+        seeds: a.seeds,
+        steps: a.steps.unwrap_or(defaults.steps),
+        layer: a.layer,
+        progress: !a.quiet,
+        device,
+        ..defaults
+    };
+    let t0 = std::time::Instant::now();
+    let results = run(&cfg)?;
+    print!("{}", table(&results));
+    finished(t0, &cfg.out, "results.md, results.json, reorder.json");
+    Ok(())
+}
+
+/// The demos' last line: how long it took and where its files are.
+fn finished(t0: std::time::Instant, out: &std::path::Path, files: &str) {
+    eprintln!("{:.0} s; results in {} ({files})", t0.elapsed().as_secs_f64(), out.display());
+}
+
 fn demo(a: DemoArgs) -> Result<()> {
     use xlt::demo::run::{run, table, write_initial_model, DemoConfig};
     let device = pick_device(a.run_on)?;
@@ -608,10 +634,13 @@ fn demo(a: DemoArgs) -> Result<()> {
         eprintln!("wrote {}", defaults.model_dir.display());
         return Ok(());
     }
+    if a.reorder {
+        return demo_reorder(a, device);
+    }
     let cfg = DemoConfig {
-        out: a.out,
+        out: a.out.unwrap_or(defaults.out.clone()),
         resume: a.resume,
-        steps: a.steps,
+        steps: a.steps.unwrap_or(defaults.steps),
         seed: a.seed,
         progress: !a.quiet,
         device,
@@ -620,11 +649,7 @@ fn demo(a: DemoArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     let results = run(&cfg)?;
     print!("{}", table(&results));
-    eprintln!(
-        "{:.0} s; results in {} (results.json, results.md, results.svg)",
-        t0.elapsed().as_secs_f64(),
-        cfg.out.display()
-    );
+    finished(t0, &cfg.out, "results.json, results.md, results.svg");
     Ok(())
 }
 

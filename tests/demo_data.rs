@@ -12,8 +12,8 @@ use xlt::config::{Family, ModelConfig};
 use xlt::demo::data::{
     choice_task, config_json, default_model_dir, entity_words, language_words, mlm_text, pair_task, shared_words,
     span_task, tagging_task, tokenizer_json, vocab_size, vocabulary, write_model_files, Category, DemoSplits, ADJUNCTS,
-    LANGUAGES, LEXICON, MASK_TOKEN, MAX_SEQ_LEN, NUM_CHOICES, PAIR_LABELS, QUESTIONS, RELATIONS, STATEMENTS,
-    TAG_LABELS, TAG_O, TYPE_NOUNS,
+    AMBIGUOUS_NAMES, LANGUAGES, LEXICON, MASK_TOKEN, MAX_SEQ_LEN, NUM_CHOICES, PAIR_LABELS, QUESTIONS, RELATIONS,
+    STATEMENTS, TAG_LABELS, TAG_O, TYPE_NOUNS,
 };
 use xlt::features::span::{featurize_all, SpanFeatureConfig};
 use xlt::tasks::{ChoiceExample, PairExample, SpanExample, TaggingExample};
@@ -235,15 +235,29 @@ fn labels_are_balanced_and_follow_the_entities() {
         let tagging = tagging_task(lang, N_TRAIN, N_EVAL, SEED).unwrap();
         let tags = counts(all(&tagging).iter().flat_map(|e| e.tags.clone().unwrap()), TAG_LABELS.len());
         assert_balanced(&tags[..3], 0.15, "B- tags");
+        let mut ambiguous = 0;
         for TaggingExample { words, tags, .. } in all(&tagging) {
             for (i, (w, &t)) in words.iter().zip(tags.as_ref().unwrap()).enumerate() {
-                let want = match entity_of(w) {
-                    None => TAG_O,
-                    Some((c, e)) => c.tag(words[..i].last().is_none_or(|p| entity_of(p) != Some((c, e)))),
+                // An ambiguous name is the category of its modifier: the type noun before it in
+                // en, after it in xx.
+                let modifier = if lang == "en" { i.checked_sub(1).map(|k| &words[k]) } else { words.get(i + 1) };
+                let want = if AMBIGUOUS_NAMES.contains(&w.as_str()) {
+                    ambiguous += 1;
+                    let noun = modifier.map(String::as_str).unwrap_or_default();
+                    let cat = Category::ALL.into_iter().find(|c| c.noun() == noun);
+                    cat.unwrap_or_else(|| panic!("{w} without its modifier in {words:?}")).tag(true)
+                } else {
+                    match entity_of(w) {
+                        None => TAG_O,
+                        Some((c, e)) => c.tag(words[..i].last().is_none_or(|p| entity_of(p) != Some((c, e)))),
+                    }
                 };
                 assert_eq!(t, want, "{w} in {words:?}");
             }
         }
+        // Half of the entities are ambiguous names (of about 1.5 entities per sentence).
+        let n = all(&tagging).len();
+        assert!(ambiguous > n / 2 && ambiguous < 3 * n / 2, "{ambiguous} ambiguous names in {n} sentences");
     }
 }
 

@@ -14,10 +14,21 @@
 //! xx: 1995 depost Anna Novak vivas Port Elena ne .    Kestrel Bank unu oficejo Karsk ne havas .
 //! ```
 //!
+//! In tagging sentences (and the parallel text), `xx` also puts a name's modifier after it, where
+//! `en` puts it before: a name may carry its category's type noun, and the [`AMBIGUOUS_NAMES`]
+//! (shared, and each a person, a company or a place depending on the sentence) always do, so
+//! their tag follows from the modifier's side, which the two languages disagree on:
+//!
+//! ```text
+//! en: person Jordan works for company Sydney .        (Jordan B-PER, Sydney B-ORG)
+//! xx: Jordan person Sydney company por laboras .
+//! ```
+//!
 //! **Shared anchors carry the labels.** Every entity belongs to one category (PER, ORG, LOC,
-//! eight entities each, one or two words) and no word belongs to two entities, so each task's
-//! label is a function of the shared tokens alone (which entities and type nouns occur, and
-//! where): a model fine-tuned on `en` has something to transfer to `xx` even without
+//! eight entities each, one or two words) and no word belongs to two entities (the ambiguous
+//! names of tagging sentences aside, whose category the adjacent type noun gives), so each
+//! task's label is a function of the shared tokens alone (which entities and type nouns occur,
+//! and where): a model fine-tuned on `en` has something to transfer to `xx` even without
 //! multilingual pretraining, as named entities anchor real languages to each other. Labels
 //! never need counting or arithmetic, and every sequence fits [`MAX_SEQ_LEN`] tokens.
 //!
@@ -31,8 +42,16 @@
 //!   `place`, loanwords in `xx`). Chance: exact match near 0 for a random span; a random entity
 //!   of the context scores about 1/3.
 //! - tagging ([`tagging_task`], [`TAG_LABELS`] = PAN-X's BIO tags): entity words get B-/I- tags
-//!   of their category, every other word O. Chance: seqeval F1 near 0 (all-O scores 0).
+//!   of their category, every other word O; half of the entities are [`AMBIGUOUS_NAMES`], whose
+//!   category only the side of their modifier tells, so word order matters to this task alone.
+//!   Chance: seqeval F1 near 0 (all-O scores 0).
 //! - MLM text ([`mlm_text`]): sentences of facts and one-entity statements.
+//!
+//! **Parallel text with gold alignments** ([`ParallelSentence`]): the generator knows which `xx`
+//! word translates which `en` word (every word has exactly one translation), so
+//! [`tagging_parallel`] gives each `en` tagging sentence with its `xx` translation and the gold
+//! links (Pharaoh `i-j`), and [`parallel_text`] is a separate corpus of such pairs, the
+//! aligner's training text. The gold links permute the `en` words into `xx` order exactly.
 //!
 //! **Determinism.** Each example of each split of each task draws from its own [`Rng`] stream
 //! derived from the seed, so example i does not depend on how many examples are asked for, and
@@ -148,6 +167,11 @@ pub const ORGANIZATIONS: [&str; 8] =
 /// Location names (shared by both languages).
 pub const LOCATIONS: [&str; 8] =
     ["Port Elena", "Vardia", "Nova Lisk", "Karsk", "Lake Miren", "Dunmore", "San Teo", "Brelin"];
+
+/// Names (shared) that are a person, a company or a place depending on the sentence: in tagging
+/// sentences and parallel text only, always next to their category's type noun (before the
+/// name in `en`, after it in `xx`), which is all that tells their category.
+pub const AMBIGUOUS_NAMES: [&str; 6] = ["Jordan", "Morgan", "Sydney", "Austin", "Florence", "Lincoln"];
 
 /// Years (shared), used by time adjuncts.
 pub const YEARS: [&str; 20] = [
@@ -318,23 +342,27 @@ pub fn entity_words() -> Vec<&'static str> {
     Category::ALL.iter().flat_map(|c| c.entities().iter().flat_map(|name| name.split(' '))).collect()
 }
 
-/// Every token both languages use: punctuation, years, counts, type nouns and entity words.
+/// Every token both languages use: punctuation, years, counts, type nouns, entity words and
+/// the ambiguous names.
 pub fn shared_words() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = PUNCTUATION.to_vec();
     out.extend(YEARS);
     out.extend(COUNTS);
     out.extend(TYPE_NOUNS);
     out.extend(entity_words());
+    out.extend(AMBIGUOUS_NAMES);
     out
 }
 
-/// The tokenizer's vocabulary in id order: [`SPECIAL_TOKENS`] (ids 0..4), [`shared_words`],
-/// the `en` words, the `xx` words, and [`MASK_TOKEN`] last.
+/// The tokenizer's vocabulary in id order: [`SPECIAL_TOKENS`] (ids 0..4), [`shared_words`] but
+/// the ambiguous names, the `en` words, the `xx` words, the [`AMBIGUOUS_NAMES`] (added last, so
+/// the other words kept their ids and initial weights), and [`MASK_TOKEN`] last.
 pub fn vocabulary() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = SPECIAL_TOKENS.to_vec();
-    out.extend(shared_words());
+    out.extend(shared_words().into_iter().filter(|w| !AMBIGUOUS_NAMES.contains(w)));
     out.extend(LEXICON.iter().map(|p| p.0));
     out.extend(LEXICON.iter().map(|p| p.1));
+    out.extend(AMBIGUOUS_NAMES);
     out.push(MASK_TOKEN);
     out
 }
@@ -401,47 +429,90 @@ pub fn write_model_files(dir: &Path) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Generation: language-independent draws, rendered per language.
 
-/// An entity: its category and index into [`Category::entities`].
+/// An entity: its category and index into [`Category::entities`], or into [`AMBIGUOUS_NAMES`]
+/// for an ambiguous one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Entity {
     cat: Category,
     index: usize,
+    ambiguous: bool,
 }
 
 impl Entity {
+    fn name(self) -> &'static str {
+        if self.ambiguous {
+            AMBIGUOUS_NAMES[self.index]
+        } else {
+            self.cat.entities()[self.index]
+        }
+    }
+
     fn words(self) -> impl Iterator<Item = &'static str> {
-        self.cat.entities()[self.index].split(' ')
+        self.name().split(' ')
     }
 }
 
-/// One clause before rendering: a template, its slot fillers, an optional adjunct and the
-/// closing punctuation.
+/// One clause before rendering: a template, its slot fillers (each with whether it carries its
+/// type noun as a modifier), an optional adjunct and the closing punctuation.
 #[derive(Clone, Copy, Debug)]
 struct Clause {
     template: Template,
     a: Option<Entity>,
     b: Option<Entity>,
+    /// Whether `{A}` / `{B}` carry their category's type noun (before the name in `en`, after it
+    /// in `xx`).
+    modified: [bool; 2],
     count: &'static str,
     noun: &'static str,
     adjunct: Option<(Template, &'static str)>,
     end: &'static str,
 }
 
+/// Where a rendered word comes from, the same in both languages for a word and its translation:
+/// (clause, part: 0 adjunct, 1 template, 2 end; the token's position in the part's `en` form;
+/// the word within a name, [`MODIFIER`] for the type noun of a modified name).
+type Origin = (usize, u8, usize, usize);
+
+/// [`Origin`]'s last field for a name's type-noun modifier.
+const MODIFIER: usize = usize::MAX;
+
 /// One rendered word; entity words know their entity and whether they begin it.
 #[derive(Clone, Copy, Debug)]
 struct Word {
     text: &'static str,
     entity: Option<(Entity, bool)>,
+    origin: Origin,
+}
+
+/// The position in `tpl`'s `en` form of the token that `tok` of its `xx` form translates: the
+/// same slot, or the word [`LEXICON`] translates as `tok` (each word occurs once in a template;
+/// `tests/demo_data.rs` checks every template).
+fn en_position(tpl: &Template, tok: &str) -> Option<usize> {
+    tpl.en.split(' ').position(|w| w == tok || LEXICON.iter().any(|&(en, xx)| en == w && xx == tok))
 }
 
 impl Clause {
-    /// Appends the clause's words in `lang` to `out`.
-    fn render(&self, lang: Lang, out: &mut Vec<Word>) {
-        let slot = |out: &mut Vec<Word>, tok: &'static str, year: &'static str| {
+    /// Appends the clause's words in `lang` to `out`; `k` is the clause's index in its sentence.
+    fn render(&self, lang: Lang, k: usize, out: &mut Vec<Word>) {
+        let slot = |out: &mut Vec<Word>, tok: &'static str, year: &'static str, at: (u8, usize)| {
+            let origin = |sub: usize| (k, at.0, at.1, sub);
             let text = match tok {
                 "{A}" | "{B}" => {
-                    if let Some(e) = if tok == "{A}" { self.a } else { self.b } {
-                        out.extend(e.words().enumerate().map(|(i, w)| Word { text: w, entity: Some((e, i == 0)) }));
+                    let (e, modified) =
+                        if tok == "{A}" { (self.a, self.modified[0]) } else { (self.b, self.modified[1]) };
+                    if let Some(e) = e {
+                        let modifier = Word { text: e.cat.noun(), entity: None, origin: origin(MODIFIER) };
+                        if modified && lang == Lang::En {
+                            out.push(modifier);
+                        }
+                        out.extend(e.words().enumerate().map(|(i, w)| Word {
+                            text: w,
+                            entity: Some((e, i == 0)),
+                            origin: origin(i),
+                        }));
+                        if modified && lang == Lang::Xx {
+                            out.push(modifier);
+                        }
                     }
                     return;
                 }
@@ -450,29 +521,35 @@ impl Clause {
                 "{T}" => self.noun,
                 word => word,
             };
-            out.push(Word { text, entity: None });
+            out.push(Word { text, entity: None, origin: origin(0) });
+        };
+        let part = |out: &mut Vec<Word>, tpl: &Template, part: u8, year: &'static str| {
+            for (i, tok) in tpl.get(lang).split(' ').enumerate() {
+                let at = if lang == Lang::En { i } else { en_position(tpl, tok).unwrap_or(i) };
+                slot(out, tok, year, (part, at));
+            }
         };
         let adjunct = |out: &mut Vec<Word>| {
-            if let Some((tpl, year)) = self.adjunct {
-                tpl.get(lang).split(' ').for_each(|tok| slot(out, tok, year));
+            if let Some((tpl, year)) = &self.adjunct {
+                part(out, tpl, 0, year);
             }
         };
         if lang == Lang::Xx {
             adjunct(out);
         }
-        self.template.get(lang).split(' ').for_each(|tok| slot(out, tok, ""));
+        part(out, &self.template, 1, "");
         if lang == Lang::En {
             adjunct(out);
         }
         if !self.end.is_empty() {
-            out.push(Word { text: self.end, entity: None });
+            out.push(Word { text: self.end, entity: None, origin: (k, 2, 0, 0) });
         }
     }
 }
 
 fn render(clauses: &[Clause], lang: Lang) -> Vec<Word> {
     let mut out = Vec::new();
-    clauses.iter().for_each(|c| c.render(lang, &mut out));
+    clauses.iter().enumerate().for_each(|(k, c)| c.render(lang, k, &mut out));
     out
 }
 
@@ -485,7 +562,7 @@ fn pick<T: Copy>(rng: &mut Rng, items: &[T]) -> T {
 }
 
 fn random_entity(rng: &mut Rng, cat: Category) -> Entity {
-    Entity { cat, index: rng.below(cat.entities().len() as u64) as usize }
+    Entity { cat, index: rng.below(cat.entities().len() as u64) as usize, ambiguous: false }
 }
 
 /// An entity of `cat` not in `used` (which holds fewer than eight of `cat`: a sentence has at
@@ -526,6 +603,7 @@ fn statement(rng: &mut Rng, e: Entity) -> Clause {
         template: pick(rng, &STATEMENTS),
         a: Some(e),
         b: None,
+        modified: [false; 2],
         count: pick(rng, &COUNTS),
         noun: "",
         adjunct: maybe_adjunct(rng),
@@ -539,6 +617,7 @@ fn fact(rng: &mut Rng, rel: &Relation, a: Entity, b: Entity) -> Clause {
         template: pick(rng, rel.clauses),
         a: Some(a),
         b: Some(b),
+        modified: [false; 2],
         count: "",
         noun: "",
         adjunct: maybe_adjunct(rng),
@@ -571,6 +650,7 @@ enum Task {
     Span = 2,
     Tagging = 3,
     Mlm = 4,
+    Parallel = 5,
 }
 
 impl Task {
@@ -581,6 +661,7 @@ impl Task {
             Task::Span => "span",
             Task::Tagging => "tagging",
             Task::Mlm => "mlm",
+            Task::Parallel => "parallel",
         }
     }
 }
@@ -681,6 +762,7 @@ pub fn span_task(lang: &str, n_train: usize, n_eval: usize, seed: u64) -> Result
                 template: pick(rng, &QUESTIONS),
                 a: None,
                 b: None,
+                modified: [false; 2],
                 count: "",
                 noun: asked.noun(),
                 adjunct: None,
@@ -723,21 +805,117 @@ fn sentence(rng: &mut Rng, l: Lang, max_clauses: u64) -> Vec<Word> {
     }
 }
 
-/// Tagging in `lang`: one or two clauses (facts or one-entity statements); each entity's first
-/// word is tagged `B-<category>`, its other words `I-<category>`, every other word `O`
-/// ([`TAG_LABELS`]). Categories are equally frequent. Chance: seqeval F1 near 0.
+/// Clauses of a tagging sentence or a line of parallel text, one to `max_clauses` of them
+/// (facts and one-entity statements about distinct entities), then each entity made ambiguous
+/// half the time (an [`AMBIGUOUS_NAMES`] name, distinct within the sentence, with its type-noun
+/// modifier) and any other entity modified one time in four; at most `MAX_SEQ_LEN - 2` words.
+fn modified_clauses(rng: &mut Rng, max_clauses: u64) -> Vec<Clause> {
+    loop {
+        let n = 1 + rng.below(max_clauses) as usize;
+        let mut used = Vec::new();
+        let mut clauses: Vec<Clause> = (0..n).map(|_| any_clause(rng, &mut used)).collect();
+        // At most six entities per sentence: one ambiguous name each is always free.
+        let mut names: Vec<usize> = Vec::new();
+        for c in &mut clauses {
+            for (slot, modified) in [&mut c.a, &mut c.b].into_iter().zip(&mut c.modified) {
+                let Some(e) = slot else { continue };
+                if rng.below(2) == 0 {
+                    let index = loop {
+                        let i = rng.below(AMBIGUOUS_NAMES.len() as u64) as usize;
+                        if !names.contains(&i) {
+                            break i;
+                        }
+                    };
+                    names.push(index);
+                    *e = Entity { cat: e.cat, index, ambiguous: true };
+                    *modified = true;
+                } else {
+                    *modified = rng.below(4) == 0;
+                }
+            }
+        }
+        // Both languages have the same words, so the same length.
+        if render(&clauses, Lang::En).len() + 2 <= MAX_SEQ_LEN {
+            return clauses;
+        }
+    }
+}
+
+/// A tagging example of `words`: each entity's first word `B-<category>`, its other words
+/// `I-<category>`, every other word (type nouns included) `O`.
+fn tagged(words: &[Word], id: String) -> TaggingExample {
+    let tags = words
+        .iter()
+        .map(|w| match w.entity {
+            Some((e, begin)) => e.cat.tag(begin),
+            None => TAG_O,
+        })
+        .collect();
+    TaggingExample { id, words: words.iter().map(|w| w.text.to_string()).collect(), tags: Some(tags) }
+}
+
+/// Tagging in `lang`: one or two clauses (facts or one-entity statements), half of the entities
+/// [`AMBIGUOUS_NAMES`] with their type-noun modifier; each entity's first word is tagged
+/// `B-<category>`, its other words `I-<category>`, every other word `O` ([`TAG_LABELS`]).
+/// Categories are equally frequent. Chance: seqeval F1 near 0.
 pub fn tagging_task(lang: &str, n_train: usize, n_eval: usize, seed: u64) -> Result<DemoSplits<TaggingExample>> {
     splits(Task::Tagging, lang, n_train, n_eval, seed, 1, |rng, _, l, id| {
-        let words = sentence(rng, l, 2);
-        let tags = words
-            .iter()
-            .map(|w| match w.entity {
-                Some((e, begin)) => e.cat.tag(begin),
-                None => TAG_O,
-            })
-            .collect();
-        TaggingExample { id, words: words.iter().map(|w| w.text.to_string()).collect(), tags: Some(tags) }
+        tagged(&render(&modified_clauses(rng, 2), l), id)
     })
+}
+
+/// A sentence in both languages with its gold word alignment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParallelSentence {
+    /// The `en` example's id.
+    pub id: String,
+    /// The `en` words.
+    pub en: Vec<String>,
+    /// The `xx` words: the translation.
+    pub xx: Vec<String>,
+    /// Gold links `(i, j)`, `en` word i translated by `xx` word j, sorted: one per word of
+    /// either side (the two languages translate word for word), so they permute the `en` words
+    /// into `xx` order.
+    pub gold: Vec<(usize, usize)>,
+}
+
+impl ParallelSentence {
+    /// The aligner's input line: `en words ||| xx words`.
+    pub fn pair_line(&self) -> String {
+        format!("{}{}{}", self.en.join(" "), crate::align::pairs::SEPARATOR, self.xx.join(" "))
+    }
+
+    /// The gold links as a Pharaoh line (zero-indexed `i-j`, all sure).
+    pub fn gold_line(&self) -> String {
+        crate::align::pharaoh::format_line(&self.gold)
+    }
+}
+
+/// The two renderings of `clauses` and their gold links.
+fn parallel(clauses: &[Clause], id: String) -> ParallelSentence {
+    let (en, xx) = (render(clauses, Lang::En), render(clauses, Lang::Xx));
+    let gold = en
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| xx.iter().position(|x| x.origin == w.origin).map(|j| (i, j)))
+        .collect();
+    let text = |ws: &[Word]| ws.iter().map(|w| w.text.to_string()).collect();
+    ParallelSentence { id, en: text(&en), xx: text(&xx), gold }
+}
+
+/// The `en` tagging examples of [`tagging_task`] with their `xx` translations and gold links:
+/// split by split, example i's `en` words are `tagging_task("en", ..)`'s and its `xx` words
+/// `tagging_task("xx", ..)`'s, with the same arguments.
+pub fn tagging_parallel(n_train: usize, n_eval: usize, seed: u64) -> Result<DemoSplits<ParallelSentence>> {
+    splits(Task::Tagging, "en", n_train, n_eval, seed, 1, |rng, _, _, id| parallel(&modified_clauses(rng, 2), id))
+}
+
+/// Parallel text: `n` lines of one to three clauses as in tagging sentences (ambiguous names and
+/// modifiers included), in both languages with gold links; ids `parallel-en-train-<i>`. Its own
+/// random stream: no line is a tagging sentence by construction (an aligner trains on it).
+pub fn parallel_text(n: usize, seed: u64) -> Result<Vec<ParallelSentence>> {
+    let s = splits(Task::Parallel, "en", n, 0, seed, 1, |rng, _, _, id| parallel(&modified_clauses(rng, 3), id))?;
+    Ok(s.train)
 }
 
 /// MLM text in `lang`: `n` lines of one to three clauses (facts and one-entity statements),
