@@ -740,9 +740,11 @@ pub struct ReorderArgs {
 /// `xlt reorder-study` options.
 #[derive(Args, Debug)]
 pub struct ReorderStudyArgs {
-    /// Encoder folder (HF model or an intermediate run's model/): fine-tuned in every condition.
-    #[arg(long)]
-    pub encoder: PathBuf,
+    /// Encoder folders (HF models or intermediate runs' model/), comma-separated: each is
+    /// fine-tuned in every condition (and is its own aligner unless --aligner), in its own
+    /// study folder `OUT/<encoder>/`; the table at OUT holds every encoder × condition.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub encoder: Vec<PathBuf>,
     /// XTREME download/ folder (the task's train-en.tsv is reordered).
     #[arg(long)]
     pub data_dir: PathBuf,

@@ -141,7 +141,13 @@ fn reorder_study(a: ReorderStudyArgs) -> Result<()> {
     let method = method_of(a.method, a.threshold);
     // Inputs first: a bad path is one error line, with no device line before it.
     study::check_inputs(&a.task, &a.langs, &a.translations, &a.data_dir)?;
-    let mut xtreme = xtreme_config(a.tune, a.encoder, a.data_dir, a.out, vec![a.task.clone()], a.quiet)?;
+    for e in &a.encoder {
+        if !e.join("config.json").is_file() {
+            bail!("--encoder {}: no config.json there (an HF model folder or a run's model/)", e.display());
+        }
+    }
+    let first = a.encoder[0].clone();
+    let mut xtreme = xtreme_config(a.tune, first, a.data_dir, a.out, vec![a.task.clone()], a.quiet)?;
     xtreme.device = pick_device(a.run_on)?;
     let cfg = study::StudyConfig {
         task: a.task,
@@ -168,7 +174,7 @@ fn reorder_study(a: ReorderStudyArgs) -> Result<()> {
         }),
         xtreme,
     };
-    let conditions = study::run(&cfg)?;
+    let conditions = study::run_encoders(&cfg, &a.encoder)?;
     println!("{}", study::render(&cfg.task, &conditions));
     eprintln!("study: {}", cfg.xtreme.out.join("study.md").display());
     Ok(())

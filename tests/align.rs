@@ -313,9 +313,10 @@ fn study_inputs(dir: &Path) -> (PathBuf, PathBuf) {
     (xtreme, dir.join("udpos.{lang}.txt"))
 }
 
-/// `--fine-tune-aligner joint`: the aligner fine-tuned on the study's pairs (so + tlm) into
-/// `aligners/joint/`, and a "fine-tuned aligner" condition beside the un-fine-tuned one, with
-/// its own alignments, data and run; a second study reuses the aligner and every run.
+/// Two encoders with `--fine-tune-aligner joint`: per encoder, the aligner fine-tuned on the
+/// study's pairs (so + tlm) into `<encoder>/aligners/joint/`, and a "fine-tuned aligner"
+/// condition beside the un-fine-tuned one, with its own alignments, data and run; one table of
+/// every encoder × condition; a second study reuses every aligner and run.
 #[test]
 fn reorder_study_adds_a_fine_tuned_aligner_condition() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -326,7 +327,7 @@ fn reorder_study_adds_a_fine_tuned_aligner_condition() {
     let args: Vec<String> = [
         "reorder-study",
         "--encoder",
-        &s(&model),
+        &format!("{},{}", s(&model), s(&fixture("tiny-bert"))),
         "--data-dir",
         &s(&xtreme),
         "--task",
@@ -355,21 +356,26 @@ fn reorder_study_adds_a_fine_tuned_aligner_condition() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = xlt(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Two encoders (XLM-R and BERT), each its own study and aligners, one table of both.
     let results = xlt::report::read_json(&out.join("results.json")).expect("results.json");
-    assert_eq!(
-        results.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
-        ["baseline", "reordered → kk", "reordered → kk (fine-tuned aligner)"]
-    );
-    assert!(out.join("aligners/joint/run/model/model.safetensors").is_file());
-    assert!(out.join("aligners/joint/run/done").is_file());
-    let corpus = std::fs::read_to_string(out.join("aligners/joint/corpus.txt")).expect("corpus");
-    assert_eq!(corpus.lines().count(), 2, "{corpus}");
-    assert!(out.join("align/kk-ft.align.txt").is_file() && out.join("data/kk-ft/udpos/train-en.tsv").is_file());
+    let conditions = ["baseline", "reordered → kk", "reordered → kk (fine-tuned aligner)"];
+    let want: Vec<String> =
+        ["tiny-xlmr", "tiny-bert"].iter().flat_map(|e| conditions.iter().map(move |c| format!("{e} · {c}"))).collect();
+    assert_eq!(results.iter().map(|r| r.model.clone()).collect::<Vec<_>>(), want);
     let table = std::fs::read_to_string(out.join("study.md")).expect("study.md");
-    assert!(table.contains("| reordered → kk (fine-tuned aligner) |"), "{table}");
+    assert!(table.contains("| tiny-bert · reordered → kk (fine-tuned aligner) |"), "{table}");
+    for e in ["tiny-xlmr", "tiny-bert"] {
+        let out = out.join(e);
+        assert!(out.join("aligners/joint/run/model/model.safetensors").is_file());
+        assert!(out.join("aligners/joint/run/done").is_file());
+        let corpus = std::fs::read_to_string(out.join("aligners/joint/corpus.txt")).expect("corpus");
+        assert_eq!(corpus.lines().count(), 2, "{corpus}");
+        assert!(out.join("align/kk-ft.align.txt").is_file() && out.join("data/kk-ft/udpos/train-en.tsv").is_file());
+        assert!(out.join("study.md").is_file());
+    }
     let o = xlt(&args);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success() && err.matches("already done").count() == 3, "{err}");
+    assert!(o.status.success() && err.matches("already done").count() == 6, "{err}");
     assert!(!err.contains("fine-tuning the aligner"), "{err}");
 }
 

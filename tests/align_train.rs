@@ -233,6 +233,15 @@ fn a_tiny_fine_tuning_lowers_both_losses() {
     // The objective is at least −2 per pair (both softmaxes wholly on the guide): the run closes
     // at least a tenth of the distance to it.
     assert!(so1 < so0 - 0.1 * (so0 + 2.0), "self-training loss {so0} → {so1}");
+    // `xlt train --model RUN/model` loads its encoder, the fine-tuned one.
+    let trained = HostModel::from_dir(&summary.model_dir).expect("trained");
+    let mut specs = vec![HeadSpec::new("udpos", Kind::Tagging, 17)];
+    assign_prefixes(&mut specs);
+    let enc = HostModel::from_encoder_dir(&summary.model_dir, specs, 0).expect("encoder for xlt train");
+    for t in enc.structure.layout.tensors.iter().filter(|t| t.encoder) {
+        let o = trained.structure.layout.tensors.iter().find(|o| o.name == t.name).expect("same tensor");
+        assert_eq!(enc.params[t.range()], trained.params[o.range()], "{}", t.name);
+    }
     // The run's log has both objectives' steps.
     let log = std::fs::read_to_string(dir.join("run/log.jsonl")).expect("log");
     assert!(log.contains("\"task\":\"so\"") && log.contains("\"task\":\"tlm\""));

@@ -1,5 +1,6 @@
 //! `xlt reorder-study`: does English training data reordered to a target language's word order
-//! transfer better? For one XTREME task (`udpos`, `panx` or `xnli`), one encoder, and each
+//! transfer better? For one XTREME task (`udpos`, `panx` or `xnli`), each encoder (one study per
+//! encoder, [`run_encoders`], the table of every encoder × condition at the top), and each
 //! target language with translations of the English training set:
 //!
 //! 1. the aligner's input from the English training file and the translations
@@ -35,6 +36,7 @@ use crate::xtreme::{run as run_xtreme, XtremeConfig};
 use std::path::{Path, PathBuf};
 
 /// What a study runs.
+#[derive(Clone)]
 pub struct StudyConfig {
     /// The task: `udpos`, `panx` or `xnli` (XTREME layout, `<task>/train-en.tsv`).
     pub task: String,
@@ -111,6 +113,46 @@ pub fn check_inputs(task: &str, langs: &[String], translations: &str, data_dir: 
         }
     }
     Ok(layout)
+}
+
+/// Runs the study for every encoder of `encoders` (each its own study in `out/<encoder>/`, the
+/// aligner by default the encoder itself) and writes one table of every encoder × condition
+/// (`<encoder> · <condition>`) into `cfg.xtreme.out`. With one encoder this is [`run`].
+pub fn run_encoders(cfg: &StudyConfig, encoders: &[PathBuf]) -> Result<Vec<Condition>> {
+    if encoders.len() <= 1 {
+        let mut one = cfg.clone();
+        if let Some(e) = encoders.first() {
+            one.xtreme.encoder = e.clone();
+        }
+        return run(&one);
+    }
+    let mut labels: Vec<String> = Vec::new();
+    for e in encoders {
+        let base = crate::xtreme::model_label(e);
+        let mut label = base.clone();
+        let mut k = 2;
+        while labels.contains(&label) {
+            label = format!("{base}-{k}");
+            k += 1;
+        }
+        labels.push(label);
+    }
+    let mut all = Vec::new();
+    for (e, label) in encoders.iter().zip(&labels) {
+        eprintln!("encoder {label}: {}", e.display());
+        let mut one = cfg.clone();
+        one.xtreme.encoder = e.clone();
+        one.xtreme.out = cfg.xtreme.out.join(label);
+        for mut c in run(&one)? {
+            c.name = format!("{label} · {}", c.name);
+            c.results.model = c.name.clone();
+            all.push(c);
+        }
+    }
+    let models: Vec<ModelResults> = all.iter().map(|c| c.results.clone()).collect();
+    crate::report::write_all(&cfg.xtreme.out, &models)?;
+    atomic_write(&cfg.xtreme.out.join("study.md"), render(&cfg.task, &all).as_bytes())?;
+    Ok(all)
 }
 
 /// Runs the study (see the module documentation) into `cfg.xtreme.out`.

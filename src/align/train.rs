@@ -332,18 +332,23 @@ impl AlignTrainRequest {
 }
 
 /// The starting model with an MLM head: the folder's own (`lm_head.*` / `cls.predictions.*`,
-/// as pretrained checkpoints ship it) when it has one, else a fresh head with a note.
+/// as pretrained checkpoints ship it) when it has every tensor of one, else a fresh head, with
+/// a note.
 fn load_with_mlm_head(dir: &Path, seed: u64) -> Result<HostModel> {
     let mut heads = vec![crate::train::setup::head_spec(lookup("mlm")?)];
     assign_prefixes(&mut heads);
-    match HostModel::from_dir_with_heads(dir, heads.clone()) {
-        Ok(m) => Ok(m),
-        Err(e) => {
-            let m = HostModel::from_encoder_dir(dir, heads, seed)?;
-            eprintln!("note: {} has no usable MLM head ({e}); TLM starts from a fresh one", dir.display());
-            Ok(m)
-        }
+    let (mut m, mut loaded) = HostModel::load_partial(dir, heads, seed, true)?;
+    let s = &m.structure;
+    let missing: Vec<&str> =
+        s.layout.tensors.iter().filter(|t| !t.encoder && !loaded.contains(&t.name)).map(|t| t.name.as_str()).collect();
+    if !missing.is_empty() {
+        eprintln!("note: {} has no MLM head (no {}); TLM starts from a fresh one", dir.display(), missing.join(", "));
+        // The head's tensors that were there are drawn afresh too: a head is whole or new.
+        let heads: Vec<&String> = s.layout.tensors.iter().filter(|t| !t.encoder).map(|t| &t.name).collect();
+        loaded.retain(|n| !heads.contains(&n));
+        crate::model::init::init_params_except(&mut m.params, &s.layout, &s.cfg, seed, &loaded);
     }
+    Ok(m)
 }
 
 /// Runs (or, with `resume`, continues) the aligner's fine-tuning; `stop_at` ends it early after

@@ -4,9 +4,11 @@
 //! optimizer state (those belong to a backend's [`super::task_model::TaskModel`]).
 
 use super::heads::{read_heads, HeadSpec, Structure};
-use super::{init::init_params, weights};
+use super::init::{init_params, init_params_except};
+use super::weights;
 use crate::config::ModelConfig;
 use crate::error::Result;
+use std::collections::HashSet;
 use std::path::Path;
 
 /// The structure and weights of a model, on the host.
@@ -31,14 +33,24 @@ impl HostModel {
     /// safetensors), with fresh heads initialised from `seed`. Head tensors in the folder are
     /// ignored: this is jiant's `from_transformers` and `partial` loading.
     pub fn from_encoder_dir(dir: &Path, specs: Vec<HeadSpec>, seed: u64) -> Result<Self> {
+        Ok(Self::load_partial(dir, specs, seed, false)?.0)
+    }
+
+    /// The model folder `dir`'s encoder and, with `heads`, its head tensors for `specs` where it
+    /// holds them; every tensor it lacks is initialised from `seed` as [`Self::new_random`] would
+    /// (the values do not depend on which tensors were loaded, and those are not drawn at all).
+    /// BERT's pooler belongs to the encoder; a checkpoint without one keeps the fresh pooler.
+    /// Returns the model and the layout names that came from the folder.
+    pub fn load_partial(dir: &Path, specs: Vec<HeadSpec>, seed: u64, heads: bool) -> Result<(Self, HashSet<String>)> {
         let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
-        let mut m = Self::new_random(&cfg, specs, seed)?;
-        let s = &m.structure;
-        // BERT's pooler belongs to the encoder; a checkpoint without one keeps the fresh pooler.
-        weights::load_subset(&mut m.params, &s.layout, &s.cfg, dir, &|t| t.encoder, &|t| {
+        let structure = Structure::new(&cfg, specs)?;
+        let mut params = vec![0.0; structure.layout.total];
+        let report = weights::load_subset(&mut params, &structure.layout, &cfg, dir, &|t| heads || t.encoder, &|t| {
             t.encoder && !t.name.starts_with("pooler.")
         })?;
-        Ok(m)
+        let loaded: HashSet<String> = report.loaded.into_iter().collect();
+        init_params_except(&mut params, &structure.layout, &cfg, seed, &loaded);
+        Ok((HostModel { structure, params }, loaded))
     }
 
     /// Every tensor (encoder and heads) from `dir`, with the head list saved there.

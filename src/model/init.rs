@@ -4,6 +4,7 @@
 use super::ParamLayout;
 use crate::config::{Family, ModelConfig};
 use crate::rng::Rng;
+use std::collections::HashSet;
 
 /// HF's `initializer_range`.
 pub const INIT_STD: f32 = 0.02;
@@ -12,7 +13,19 @@ pub const INIT_STD: f32 = 0.02;
 /// Each tensor draws from its own stream derived from its name, so adding a head does not
 /// change the encoder's initial values.
 pub fn init_params(params: &mut [f32], layout: &ParamLayout, cfg: &ModelConfig, seed: u64) {
-    for t in &layout.tensors {
+    init_params_except(params, layout, cfg, seed, &HashSet::new());
+}
+
+/// [`init_params`] for every tensor but those named in `keep` (loaded from a checkpoint): the
+/// others get exactly the values [`init_params`] gives them, without drawing the kept ones.
+pub fn init_params_except(
+    params: &mut [f32],
+    layout: &ParamLayout,
+    cfg: &ModelConfig,
+    seed: u64,
+    keep: &HashSet<String>,
+) {
+    for t in layout.tensors.iter().filter(|t| !keep.contains(&t.name)) {
         let dst = &mut params[t.range()];
         init_tensor(dst, &t.name, seed);
         let c = cfg.hidden_size;
