@@ -5,7 +5,10 @@
 //! on a re-run, and refuses a plan whose finished runs no longer match it until asked to re-run
 //! them; plan mistakes are errors naming the plan.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::tiny_plan;
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -17,17 +20,6 @@ fn xlt(args: &[&str]) -> Output {
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// plans/tiny.toml with its paths made absolute and its output in `out`, written into `dir`.
-fn tiny_plan(dir: &Path, out: &Path) -> PathBuf {
-    let plan = std::fs::read_to_string(Path::new(ROOT).join("plans/tiny.toml")).expect("plans/tiny.toml");
-    let plan = plan
-        .replace("out = \"../grid-tiny\"", &format!("out = \"{}\"", out.display()))
-        .replace("\"../", &format!("\"{ROOT}/"));
-    let path = dir.join("tiny.toml");
-    std::fs::write(&path, plan).expect("write plan");
-    path
 }
 
 /// The dry run's lines as (id, after, command).

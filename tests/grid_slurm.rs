@@ -7,11 +7,12 @@
 //! Skips, saying why, without `sbatch`, unless `XLT_REQUIRE_SLURM=1`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::tiny_plan;
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
@@ -78,16 +79,6 @@ fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
         assert!(t0.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn tiny_plan(dir: &Path, out: &Path) -> PathBuf {
-    let plan = std::fs::read_to_string(Path::new(ROOT).join("plans/tiny.toml")).expect("plans/tiny.toml");
-    let plan = plan
-        .replace("out = \"../grid-tiny\"", &format!("out = \"{}\"", out.display()))
-        .replace("\"../", &format!("\"{ROOT}/"));
-    let path = dir.join("tiny.toml");
-    std::fs::write(&path, plan).expect("write plan");
-    path
 }
 
 #[test]

@@ -22,36 +22,7 @@ PY=${PYTHON:-python3}
 XLT=${XLT:-target/release/xlt}
 WORK=$(mktemp -d)
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$WORK"' EXIT
-"$PY" - "$WORK" "$PAIRS" <<'PYEOF'
-import json, os, random, shutil, sys
-import torch
-from safetensors.torch import save_file
-from transformers import BertConfig, BertForMaskedLM
-work, n = sys.argv[1], int(sys.argv[2])
-fix = "tests/fixtures/tiny-bert"
-tok = json.load(open(f"{fix}/tokenizer.json", encoding="utf-8"))
-vocab = sorted(tok["model"]["vocab"].items(), key=lambda kv: kv[1])
-cfg = BertConfig(vocab_size=len(vocab), hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                 intermediate_size=3072, max_position_embeddings=512)
-torch.manual_seed(0)
-model = BertForMaskedLM(cfg).eval()
-d = os.path.join(work, "model")
-os.makedirs(d)
-cfg.save_pretrained(d)
-state = {k: v.clone().contiguous() for k, v in model.state_dict().items() if not k.startswith("cls.predictions.decoder.")}
-save_file(state, os.path.join(d, "model.safetensors"))
-torch.save(model.state_dict(), os.path.join(d, "pytorch_model.bin"))
-shutil.copy(f"{fix}/tokenizer.json", d)
-with open(os.path.join(d, "vocab.txt"), "w", encoding="utf-8") as f:
-    f.write("".join(w + "\n" for w, _ in vocab))
-words = [w for w, _ in vocab if w.isalpha() and not w.startswith("##") and len(w) > 2]
-random.seed(0)
-with open(os.path.join(work, "pairs.txt"), "w", encoding="utf-8") as f:
-    for _ in range(n):
-        src = [random.choice(words) for _ in range(random.randint(15, 30))]
-        tgt = [random.choice(words) for _ in range(random.randint(15, 30))]
-        f.write(" ".join(src) + " ||| " + " ".join(tgt) + "\n")
-PYEOF
+"$PY" tools/make_bench_align_model.py "$WORK" "$PAIRS" mlm
 LOG="$WORK/log"
 now() { date +%s.%N; }
 for r in $(seq "$ROUNDS"); do

@@ -49,6 +49,26 @@ pub struct Side {
     pub truncated: bool,
 }
 
+impl Side {
+    /// The side as the encoder reads it: `[CLS] pieces [SEP]` / `<s> pieces </s>`, at most its
+    /// first `max_pieces` pieces.
+    pub fn sequence(&self, tok: &Tokenizer, max_pieces: usize) -> Vec<u32> {
+        let pieces = &self.ids[..self.ids.len().min(max_pieces)];
+        let mut ids = Vec::with_capacity(pieces.len() + 2);
+        ids.push(tok.cls_id);
+        ids.extend_from_slice(pieces);
+        ids.push(tok.sep_id);
+        ids
+    }
+}
+
+/// Pads sequences of token type 0 into one batch.
+pub fn pad_batch<S: AsRef<[u32]>>(seqs: &[S], pad: u32) -> Batch {
+    let zeros = vec![0u32; seqs.iter().map(|s| s.as_ref().len()).max().unwrap_or(0)];
+    let rows: Vec<(&[u32], &[u32])> = seqs.iter().map(|s| (s.as_ref(), &zeros[..s.as_ref().len()])).collect();
+    pad_sequences(&rows, pad)
+}
+
 /// What aligning a file produced.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Alignments {
@@ -184,28 +204,14 @@ fn align_chunk(
     let c = encoder.cfg().hidden_size;
     // Every side of the chunk as a sequence with its special tokens; sequence 2q is pair q's
     // source, 2q + 1 its target.
-    let seqs: Vec<Vec<u32>> = chunk
-        .iter()
-        .flat_map(|(_, a, b)| [a, b])
-        .map(|side| {
-            let mut ids = Vec::with_capacity(side.ids.len() + 2);
-            ids.push(tok.cls_id);
-            ids.extend_from_slice(&side.ids);
-            ids.push(tok.sep_id);
-            ids
-        })
-        .collect();
+    let seqs: Vec<Vec<u32>> =
+        chunk.iter().flat_map(|(_, a, b)| [a, b]).map(|side| side.sequence(tok, usize::MAX)).collect();
     let mut order: Vec<usize> = (0..seqs.len()).collect();
     order.sort_by_key(|&q| (seqs[q].len(), q));
     let groups: Vec<&[usize]> = order.chunks(s.batch_size).collect();
-    let zeros = vec![0u32; seqs.iter().map(Vec::len).max().unwrap_or(0)];
     let batches: Vec<Batch> = groups
         .iter()
-        .map(|g| {
-            let rows: Vec<(&[u32], &[u32])> =
-                g.iter().map(|&q| (seqs[q].as_slice(), &zeros[..seqs[q].len()])).collect();
-            pad_sequences(&rows, tok.pad_id)
-        })
+        .map(|g| pad_batch(&g.iter().map(|&q| seqs[q].as_slice()).collect::<Vec<_>>(), tok.pad_id))
         .collect();
     // Per batch: the piece rows of each sequence, special positions dropped, back to back.
     let states = encoder.encode(&batches, s.layer, &|batch: &Batch, hidden: &[f32]| {

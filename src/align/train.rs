@@ -23,15 +23,14 @@
 //! in whatever mode the model is in when the batch is collated); TLM masks one side per pair
 //! in one loss (awesome-align masks each side in turn, two losses per batch).
 
-use super::aligner::{Side, WordPieces};
+use super::aligner::{pad_batch, Side, WordPieces};
 use super::extract::{piece_links, word_links, Method};
 use super::pairs::parse_pair;
 use crate::config::ModelConfig;
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::features::classification::pad_sequences;
 use crate::features::mlm::mask_tokens;
-use crate::model::batch::{Batch, Targets, TaskBatch};
+use crate::model::batch::{Targets, TaskBatch};
 use crate::model::{assign_prefixes, HostModel, SoBatch, TaskModel};
 use crate::rng::Rng;
 use crate::tasks::lookup;
@@ -136,13 +135,7 @@ impl ParallelSet {
         if half < 3 {
             return Err(Error::Setting(format!("a model of {} positions cannot hold a TLM pair", self.max_seq_len)));
         }
-        let side = |s: &Side| {
-            let mut ids = Vec::with_capacity(s.ids.len().min(half - 2) + 2);
-            ids.push(tok.cls_id);
-            ids.extend_from_slice(&s.ids[..s.ids.len().min(half - 2)]);
-            ids.push(tok.sep_id);
-            ids
-        };
+        let side = |s: &Side| s.sequence(tok, half - 2);
         let (vocab, mask_id) = (tok.vocab_size(), tok.mask_id()?);
         let mut seqs = Vec::with_capacity(idx.len());
         let mut labels = Vec::with_capacity(idx.len());
@@ -163,9 +156,7 @@ impl ParallelSet {
             seqs.push(masked);
             labels.push(y);
         }
-        let zeros = vec![0u32; seqs.iter().map(Vec::len).max().unwrap_or(0)];
-        let rows: Vec<(&[u32], &[u32])> = seqs.iter().map(|s| (s.as_slice(), &zeros[..s.len()])).collect();
-        let batch = pad_sequences(&rows, tok.pad_id);
+        let batch = pad_batch(&seqs, tok.pad_id);
         let mut y = vec![crate::model::IGNORE_INDEX; batch.b * batch.t];
         for (r, l) in labels.iter().enumerate() {
             y[r * batch.t..r * batch.t + l.len()].copy_from_slice(l);
@@ -184,17 +175,11 @@ impl ParallelSet {
         so: SoSettings,
     ) -> Result<SoBatch> {
         let pairs: Vec<&ParallelPair> = idx.iter().map(|&i| &self.pairs[i]).collect();
-        let seq = |s: &Side| {
-            let mut ids = Vec::with_capacity(s.ids.len() + 2);
-            ids.push(tok.cls_id);
-            ids.extend_from_slice(&s.ids);
-            ids.push(tok.sep_id);
-            ids
-        };
-        let seqs: Vec<Vec<u32>> = pairs.iter().map(|p| seq(&p.src)).chain(pairs.iter().map(|p| seq(&p.tgt))).collect();
-        let zeros = vec![0u32; seqs.iter().map(Vec::len).max().unwrap_or(0)];
-        let rows: Vec<(&[u32], &[u32])> = seqs.iter().map(|s| (s.as_slice(), &zeros[..s.len()])).collect();
-        let batch: Batch = pad_sequences(&rows, tok.pad_id);
+        let seqs: Vec<Vec<u32>> = (pairs.iter().map(|p| &p.src))
+            .chain(pairs.iter().map(|p| &p.tgt))
+            .map(|s| s.sequence(tok, usize::MAX))
+            .collect();
+        let batch = pad_batch(&seqs, tok.pad_id);
         let c = model.structure().cfg.hidden_size;
         let (np, t) = (pairs.len(), batch.t);
         if !so.so {

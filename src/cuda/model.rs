@@ -20,6 +20,7 @@ use super::device::{Buf, Dev, Dtype, Gpu};
 use super::encoder::{embedding_groups, encoder_backward, encoder_forward, oom_hint, Activations, BackwardScratch};
 use super::encoder::{EncoderInput, EncoderIo};
 use super::heads::*;
+use super::ops::embedding::EmbeddingGroups;
 use super::ops::{
     adamw_update, cast_from_f32, clip_by_norm_plan, count_nonfinite, count_nonfinite_plan, decay_bits, grad_norm,
     scale_inplace,
@@ -336,13 +337,7 @@ impl CudaModel {
         let mut st = std::mem::take(&mut self.staging);
         st.clear();
         let enc_in = EncoderInput::stage(&mut st, batch, &self.s.cfg, &mut self.pos);
-        let groups =
-            if so.is_some() { Some(embedding_groups(batch, &self.pos, &self.s.enc, &self.s.cfg)?) } else { None };
-        let plan_part = groups.as_ref().map(|gr| {
-            let mut packed = Vec::with_capacity(gr.len());
-            gr.pack(&mut packed);
-            st.u32s(&packed)
-        });
+        let (groups, plan_part) = stage_embedding_plan(&mut st, batch, &self.pos, &self.s, so.is_some())?;
         // The objective's loss row in the status area, after the pending ones.
         let at = self.status_used();
         if so.is_some() {
@@ -478,13 +473,7 @@ impl CudaModel {
         st.clear();
         let enc_in = EncoderInput::stage(&mut st, &tb.batch, &self.s.cfg, &mut self.pos);
         let hs = self.stage_head(head, tb, &mut st)?;
-        let groups =
-            if backward { Some(embedding_groups(&tb.batch, &self.pos, &self.s.enc, &self.s.cfg)?) } else { None };
-        let plan_part = groups.as_ref().map(|gr| {
-            let mut packed = Vec::with_capacity(gr.len());
-            gr.pack(&mut packed);
-            st.u32s(&packed)
-        });
+        let (groups, plan_part) = stage_embedding_plan(&mut st, &tb.batch, &self.pos, &self.s, backward)?;
         let at = self.status_used();
         let kind = hs.kind;
         self.status.grow_keeping(&g, at + kind.rows(), Dtype::F32, at)?;
@@ -696,6 +685,25 @@ impl CudaModel {
         let a = self.acts.as_ref().ok_or_else(|| Error::Usage("no forward has run".into()))?;
         self.gpu.read_f32(a.hidden(l, self.s.cfg.hidden_size))
     }
+}
+
+/// With `backward`, the embedding backward's plan for `batch` (position ids `pos`), and where
+/// its packed form lies in the staged upload `st`.
+fn stage_embedding_plan(
+    st: &mut Staging,
+    batch: &Batch,
+    pos: &[u32],
+    s: &Structure,
+    backward: bool,
+) -> Result<(Option<EmbeddingGroups>, Option<Part>)> {
+    if !backward {
+        return Ok((None, None));
+    }
+    let groups = embedding_groups(batch, pos, &s.enc, &s.cfg)?;
+    let mut packed = Vec::with_capacity(groups.len());
+    groups.pack(&mut packed);
+    let part = st.u32s(&packed);
+    Ok((Some(groups), Some(part)))
 }
 
 impl TaskModel for CudaModel {

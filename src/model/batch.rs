@@ -49,10 +49,17 @@ pub struct TaskBatch {
     pub targets: Targets,
 }
 
+impl Batch {
+    /// Tokens in the batch that are not padding.
+    pub fn real_tokens(&self) -> usize {
+        self.mask.iter().filter(|&&m| m > 0.0).count()
+    }
+}
+
 impl TaskBatch {
     /// Tokens in the batch that are not padding.
     pub fn real_tokens(&self) -> usize {
-        self.batch.mask.iter().filter(|&&m| m > 0.0).count()
+        self.batch.real_tokens()
     }
 }
 

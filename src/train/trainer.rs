@@ -678,7 +678,7 @@ impl<'a> Trainer<'a> {
                     self.model.accumulate(head, &tb, drop)?;
                 }
                 MicroBatch::SelfTraining(sb, layer) => {
-                    tokens += sb.batch.mask.iter().filter(|&&m| m > 0.0).count();
+                    tokens += sb.batch.real_tokens();
                     self.model.accumulate_so(&sb, layer, drop)?;
                 }
             }

@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: finite-difference checks and fixture copies.
+//! Helpers shared by the integration tests: finite-difference checks, fixture copies and the
+//! grid tests' tiny plan.
 
 #![allow(dead_code)]
 
@@ -80,4 +81,16 @@ pub fn classifier_from_dir(dir: &std::path::Path, k: usize) -> xlt::cpu::CpuMode
 /// `batch` with class labels (B) as its targets.
 pub fn labelled(batch: &xlt::model::Batch, labels: &[i64]) -> xlt::model::TaskBatch {
     xlt::model::TaskBatch { batch: batch.clone(), targets: xlt::model::Targets::Labels(labels.to_vec()) }
+}
+
+/// plans/tiny.toml with its paths made absolute and its output in `out`, written into `dir`.
+pub fn tiny_plan(dir: &std::path::Path, out: &std::path::Path) -> std::path::PathBuf {
+    const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+    let plan = std::fs::read_to_string(std::path::Path::new(ROOT).join("plans/tiny.toml")).expect("plans/tiny.toml");
+    let plan = plan
+        .replace("out = \"../grid-tiny\"", &format!("out = \"{}\"", out.display()))
+        .replace("\"../", &format!("\"{ROOT}/"));
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, plan).expect("write plan");
+    path
 }
