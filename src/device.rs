@@ -41,6 +41,15 @@ impl std::fmt::Debug for Device {
     }
 }
 
+/// How many GPUs this machine has that xlt can use (0 without a usable CUDA driver); the probe
+/// never panics.
+pub fn usable_gpus() -> usize {
+    match probe() {
+        Probe::Usable { devices } => devices,
+        Probe::Unusable(_) => 0,
+    }
+}
+
 impl Device {
     /// The device `choice` asks for, and a line saying which and, for `Auto` on the CPU, why
     /// (the caller prints it). `Auto` takes the GPU when one is usable; `Cuda` without a usable

@@ -19,9 +19,9 @@ pub fn slots(devices: &[String]) -> Vec<Option<String>> {
     if !devices.is_empty() {
         return devices.iter().map(|d| Some(d.clone())).collect();
     }
-    match crate::cuda::probe() {
-        crate::cuda::Probe::Usable { devices } => (0..devices).map(|d| Some(d.to_string())).collect(),
-        crate::cuda::Probe::Unusable(_) => vec![None],
+    match crate::device::usable_gpus() {
+        0 => vec![None],
+        n => (0..n).map(|d| Some(d.to_string())).collect(),
     }
 }
 
